@@ -1,0 +1,68 @@
+"""Turn what an upstream reported into the ``_provara`` meta: tokens, cost and latency.
+
+Shared by ``complete`` and the stream pipeline so both count the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from decimal import Decimal
+
+from provara_kit.pricing import MODEL_PRICING, lookup_price
+from provara_kit.tokens import resolve_usage
+from provara_kit.types import ChatRequest, ProvaraMeta
+
+__all__ = ["build_meta"]
+
+
+def build_meta(
+    *,
+    provider: str,
+    request: ChatRequest,
+    input_tokens: int | None,
+    output_tokens: int | None,
+    output_chars: int,
+    finish_reason: str | None,
+    started: float,
+    first_token_at: float | None,
+    upstream_model: str | None = None,
+    response_id: str | None = None,
+    pricing: Mapping[str, tuple[object, object]] | None = None,
+) -> ProvaraMeta:
+    """The meta for one finished request.
+
+    ``started`` and ``first_token_at`` are ``time.perf_counter()`` readings. The price is
+    looked up for the requested model, then for the model the upstream said it used.
+    """
+    now = time.perf_counter()
+    usage = resolve_usage(
+        input_tokens, output_tokens, messages=request.messages, output_chars=output_chars
+    )
+    table = MODEL_PRICING if pricing is None else pricing
+    price = lookup_price(provider, request.model, table)  # type: ignore[arg-type]
+    if price is None and upstream_model and upstream_model != request.model:
+        price = lookup_price(provider, upstream_model, table)  # type: ignore[arg-type]
+    cost: Decimal | None = (
+        None if price is None else price.cost(usage.input_tokens, usage.output_tokens)
+    )
+    extra = (
+        {"upstream_model": upstream_model}
+        if upstream_model and upstream_model != request.model
+        else {}
+    )
+    return ProvaraMeta(
+        provider=provider,
+        model=request.model,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        input_tokens_source=usage.input_tokens_source,
+        output_tokens_source=usage.output_tokens_source,
+        cost_usd=cost,
+        priced=price is not None,
+        finish_reason=finish_reason,
+        ttft_ms=None if first_token_at is None else round((first_token_at - started) * 1000, 3),
+        latency_ms=round((now - started) * 1000, 3),
+        response_id=response_id,
+        extra=extra,
+    )

@@ -1,0 +1,53 @@
+"""The interface every provider adapter implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from types import TracebackType
+from typing import ClassVar
+
+from provara_kit.streaming import ChatStream
+from provara_kit.types import ChatRequest, ChatResponse
+
+__all__ = ["Provider"]
+
+
+class Provider(ABC):
+    """An LLM provider behind the gateway.
+
+    ``complete`` answers a request in one piece; ``complete_stream`` returns a
+    :class:`ChatStream` of content events ending in one ``_provara`` meta event;
+    ``discover_models`` (optional) lists the models the provider serves now, or returns
+    ``None`` when it cannot. ``wire`` names the wire dialect the conformance suite scripts
+    for this adapter (``openai-chat``, ``anthropic-messages`` or the adapter's own).
+    """
+
+    name: str
+    wire: ClassVar[str] = "custom"
+    default_models: tuple[str, ...] = ()
+
+    @abstractmethod
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        """Answer ``request`` in one piece."""
+
+    @abstractmethod
+    def complete_stream(self, request: ChatRequest) -> ChatStream:
+        """Stream the answer; nothing is sent until the stream is first iterated."""
+
+    async def discover_models(self) -> list[str] | None:
+        """The model ids the provider serves now; ``None`` if it cannot list them."""
+        return None
+
+    async def aclose(self) -> None:
+        """Release connections. Safe to call more than once."""
+
+    async def __aenter__(self) -> Provider:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

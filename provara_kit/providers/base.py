@@ -1,0 +1,290 @@
+"""What every HTTP adapter shares: the client, the request/raise cycle and the stream plumbing.
+
+An adapter subclasses :class:`HTTPProvider` and fills in four wire-specific methods:
+``_headers``, ``_build_payload``, ``_parse_completion`` and ``_map_stream`` (wire events to
+:data:`~provara_kit.streaming.UpstreamEvent`). Status mapping, key scrubbing, timeouts,
+token fallback, pricing and the meta event are done here and in the pipeline, once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from abc import abstractmethod
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from provara_kit.accounting import build_meta
+from provara_kit.errors import (
+    MalformedResponseError,
+    ProviderConnectionError,
+    StreamAbortedError,
+    error_from_response,
+    redact,
+)
+from provara_kit.provider import Provider
+from provara_kit.sse import ServerSentEvent, SSEDecoder
+from provara_kit.streaming import (
+    ChatStream,
+    KeepAlive,
+    UpstreamEvent,
+    normalize_stream,
+    stream_timeout_from_env,
+)
+from provara_kit.types import ChatRequest, ChatResponse, ToolCall
+
+__all__ = ["KEEP_ALIVE", "HTTPProvider", "ParsedCompletion", "sse_events"]
+
+KEEP_ALIVE = KeepAlive()
+DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=30.0, pool=30.0)
+
+
+@dataclass(slots=True)
+class ParsedCompletion:
+    """What an adapter read out of a non-streamed response body."""
+
+    text: str
+    finish_reason: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    id: str | None = None
+    model: str | None = None
+    reasoning: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+
+
+class HTTPProvider(Provider):
+    """Base for adapters that speak JSON over HTTP with SSE streams.
+
+    ``transport`` is any ``httpx.AsyncBaseTransport`` (a mock in tests, a faster one in
+    the gateway). The API key is kept out of ``repr`` and scrubbed from every error.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        base_url: str,
+        api_key: str | None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        default_models: tuple[str, ...] = (),
+        stream_timeout: float | None = None,
+        timeout: httpx.Timeout | float | None = None,
+        pricing: Mapping[str, tuple[object, object]] | None = None,
+    ) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self._transport = transport
+        self.default_models = default_models
+        self.stream_timeout = (
+            stream_timeout_from_env() if stream_timeout is None else stream_timeout
+        )
+        self._timeout = DEFAULT_TIMEOUT if timeout is None else timeout
+        self._pricing = pricing
+        self._client: httpx.AsyncClient | None = None
+
+    def __repr__(self) -> str:
+        key = "set" if self._api_key else "missing"
+        return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r}, api_key=<{key}>)"
+
+    # -- what an adapter provides -------------------------------------------------------
+
+    @abstractmethod
+    def _headers(self) -> dict[str, str]:
+        """Auth and version headers for every request."""
+
+    @abstractmethod
+    def _completion_path(self) -> str:
+        """Path of the completion endpoint under ``base_url``."""
+
+    @abstractmethod
+    def _build_payload(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        """The wire request body."""
+
+    @abstractmethod
+    def _parse_completion(self, body: Any) -> ParsedCompletion:
+        """Read a non-streamed response body."""
+
+    @abstractmethod
+    def _map_stream(
+        self, events: AsyncIterator[ServerSentEvent | None], request: ChatRequest
+    ) -> AsyncIterator[UpstreamEvent]:
+        """Map decoded SSE events to upstream events; yield ``StreamDone`` on a clean end.
+
+        ``None`` stands for bytes that completed no event: yield ``KEEP_ALIVE`` for it.
+        """
+
+    # -- shared machinery ---------------------------------------------------------------
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                base_url=self.base_url,
+                transport=self._transport,
+                timeout=self._timeout,
+                headers=self._headers(),
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def _error(self, response: httpx.Response, body: bytes) -> Exception:
+        return error_from_response(
+            response.status_code,
+            body,
+            response.headers,
+            provider=self.name,
+            secrets=(self._api_key,),
+        )
+
+    def _connection_error(self, exc: httpx.HTTPError) -> Exception:
+        if isinstance(exc, httpx.TimeoutException):
+            return ProviderConnectionError(
+                f"{self.name} did not answer in time ({type(exc).__name__})", provider=self.name
+            )
+        detail = redact(str(exc), (self._api_key,))
+        return ProviderConnectionError(
+            f"could not reach {self.name} at {self.base_url}: {type(exc).__name__}: {detail}",
+            provider=self.name,
+        )
+
+    async def _get_json(self, path: str) -> Any:
+        try:
+            response = await self.client.get(path)
+        except httpx.HTTPError as exc:
+            raise self._connection_error(exc) from None
+        if response.status_code >= 400:
+            raise self._error(response, response.content)
+        return self._decode_json(response.content)
+
+    def _decode_json(self, body: bytes) -> Any:
+        try:
+            return json.loads(body)
+        except ValueError:
+            snippet = redact(body[:200].decode("utf-8", "replace"), (self._api_key,))
+            raise MalformedResponseError(
+                f"{self.name} answered 200 with a body that is not JSON: {snippet!r}",
+                provider=self.name,
+            ) from None
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        started = time.perf_counter()
+        payload = self._build_payload(request, stream=False)
+        try:
+            response = await self.client.post(self._completion_path(), json=payload)
+        except httpx.HTTPError as exc:
+            raise self._connection_error(exc) from None
+        if response.status_code >= 400:
+            raise self._error(response, response.content)
+        body = self._decode_json(response.content)
+        try:
+            parsed = self._parse_completion(body)
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise MalformedResponseError(
+                f"{self.name} answered 200 with an unexpected body shape: "
+                f"{type(exc).__name__}: {exc}",
+                provider=self.name,
+            ) from None
+        output_chars = (
+            len(parsed.text)
+            + len(parsed.reasoning)
+            + sum(len(c.arguments) + len(c.name or "") for c in parsed.tool_calls)
+        )
+        meta = build_meta(
+            provider=self.name,
+            request=request,
+            input_tokens=parsed.input_tokens,
+            output_tokens=parsed.output_tokens,
+            output_chars=output_chars,
+            finish_reason=parsed.finish_reason,
+            started=started,
+            first_token_at=None,
+            upstream_model=parsed.model,
+            response_id=parsed.id,
+            pricing=self._pricing,
+        )
+        return ChatResponse(
+            id=parsed.id,
+            provider=self.name,
+            model=request.model,
+            text=parsed.text,
+            reasoning=parsed.reasoning,
+            finish_reason=parsed.finish_reason,
+            usage=meta.usage,
+            tool_calls=parsed.tool_calls,
+            meta=meta,
+        )
+
+    def complete_stream(self, request: ChatRequest) -> ChatStream:
+        return ChatStream(
+            normalize_stream(
+                self._upstream_events(request),
+                provider=self.name,
+                request=request,
+                stream_timeout=self.stream_timeout,
+                pricing=self._pricing,
+            )
+        )
+
+    @asynccontextmanager
+    async def _open_stream(self, request: ChatRequest) -> AsyncIterator[httpx.Response]:
+        """Send the streaming request; raise the typed error for an error status."""
+        payload = self._build_payload(request, stream=True)
+        outgoing = self.client.build_request("POST", self._completion_path(), json=payload)
+        try:
+            response = await self.client.send(outgoing, stream=True)
+        except httpx.HTTPError as exc:
+            raise self._connection_error(exc) from None
+        try:
+            if response.status_code >= 400:
+                try:
+                    body = await response.aread()
+                except httpx.HTTPError:
+                    body = b""
+                raise self._error(response, body)
+            yield response
+        finally:
+            await response.aclose()
+
+    async def _upstream_events(self, request: ChatRequest) -> AsyncGenerator[UpstreamEvent, None]:
+        async with self._open_stream(request) as response:
+            mapped = self._map_stream(sse_events(response, provider=self.name), request)
+            try:
+                async for event in mapped:
+                    yield event
+            finally:
+                aclose = getattr(mapped, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+
+
+async def sse_events(
+    response: httpx.Response, *, provider: str
+) -> AsyncGenerator[ServerSentEvent | None, None]:
+    """Decoded events of a streamed body; ``None`` for a chunk that completed no event.
+
+    A body that ends inside an event (a partial line, data with no closing blank line)
+    raises :class:`StreamAbortedError`: whatever came before it, that is not a clean end.
+    """
+    decoder = SSEDecoder()
+    async for chunk in response.aiter_bytes():
+        events = decoder.feed(chunk)
+        if not events:
+            yield None
+            continue
+        for event in events:
+            yield event
+    decoder.end()
+    if decoder.truncated:
+        raise StreamAbortedError(
+            "upstream body ended in the middle of an event (truncated)", provider=provider
+        )

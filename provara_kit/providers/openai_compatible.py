@@ -1,0 +1,253 @@
+"""OpenAI-compatible Chat Completions: the adapter every path-A provider uses.
+
+OpenAI itself, Fireworks, Together, Groq, DeepSeek, Z.ai, Mistral, OpenRouter, Perplexity
+and xAI all speak this wire, with dialect quirks the mapper absorbs:
+
+* ``stream_options.include_usage`` is sent; providers that ignore it send no usage and the
+  pipeline estimates it. Usage may also come on the finish chunk, on every chunk as
+  ``null``, or under Groq's legacy ``x_groq.usage``.
+* Some providers never send ``data: [DONE]`` (Perplexity): the end of the body after a
+  chunk with a ``finish_reason`` is a clean end too.
+* Errors can arrive inside a 200 stream, as an ``event: error`` (Groq) or a chunk with an
+  ``error`` object (OpenRouter): both abort the stream.
+* Reasoning arrives as ``reasoning_content`` (DeepSeek, Z.ai), ``reasoning`` (OpenRouter,
+  Groq) or as Mistral's ``thinking`` content parts.
+
+Only choice 0 is streamed; requests asking for ``n > 1`` get the first choice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from typing import Any, ClassVar
+
+import httpx
+
+from provara_kit.errors import StreamAbortedError, extract_upstream_message, redact
+from provara_kit.providers.base import KEEP_ALIVE, HTTPProvider, ParsedCompletion
+from provara_kit.sse import ServerSentEvent
+from provara_kit.streaming import (
+    Finish,
+    ResponseStarted,
+    StreamDone,
+    UpstreamEvent,
+    UsageUpdate,
+)
+from provara_kit.types import ChatRequest, ReasoningDelta, TextDelta, ToolCall, ToolCallDelta
+
+__all__ = ["OpenAICompatibleProvider"]
+
+DONE = "[DONE]"
+
+
+class OpenAICompatibleProvider(HTTPProvider):
+    """A provider that speaks OpenAI's Chat Completions API at ``base_url``."""
+
+    wire: ClassVar[str] = "openai-chat"
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        base_url: str,
+        api_key: str | None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        default_models: tuple[str, ...] = (),
+        include_usage: bool = True,
+        extra_headers: Mapping[str, str] | None = None,
+        stream_timeout: float | None = None,
+        timeout: httpx.Timeout | float | None = None,
+        pricing: Mapping[str, tuple[object, object]] | None = None,
+    ) -> None:
+        self.include_usage = include_usage
+        self._extra_headers = dict(extra_headers or {})
+        super().__init__(
+            name=name,
+            base_url=base_url,
+            api_key=api_key,
+            transport=transport,
+            default_models=default_models,
+            stream_timeout=stream_timeout,
+            timeout=timeout,
+            pricing=pricing,
+        )
+
+    # -- wire requests ------------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"content-type": "application/json", **self._extra_headers}
+        if self._api_key:
+            headers["authorization"] = f"Bearer {self._api_key}"
+        return headers
+
+    def _completion_path(self) -> str:
+        return "/chat/completions"
+
+    def _build_payload(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "model": request.model,
+            "messages": [m.model_dump(exclude_none=True) for m in request.messages],
+        }
+        for field in ("max_tokens", "temperature", "stop", "tools", "tool_choice"):
+            value = getattr(request, field)
+            if value is not None:
+                payload[field] = value
+        payload.update(request.passthrough())
+        if stream:
+            payload["stream"] = True
+            if self.include_usage:
+                options = dict(payload.get("stream_options") or {})
+                options.setdefault("include_usage", True)
+                payload["stream_options"] = options
+        else:
+            payload.pop("stream", None)
+            payload.pop("stream_options", None)
+        return payload
+
+    async def discover_models(self) -> list[str] | None:
+        body = await self._get_json("/models")
+        entries = body.get("data") if isinstance(body, dict) else body
+        if not isinstance(entries, list):
+            return None
+        return [str(entry["id"]) for entry in entries if isinstance(entry, dict) and "id" in entry]
+
+    # -- wire responses -----------------------------------------------------------------
+
+    def _parse_completion(self, body: Any) -> ParsedCompletion:
+        choice = body["choices"][0]
+        message = choice.get("message") or {}
+        text, reasoning = _split_content(message.get("content"))
+        reasoning += message.get("reasoning_content") or message.get("reasoning") or ""
+        calls = [
+            ToolCall(
+                id=call.get("id"),
+                name=(call.get("function") or {}).get("name"),
+                arguments=(call.get("function") or {}).get("arguments") or "",
+            )
+            for call in message.get("tool_calls") or ()
+        ]
+        legacy = message.get("function_call")
+        if legacy:
+            calls.append(ToolCall(name=legacy.get("name"), arguments=legacy.get("arguments") or ""))
+        input_tokens, output_tokens = _usage(body.get("usage"))
+        return ParsedCompletion(
+            text=text,
+            reasoning=reasoning,
+            finish_reason=choice.get("finish_reason"),
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            id=body.get("id"),
+            model=body.get("model"),
+            tool_calls=calls,
+        )
+
+    async def _map_stream(
+        self, events: AsyncIterator[ServerSentEvent | None], request: ChatRequest
+    ) -> AsyncGenerator[UpstreamEvent, None]:
+        started = False
+        finished = False
+        async for sse in events:
+            if sse is None:
+                yield KEEP_ALIVE
+                continue
+            data = sse.data
+            if data == DONE:
+                yield StreamDone()
+                return
+            if sse.event == "error":
+                raise self._stream_error(data)
+            chunk = sse.json()
+            if not isinstance(chunk, dict):
+                raise ValueError(f"expected a JSON object, got {type(chunk).__name__}")
+            if chunk.get("error"):
+                raise self._stream_error(data)
+            if not started:
+                started = True
+                yield ResponseStarted(id=chunk.get("id"), model=chunk.get("model"))
+            for choice in chunk.get("choices") or ():
+                if choice.get("index", 0) != 0:
+                    continue
+                for event in _delta_events(choice.get("delta") or {}):
+                    yield event
+                if choice.get("finish_reason"):
+                    finished = True
+                    yield Finish(choice["finish_reason"])
+            usage = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage")
+            if usage:
+                input_tokens, output_tokens = _usage(usage)
+                yield UsageUpdate(input_tokens=input_tokens, output_tokens=output_tokens)
+        if finished:
+            # The body ended cleanly after a finish_reason: providers such as Perplexity
+            # never send [DONE].
+            yield StreamDone()
+
+    def _stream_error(self, data: str) -> StreamAbortedError:
+        message, error_type = extract_upstream_message(data)
+        detail = f" ({error_type})" if error_type else ""
+        return StreamAbortedError(
+            f"upstream error inside the stream{detail}: {redact(message, (self._api_key,))}",
+            provider=self.name,
+        )
+
+
+def _usage(usage: Any) -> tuple[int | None, int | None]:
+    if not isinstance(usage, dict):
+        return None, None
+    return _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _split_content(content: Any) -> tuple[str, str]:
+    """(text, reasoning) from a string or a list of content parts (Mistral's thinking)."""
+    if content is None:
+        return "", ""
+    if isinstance(content, str):
+        return content, ""
+    text: list[str] = []
+    reasoning: list[str] = []
+    for part in content:
+        if not isinstance(part, dict):
+            continue
+        if part.get("type") == "text":
+            text.append(part.get("text") or "")
+        elif part.get("type") == "thinking":
+            thinking = part.get("thinking")
+            if isinstance(thinking, str):
+                reasoning.append(thinking)
+            elif isinstance(thinking, list):
+                reasoning.extend(p.get("text") or "" for p in thinking if isinstance(p, dict))
+    return "".join(text), "".join(reasoning)
+
+
+def _delta_events(delta: dict[str, Any]) -> list[UpstreamEvent]:
+    events: list[UpstreamEvent] = []
+    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+    if isinstance(reasoning, str) and reasoning:
+        events.append(ReasoningDelta(reasoning))
+    content = delta.get("content")
+    if isinstance(content, str):
+        if content:
+            events.append(TextDelta(content))
+    elif content is not None:
+        text, thinking = _split_content(content)
+        if thinking:
+            events.append(ReasoningDelta(thinking))
+        if text:
+            events.append(TextDelta(text))
+    refusal = delta.get("refusal")
+    if isinstance(refusal, str) and refusal:
+        events.append(TextDelta(refusal))
+    for call in delta.get("tool_calls") or ():
+        function = call.get("function") or {}
+        events.append(
+            ToolCallDelta(
+                index=call.get("index", 0),
+                id=call.get("id"),
+                name=function.get("name"),
+                arguments=function.get("arguments") or "",
+            )
+        )
+    return events

@@ -1,0 +1,445 @@
+"""Which providers exist, how to build them, and which models each one serves.
+
+Built-in OpenAI-compatible providers are registered from :data:`AUTO_REGISTER`; the
+Anthropic adapter is registered natively; installed adapter packages are found through the
+``provara.providers`` entry-point group. An entry point names either a
+:class:`ProviderSpec` or a callable taking the :class:`Registry` (a plugin hook that calls
+``registry.register(...)``).
+
+Path A of the runbook is one call::
+
+    from provara_kit.registry import register_openai_compatible
+    register_openai_compatible(
+        name="fireworks",
+        api_key_env="FIREWORKS_API_KEY",
+        base_url_env="FIREWORKS_BASE_URL",
+        default_base_url="https://api.fireworks.ai/inference/v1",
+    )
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Literal, Protocol
+
+import httpx
+
+from provara_kit.errors import ConfigurationError, ProvaraError, redact
+from provara_kit.model_catalog import DEFAULT_MODELS
+from provara_kit.provider import Provider
+from provara_kit.providers.anthropic import AnthropicProvider
+from provara_kit.providers.openai_compatible import OpenAICompatibleProvider
+
+__all__ = [
+    "AUTO_REGISTER",
+    "ENTRY_POINT_GROUP",
+    "REGISTRY",
+    "ModelRefresh",
+    "ProviderFactory",
+    "ProviderSpec",
+    "RefreshReport",
+    "Registry",
+    "create",
+    "get",
+    "load_entry_points",
+    "refresh_models",
+    "register",
+    "register_openai_compatible",
+]
+
+ENTRY_POINT_GROUP = "provara.providers"
+
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+
+
+class ProviderFactory(Protocol):
+    """Builds a provider from a key, a base URL and an optional httpx transport."""
+
+    def __call__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str | None,
+        transport: httpx.AsyncBaseTransport | None,
+    ) -> Provider: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    """How to build one provider and where its settings come from."""
+
+    name: str
+    factory: ProviderFactory
+    api_key_env: str | None = None
+    base_url_env: str | None = None
+    default_base_url: str | None = None
+    default_models: tuple[str, ...] = ()
+    wire: str = "custom"
+    source: str = "user"
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ConfigurationError(
+                f"provider name {self.name!r} must be lower-case letters, digits, '-' or '_', "
+                "starting with a letter"
+            )
+
+    def base_url(self, environ: Mapping[str, str] = os.environ) -> str | None:
+        """The base URL: the env override when set, else the default."""
+        if self.base_url_env and environ.get(self.base_url_env):
+            return environ[self.base_url_env]
+        return self.default_base_url
+
+    def api_key(self, environ: Mapping[str, str] = os.environ) -> str | None:
+        """The operator's default key from the environment, if any."""
+        return environ.get(self.api_key_env) or None if self.api_key_env else None
+
+
+@dataclass(slots=True)
+class ModelRefresh:
+    """What ``refresh_models`` found for one provider."""
+
+    provider: str
+    status: Literal["ok", "error", "skipped"]
+    models: tuple[str, ...] = ()
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass(slots=True)
+class RefreshReport:
+    """One row per provider; a provider that is down is reported, never fatal."""
+
+    results: dict[str, ModelRefresh] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[str]:
+        return [name for name, r in self.results.items() if r.status == "error"]
+
+    def __str__(self) -> str:
+        lines = []
+        for name, r in sorted(self.results.items()):
+            detail = f"{len(r.models)} models" if r.status == "ok" else (r.error or "")
+            lines.append(f"{name}: {r.status} - {detail}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class _OpenAICompatible:
+    name: str
+    api_key_env: str
+    base_url_env: str | None
+    default_base_url: str
+    default_models: tuple[str, ...]
+    extra_headers: tuple[tuple[str, str], ...] = ()
+
+    def __call__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str | None,
+        transport: httpx.AsyncBaseTransport | None,
+    ) -> Provider:
+        return OpenAICompatibleProvider(
+            name=self.name,
+            api_key=api_key,
+            base_url=base_url or self.default_base_url,
+            transport=transport,
+            default_models=self.default_models,
+            extra_headers=dict(self.extra_headers),
+        )
+
+
+def _anthropic_factory(
+    *,
+    api_key: str | None,
+    base_url: str | None,
+    transport: httpx.AsyncBaseTransport | None,
+) -> Provider:
+    kwargs: dict[str, Any] = {"api_key": api_key, "transport": transport}
+    if base_url:
+        kwargs["base_url"] = base_url
+    return AnthropicProvider(**kwargs)
+
+
+class Registry:
+    """Named provider specs, plus the models each one served at the last refresh."""
+
+    def __init__(self) -> None:
+        self._specs: dict[str, ProviderSpec] = {}
+        self.models: dict[str, tuple[str, ...]] = {}
+        self.last_refresh: dict[str, ModelRefresh] = {}
+        self.plugin_errors: dict[str, str] = {}
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._specs
+
+    def __iter__(self) -> Any:
+        return iter(sorted(self._specs))
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def names(self) -> list[str]:
+        return sorted(self._specs)
+
+    def specs(self) -> list[ProviderSpec]:
+        return [self._specs[name] for name in sorted(self._specs)]
+
+    def register(
+        self,
+        spec: ProviderSpec | str,
+        factory: ProviderFactory | None = None,
+        *,
+        replace: bool = True,
+        **fields: Any,
+    ) -> ProviderSpec:
+        """Add (or, by default, replace) a provider.
+
+        Pass a :class:`ProviderSpec`, or a name and a factory plus any spec fields:
+        ``register("acme", AcmeProvider.from_settings, api_key_env="ACME_API_KEY")``.
+        """
+        if isinstance(spec, str):
+            if factory is None:
+                raise ConfigurationError(f"register({spec!r}, ...) needs a provider factory")
+            spec = ProviderSpec(name=spec, factory=factory, **fields)
+        elif factory is not None or fields:
+            raise ConfigurationError("pass either a ProviderSpec or a name with a factory")
+        if not replace and spec.name in self._specs:
+            raise ConfigurationError(f"provider {spec.name!r} is already registered")
+        self._specs[spec.name] = spec
+        self.models[spec.name] = spec.default_models
+        self.last_refresh.pop(spec.name, None)
+        return spec
+
+    def register_openai_compatible(
+        self,
+        *,
+        name: str,
+        api_key_env: str,
+        base_url_env: str | None = None,
+        default_base_url: str,
+        default_models: Iterable[str] = (),
+        extra_headers: Mapping[str, str] | None = None,
+        source: str = "user",
+    ) -> ProviderSpec:
+        """Register an OpenAI-compatible provider: the whole of path A."""
+        models = tuple(default_models)
+        factory = _OpenAICompatible(
+            name=name,
+            api_key_env=api_key_env,
+            base_url_env=base_url_env,
+            default_base_url=default_base_url,
+            default_models=models,
+            extra_headers=tuple((extra_headers or {}).items()),
+        )
+        return self.register(
+            ProviderSpec(
+                name=name,
+                factory=factory,
+                api_key_env=api_key_env,
+                base_url_env=base_url_env,
+                default_base_url=default_base_url,
+                default_models=models,
+                wire=OpenAICompatibleProvider.wire,
+                source=source,
+            )
+        )
+
+    def get(self, name: str) -> ProviderSpec:
+        """The spec for ``name``; an unknown name says which ones exist."""
+        try:
+            return self._specs[name]
+        except KeyError:
+            known = ", ".join(self.names()) or "none"
+            raise ConfigurationError(
+                f"unknown provider {name!r}; registered providers: {known}"
+            ) from None
+
+    def create(
+        self,
+        name: str,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        environ: Mapping[str, str] = os.environ,
+    ) -> Provider:
+        """Build provider ``name``; the key and base URL default to the environment."""
+        spec = self.get(name)
+        return spec.factory(
+            api_key=api_key if api_key is not None else spec.api_key(environ),
+            base_url=base_url or spec.base_url(environ),
+            transport=transport,
+        )
+
+    def load_entry_points(self) -> list[str]:
+        """Register every installed adapter package; a broken one is noted, not fatal."""
+        loaded: list[str] = []
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            before = set(self._specs)
+            try:
+                target = ep.load()
+                if isinstance(target, ProviderSpec):
+                    self.register(_with_source(target, ep))
+                elif callable(target):
+                    target(self)
+                else:
+                    raise TypeError(
+                        f"entry point must name a ProviderSpec or a callable, got {target!r}"
+                    )
+            except Exception as exc:  # a broken plugin must not take the registry down
+                self.plugin_errors[ep.name] = f"{type(exc).__name__}: {exc}"
+                continue
+            self.plugin_errors.pop(ep.name, None)
+            loaded.extend(sorted(set(self._specs) - before) or [ep.name])
+        return loaded
+
+    async def refresh_models(
+        self,
+        providers: Mapping[str, Provider] | None = None,
+        *,
+        environ: Mapping[str, str] = os.environ,
+        timeout: float = 15.0,
+    ) -> RefreshReport:
+        """Ask every provider for its models, concurrently; failures are reported.
+
+        ``providers`` supplies ready instances (the gateway's); otherwise each registered
+        provider is built from the environment and skipped when it has no key.
+        """
+        report = RefreshReport()
+        owned: list[Provider] = []
+        targets: dict[str, Provider] = {}
+        if providers is not None:
+            targets.update(providers)
+        else:
+            for spec in self.specs():
+                if spec.api_key_env and not spec.api_key(environ):
+                    report.results[spec.name] = ModelRefresh(
+                        spec.name, "skipped", self.models.get(spec.name, ()),
+                        error=f"no API key (set {spec.api_key_env})",
+                    )
+                    continue
+                provider = self.create(spec.name, environ=environ)
+                owned.append(provider)
+                targets[spec.name] = provider
+        try:
+            results = await asyncio.gather(
+                *(self._refresh_one(name, p, timeout) for name, p in targets.items())
+            )
+        finally:
+            for provider in owned:
+                await provider.aclose()
+        for result in results:
+            report.results[result.provider] = result
+            self.last_refresh[result.provider] = result
+            if result.status == "ok":
+                self.models[result.provider] = result.models
+        return report
+
+    async def _refresh_one(self, name: str, provider: Provider, timeout: float) -> ModelRefresh:
+        started = time.perf_counter()
+        secret = getattr(provider, "_api_key", None)
+        try:
+            async with asyncio.timeout(timeout):
+                models = await provider.discover_models()
+        except TimeoutError:
+            return ModelRefresh(
+                name, "error", self.models.get(name, ()),
+                error=f"no answer within {timeout:g}s",
+                seconds=time.perf_counter() - started,
+            )
+        except (ProvaraError, httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            return ModelRefresh(
+                name, "error", self.models.get(name, ()),
+                error=redact(f"{type(exc).__name__}: {exc}", (secret,)),
+                seconds=time.perf_counter() - started,
+            )
+        if models is None:
+            return ModelRefresh(
+                name, "skipped", self.models.get(name, ()),
+                error="provider cannot list its models; keeping the configured ones",
+                seconds=time.perf_counter() - started,
+            )
+        return ModelRefresh(
+            name, "ok", tuple(models), seconds=time.perf_counter() - started
+        )
+
+
+def _with_source(spec: ProviderSpec, ep: Any) -> ProviderSpec:
+    dist = getattr(getattr(ep, "dist", None), "name", None) or ep.value
+    return ProviderSpec(
+        name=spec.name,
+        factory=spec.factory,
+        api_key_env=spec.api_key_env,
+        base_url_env=spec.base_url_env,
+        default_base_url=spec.default_base_url,
+        default_models=spec.default_models,
+        wire=spec.wire,
+        source=f"entry-point:{dist}",
+    )
+
+
+# name, key env, base-URL env, default base URL: the providers known to speak the OpenAI wire.
+AUTO_REGISTER: tuple[tuple[str, str, str, str], ...] = (
+    ("openai", "OPENAI_API_KEY", "OPENAI_BASE_URL", "https://api.openai.com/v1"),
+    ("fireworks", "FIREWORKS_API_KEY", "FIREWORKS_BASE_URL", "https://api.fireworks.ai/inference/v1"),
+    ("together", "TOGETHER_API_KEY", "TOGETHER_BASE_URL", "https://api.together.xyz/v1"),
+    ("groq", "GROQ_API_KEY", "GROQ_BASE_URL", "https://api.groq.com/openai/v1"),
+    ("deepseek", "DEEPSEEK_API_KEY", "DEEPSEEK_BASE_URL", "https://api.deepseek.com"),
+    ("zai", "ZAI_API_KEY", "ZAI_BASE_URL", "https://api.z.ai/api/paas/v4"),
+    ("mistral", "MISTRAL_API_KEY", "MISTRAL_BASE_URL", "https://api.mistral.ai/v1"),
+    ("openrouter", "OPENROUTER_API_KEY", "OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1"),
+    ("perplexity", "PERPLEXITY_API_KEY", "PERPLEXITY_BASE_URL", "https://api.perplexity.ai"),
+    ("xai", "XAI_API_KEY", "XAI_BASE_URL", "https://api.x.ai/v1"),
+)
+
+
+def _register_builtins(registry: Registry) -> None:
+    for name, key_env, url_env, base_url in AUTO_REGISTER:
+        registry.register_openai_compatible(
+            name=name,
+            api_key_env=key_env,
+            base_url_env=url_env,
+            default_base_url=base_url,
+            default_models=DEFAULT_MODELS.get(name, ()),
+            source="builtin",
+        )
+    registry.register(
+        ProviderSpec(
+            name="anthropic",
+            factory=_anthropic_factory,
+            api_key_env="ANTHROPIC_API_KEY",
+            base_url_env="ANTHROPIC_BASE_URL",
+            default_base_url="https://api.anthropic.com/v1",
+            default_models=DEFAULT_MODELS.get("anthropic", ()),
+            wire=AnthropicProvider.wire,
+            source="builtin",
+        )
+    )
+
+
+def default_registry(*, plugins: bool = True) -> Registry:
+    """A registry with the built-ins and (by default) every installed adapter package."""
+    registry = Registry()
+    _register_builtins(registry)
+    if plugins:
+        registry.load_entry_points()
+    return registry
+
+
+REGISTRY: Registry = default_registry()
+"""The process-wide registry the module-level functions act on."""
+
+register: Callable[..., ProviderSpec] = REGISTRY.register
+register_openai_compatible: Callable[..., ProviderSpec] = REGISTRY.register_openai_compatible
+get: Callable[[str], ProviderSpec] = REGISTRY.get
+create: Callable[..., Provider] = REGISTRY.create
+load_entry_points: Callable[[], list[str]] = REGISTRY.load_entry_points
+refresh_models = REGISTRY.refresh_models

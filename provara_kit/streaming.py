@@ -1,0 +1,299 @@
+"""The one stream pipeline every adapter uses.
+
+An adapter maps its wire to :data:`UpstreamEvent` values and hands the iterator to
+:func:`normalize_stream`, which
+
+* never yields an event without content (empty text, role-only deltas, keep-alives);
+* raises :class:`StreamAbortedError` when the upstream stops without a :class:`StreamDone`
+  (dropped, truncated, or ended by an error the adapter raised) and yields no meta;
+* raises :class:`StreamTimeoutError` when nothing arrives for ``PROVARA_STREAM_TIMEOUT_MS``;
+* on a clean end yields exactly one :class:`ProvaraMeta`, last;
+* closes the upstream whenever it stops, including when the consumer stops early.
+
+:class:`ChatStream` wraps the result so the stream is owned by a context manager and can be
+collected into a :class:`ChatResponse`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TypeAlias
+
+import httpx
+
+from provara_kit.accounting import build_meta
+from provara_kit.errors import (
+    ConfigurationError,
+    ProviderError,
+    StreamAbortedError,
+    StreamTimeoutError,
+)
+from provara_kit.types import (
+    ChatRequest,
+    ChatResponse,
+    ProvaraMeta,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+)
+
+__all__ = [
+    "DEFAULT_STREAM_TIMEOUT_MS",
+    "ChatStream",
+    "Finish",
+    "KeepAlive",
+    "ResponseStarted",
+    "StreamDone",
+    "UpstreamEvent",
+    "UsageUpdate",
+    "normalize_stream",
+    "stream_timeout_from_env",
+]
+
+DEFAULT_STREAM_TIMEOUT_MS = 60_000
+
+
+@dataclass(slots=True, frozen=True)
+class ResponseStarted:
+    """The upstream named its response id and/or the model it used."""
+
+    id: str | None = None
+    model: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class UsageUpdate:
+    """Token counts the upstream reported so far. ``None`` = not reported.
+
+    Counts replace earlier ones (wires report cumulative totals), they are never added.
+    """
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class Finish:
+    """The upstream said why generation stopped."""
+
+    reason: str
+
+
+@dataclass(slots=True, frozen=True)
+class KeepAlive:
+    """Bytes arrived that carry nothing (ping, comment, partial event): resets the idle timer."""
+
+
+@dataclass(slots=True, frozen=True)
+class StreamDone:
+    """The wire's terminal marker: the upstream finished cleanly."""
+
+
+UpstreamEvent: TypeAlias = (
+    TextDelta
+    | ReasoningDelta
+    | ToolCallDelta
+    | ResponseStarted
+    | UsageUpdate
+    | Finish
+    | KeepAlive
+    | StreamDone
+)
+
+_KEEP_ALIVE = KeepAlive()
+
+
+def stream_timeout_from_env(environ: Mapping[str, str] = os.environ) -> float:
+    """Idle timeout in seconds from ``PROVARA_STREAM_TIMEOUT_MS`` (default 60000 ms)."""
+    raw = environ.get("PROVARA_STREAM_TIMEOUT_MS", "").strip()
+    if not raw:
+        return DEFAULT_STREAM_TIMEOUT_MS / 1000
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(
+            f"PROVARA_STREAM_TIMEOUT_MS must be a whole number of milliseconds, got {raw!r}"
+        ) from None
+    if value <= 0:
+        raise ConfigurationError(f"PROVARA_STREAM_TIMEOUT_MS must be positive, got {value}")
+    return value / 1000
+
+
+async def normalize_stream(
+    upstream: AsyncIterator[UpstreamEvent],
+    *,
+    provider: str,
+    request: ChatRequest,
+    stream_timeout: float | None,
+    started: float | None = None,
+    pricing: Mapping[str, tuple[object, object]] | None = None,
+) -> AsyncGenerator[StreamEvent, None]:
+    """Run an adapter's upstream events through the shared rules (see the module doc)."""
+    started = time.perf_counter() if started is None else started
+    first_token_at: float | None = None
+    output_chars = 0
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    finish_reason: str | None = None
+    response_id: str | None = None
+    upstream_model: str | None = None
+    done = False
+    try:
+        while True:
+            try:
+                if stream_timeout is None:
+                    event = await anext(upstream)
+                else:
+                    async with asyncio.timeout(stream_timeout):
+                        event = await anext(upstream)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                raise StreamTimeoutError(
+                    f"no data from upstream for {stream_timeout * 1000:.0f} ms "
+                    "(PROVARA_STREAM_TIMEOUT_MS)",
+                    provider=provider,
+                ) from None
+            except httpx.TimeoutException as exc:
+                raise StreamTimeoutError(
+                    f"upstream read timed out: {type(exc).__name__}", provider=provider
+                ) from None
+            except httpx.TransportError as exc:
+                raise StreamAbortedError(
+                    f"upstream connection broke mid-stream: {type(exc).__name__}",
+                    provider=provider,
+                ) from None
+            except ValueError as exc:  # an event body that is not what the wire promises
+                raise StreamAbortedError(
+                    f"upstream sent a malformed stream event: {exc}", provider=provider
+                ) from None
+
+            if isinstance(event, TextDelta | ReasoningDelta):
+                if not event.text:
+                    continue
+                if first_token_at is None:
+                    first_token_at = time.perf_counter()
+                output_chars += len(event.text)
+                yield event
+            elif isinstance(event, ToolCallDelta):
+                if not (event.arguments or event.id or event.name):
+                    continue
+                if first_token_at is None:
+                    first_token_at = time.perf_counter()
+                output_chars += len(event.arguments) + len(event.name or "")
+                yield event
+            elif isinstance(event, KeepAlive):
+                continue
+            elif isinstance(event, UsageUpdate):
+                if event.input_tokens is not None:
+                    input_tokens = event.input_tokens
+                if event.output_tokens is not None:
+                    output_tokens = event.output_tokens
+            elif isinstance(event, Finish):
+                finish_reason = event.reason
+            elif isinstance(event, ResponseStarted):
+                response_id = event.id or response_id
+                upstream_model = event.model or upstream_model
+            elif isinstance(event, StreamDone):
+                done = True
+                break
+    finally:
+        aclose = getattr(upstream, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    if not done:
+        raise StreamAbortedError(
+            "upstream stream ended before its terminal marker (connection dropped or body "
+            "truncated)",
+            provider=provider,
+        )
+    yield build_meta(
+        provider=provider,
+        request=request,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        output_chars=output_chars,
+        finish_reason=finish_reason,
+        started=started,
+        first_token_at=first_token_at,
+        upstream_model=upstream_model,
+        response_id=response_id,
+        pricing=pricing,
+    )
+
+
+class ChatStream:
+    """A provider's stream of :data:`StreamEvent`, owning the upstream connection.
+
+    Iterate it with ``async for``; use it as ``async with`` (or call :meth:`aclose`) so the
+    upstream response is closed even when you stop early. :meth:`collect` drains it into
+    a :class:`ChatResponse`. After a clean end :attr:`meta` holds the ``_provara`` meta.
+    """
+
+    __slots__ = ("_events", "meta")
+
+    def __init__(self, events: AsyncGenerator[StreamEvent, None]) -> None:
+        self._events = events
+        self.meta: ProvaraMeta | None = None
+
+    def __aiter__(self) -> ChatStream:
+        return self
+
+    async def __anext__(self) -> StreamEvent:
+        event = await self._events.__anext__()
+        if type(event) is ProvaraMeta:
+            self.meta = event
+        return event
+
+    async def aclose(self) -> None:
+        """Stop the stream and close the upstream response."""
+        await self._events.aclose()
+
+    async def __aenter__(self) -> ChatStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def collect(self) -> ChatResponse:
+        """Drain the stream into one response (raises what the stream raises)."""
+        text: list[str] = []
+        reasoning: list[str] = []
+        calls: dict[int, ToolCall] = {}
+        async with self:
+            async for event in self:
+                if isinstance(event, TextDelta):
+                    text.append(event.text)
+                elif isinstance(event, ReasoningDelta):
+                    reasoning.append(event.text)
+                elif isinstance(event, ToolCallDelta):
+                    call = calls.setdefault(event.index, ToolCall())
+                    call.id = call.id or event.id
+                    call.name = call.name or event.name
+                    call.arguments += event.arguments
+        meta = self.meta
+        if meta is None:  # pragma: no cover - normalize_stream raises before this
+            raise ProviderError("stream ended without its _provara meta event")
+        return ChatResponse(
+            id=meta.response_id,
+            provider=meta.provider,
+            model=meta.model,
+            text="".join(text),
+            reasoning="".join(reasoning),
+            finish_reason=meta.finish_reason,
+            usage=meta.usage,
+            tool_calls=[calls[i] for i in sorted(calls)],
+            meta=meta,
+        )
