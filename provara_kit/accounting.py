@@ -40,9 +40,9 @@ def build_meta(
         input_tokens, output_tokens, messages=request.messages, output_chars=output_chars
     )
     table = MODEL_PRICING if pricing is None else pricing
-    price = lookup_price(provider, request.model, table)  # type: ignore[arg-type]
+    price = lookup_price(provider, request.model, table)
     if price is None and upstream_model and upstream_model != request.model:
-        price = lookup_price(provider, upstream_model, table)  # type: ignore[arg-type]
+        price = lookup_price(provider, upstream_model, table)
     cost: Decimal | None = (
         None if price is None else price.cost(usage.input_tokens, usage.output_tokens)
     )

@@ -3,26 +3,26 @@
 ::
 
     ProvaraError
-    ├── ConfigurationError            bad settings: missing env var, unknown provider, weak master key
-    │   └── MasterKeyError            PROVARA_MASTER_KEY missing, malformed or too weak
-    ├── VaultError                    a ciphertext that cannot be decrypted (wrong key, tenant or name)
-    └── ProviderError                 anything that went wrong talking to a provider
-        ├── ProviderStatusError       upstream answered with a 4xx/5xx status
-        │   ├── BadRequestError           400 (and 413, 422: the request itself is wrong)
-        │   ├── AuthenticationError       401
-        │   ├── PermissionDeniedError     403
-        │   ├── NotFoundError             404
-        │   ├── ConflictError             409
-        │   ├── RequestTooLargeError      413
-        │   ├── UnprocessableEntityError  422
-        │   ├── RateLimitError            429            retryable
-        │   ├── UpstreamServerError       5xx            retryable
-        │   └── OverloadedError           529            retryable
-        ├── ProviderConnectionError   the request never got a status (DNS, refused, reset)  retryable
-        ├── MalformedResponseError    a 200 whose body is not what the wire format promises
-        └── StreamError               a stream that did not finish cleanly
-            ├── StreamAbortedError    dropped, truncated, no terminal marker, upstream error event
-            └── StreamTimeoutError    no bytes for longer than PROVARA_STREAM_TIMEOUT_MS
+    ├── ConfigurationError          bad settings: missing env var, unknown provider
+    │   └── MasterKeyError          PROVARA_MASTER_KEY missing, malformed or weak
+    ├── VaultError                  a stored key that cannot be decrypted here
+    └── ProviderError               anything that went wrong talking to a provider
+        ├── ProviderStatusError     the upstream answered with an error status
+        │   ├── BadRequestError             400, and other 4xx not named below
+        │   │   ├── RequestTooLargeError    413
+        │   │   └── UnprocessableEntityError 422
+        │   ├── AuthenticationError         401
+        │   ├── PermissionDeniedError       403
+        │   ├── NotFoundError               404
+        │   ├── ConflictError               409
+        │   ├── RateLimitError              429             retryable
+        │   └── UpstreamServerError         5xx, 408        retryable
+        │       └── OverloadedError         529             retryable
+        ├── ProviderConnectionError no status at all: refused, reset, DNS  retryable
+        ├── MalformedResponseError  a 200 whose body breaks the wire format
+        └── StreamError             a stream that did not finish cleanly    retryable
+            ├── StreamAbortedError  dropped, truncated, no terminal marker, error event
+            └── StreamTimeoutError  silent longer than PROVARA_STREAM_TIMEOUT_MS
 
 ``error_for_status`` is the one place an HTTP status becomes an error class; adapters
 call :func:`error_from_response` and never repeat the mapping.
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -45,10 +46,10 @@ __all__ = [
     "NotFoundError",
     "OverloadedError",
     "PermissionDeniedError",
+    "ProvaraError",
     "ProviderConnectionError",
     "ProviderError",
     "ProviderStatusError",
-    "ProvaraError",
     "RateLimitError",
     "RequestTooLargeError",
     "StreamAbortedError",
@@ -247,11 +248,11 @@ def parse_retry_after(value: str | None) -> float | None:
             when = parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError):
             return None
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = (when - datetime.now(timezone.utc)).total_seconds()
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
     if seconds != seconds or seconds == float("inf"):  # NaN or inf
         return None
     return max(0.0, seconds)

@@ -38,7 +38,7 @@ class Provider(ABC):
         """The model ids the provider serves now; ``None`` if it cannot list them."""
         return None
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, nothing to release here
         """Release connections. Safe to call more than once."""
 
     async def __aenter__(self) -> Provider:

@@ -306,7 +306,7 @@ class Registry:
         providers: Mapping[str, Provider] | None = None,
         *,
         environ: Mapping[str, str] = os.environ,
-        timeout: float = 15.0,
+        timeout_seconds: float = 15.0,
     ) -> RefreshReport:
         """Ask every provider for its models, concurrently; failures are reported.
 
@@ -322,7 +322,9 @@ class Registry:
             for spec in self.specs():
                 if spec.api_key_env and not spec.api_key(environ):
                     report.results[spec.name] = ModelRefresh(
-                        spec.name, "skipped", self.models.get(spec.name, ()),
+                        spec.name,
+                        "skipped",
+                        self.models.get(spec.name, ()),
                         error=f"no API key (set {spec.api_key_env})",
                     )
                     continue
@@ -331,7 +333,7 @@ class Registry:
                 targets[spec.name] = provider
         try:
             results = await asyncio.gather(
-                *(self._refresh_one(name, p, timeout) for name, p in targets.items())
+                *(self._refresh_one(name, p, timeout_seconds) for name, p in targets.items())
             )
         finally:
             for provider in owned:
@@ -343,33 +345,39 @@ class Registry:
                 self.models[result.provider] = result.models
         return report
 
-    async def _refresh_one(self, name: str, provider: Provider, timeout: float) -> ModelRefresh:
+    async def _refresh_one(
+        self, name: str, provider: Provider, timeout_seconds: float
+    ) -> ModelRefresh:
         started = time.perf_counter()
         secret = getattr(provider, "_api_key", None)
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(timeout_seconds):
                 models = await provider.discover_models()
         except TimeoutError:
             return ModelRefresh(
-                name, "error", self.models.get(name, ()),
-                error=f"no answer within {timeout:g}s",
+                name,
+                "error",
+                self.models.get(name, ()),
+                error=f"no answer within {timeout_seconds:g}s",
                 seconds=time.perf_counter() - started,
             )
         except (ProvaraError, httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
             return ModelRefresh(
-                name, "error", self.models.get(name, ()),
+                name,
+                "error",
+                self.models.get(name, ()),
                 error=redact(f"{type(exc).__name__}: {exc}", (secret,)),
                 seconds=time.perf_counter() - started,
             )
         if models is None:
             return ModelRefresh(
-                name, "skipped", self.models.get(name, ()),
+                name,
+                "skipped",
+                self.models.get(name, ()),
                 error="provider cannot list its models; keeping the configured ones",
                 seconds=time.perf_counter() - started,
             )
-        return ModelRefresh(
-            name, "ok", tuple(models), seconds=time.perf_counter() - started
-        )
+        return ModelRefresh(name, "ok", tuple(models), seconds=time.perf_counter() - started)
 
 
 def _with_source(spec: ProviderSpec, ep: Any) -> ProviderSpec:
@@ -389,7 +397,12 @@ def _with_source(spec: ProviderSpec, ep: Any) -> ProviderSpec:
 # name, key env, base-URL env, default base URL: the providers known to speak the OpenAI wire.
 AUTO_REGISTER: tuple[tuple[str, str, str, str], ...] = (
     ("openai", "OPENAI_API_KEY", "OPENAI_BASE_URL", "https://api.openai.com/v1"),
-    ("fireworks", "FIREWORKS_API_KEY", "FIREWORKS_BASE_URL", "https://api.fireworks.ai/inference/v1"),
+    (
+        "fireworks",
+        "FIREWORKS_API_KEY",
+        "FIREWORKS_BASE_URL",
+        "https://api.fireworks.ai/inference/v1",
+    ),
     ("together", "TOGETHER_API_KEY", "TOGETHER_BASE_URL", "https://api.together.xyz/v1"),
     ("groq", "GROQ_API_KEY", "GROQ_BASE_URL", "https://api.groq.com/openai/v1"),
     ("deepseek", "DEEPSEEK_API_KEY", "DEEPSEEK_BASE_URL", "https://api.deepseek.com"),

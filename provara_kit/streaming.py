@@ -157,7 +157,7 @@ async def normalize_stream(
                 break
             except TimeoutError:
                 raise StreamTimeoutError(
-                    f"no data from upstream for {stream_timeout * 1000:.0f} ms "
+                    f"no data from upstream for {(stream_timeout or 0) * 1000:.0f} ms "
                     "(PROVARA_STREAM_TIMEOUT_MS)",
                     provider=provider,
                 ) from None

@@ -178,7 +178,7 @@ class ProvaraMeta:
             "output_tokens": self.output_tokens,
             "input_tokens_source": self.input_tokens_source,
             "output_tokens_source": self.output_tokens_source,
-            "cost_usd": None if self.cost_usd is None else str(self.cost_usd),
+            "cost_usd": None if self.cost_usd is None else format(self.cost_usd.normalize(), "f"),
             "priced": self.priced,
             "finish_reason": self.finish_reason,
             "ttft_ms": self.ttft_ms,

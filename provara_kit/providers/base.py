@@ -90,7 +90,10 @@ class HTTPProvider(Provider):
 
     def __repr__(self) -> str:
         key = "set" if self._api_key else "missing"
-        return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r}, api_key=<{key}>)"
+        return (
+            f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r}, "
+            f"api_key=<{key}>)"
+        )
 
     # -- what an adapter provides -------------------------------------------------------
 
