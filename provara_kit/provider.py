@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from types import TracebackType
-from typing import ClassVar
+from typing import ClassVar, Self
 
 from provara_kit.streaming import ChatStream
 from provara_kit.types import ChatRequest, ChatResponse
@@ -41,7 +41,7 @@ class Provider(ABC):
     async def aclose(self) -> None:  # noqa: B027 - optional hook, nothing to release here
         """Release connections. Safe to call more than once."""
 
-    async def __aenter__(self) -> Provider:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(

@@ -191,7 +191,7 @@ class HTTPProvider(Provider):
         body = self._decode_json(response.content)
         try:
             parsed = self._parse_completion(body)
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             raise MalformedResponseError(
                 f"{self.name} answered 200 with an unexpected body shape: "
                 f"{type(exc).__name__}: {exc}",
@@ -228,9 +228,11 @@ class HTTPProvider(Provider):
         )
 
     def complete_stream(self, request: ChatRequest) -> ChatStream:
+        # Build the body now: a request the wire cannot express fails here, not as an abort.
+        payload = self._build_payload(request, stream=True)
         return ChatStream(
             normalize_stream(
-                self._upstream_events(request),
+                self._upstream_events(request, payload),
                 provider=self.name,
                 request=request,
                 stream_timeout=self.stream_timeout,
@@ -239,9 +241,8 @@ class HTTPProvider(Provider):
         )
 
     @asynccontextmanager
-    async def _open_stream(self, request: ChatRequest) -> AsyncIterator[httpx.Response]:
+    async def _open_stream(self, payload: dict[str, Any]) -> AsyncIterator[httpx.Response]:
         """Send the streaming request; raise the typed error for an error status."""
-        payload = self._build_payload(request, stream=True)
         outgoing = self.client.build_request("POST", self._completion_path(), json=payload)
         try:
             response = await self.client.send(outgoing, stream=True)
@@ -258,8 +259,10 @@ class HTTPProvider(Provider):
         finally:
             await response.aclose()
 
-    async def _upstream_events(self, request: ChatRequest) -> AsyncGenerator[UpstreamEvent, None]:
-        async with self._open_stream(request) as response:
+    async def _upstream_events(
+        self, request: ChatRequest, payload: dict[str, Any]
+    ) -> AsyncGenerator[UpstreamEvent, None]:
+        async with self._open_stream(payload) as response:
             mapped = self._map_stream(sse_events(response, provider=self.name), request)
             try:
                 async for event in mapped:
