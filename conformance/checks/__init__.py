@@ -1,0 +1,11 @@
+"""Every conformance check, by stable id. Importing this package registers them all."""
+
+from __future__ import annotations
+
+from conformance.checks import accounting, properties, status_200, status_errors, streams
+from conformance.checks.registry import CHECKS, Check, check
+
+__all__ = ["CHECKS", "Check", "check"]
+
+# The modules register on import; keep the names used so linters see why they are here.
+_MODULES = (status_200, status_errors, streams, accounting, properties)

@@ -1,0 +1,159 @@
+"""What a check works with: the target, a scripted upstream around it, and soft assertions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from provara_kit.errors import ProviderError
+from provara_kit.provider import Provider
+from provara_kit.testing import (
+    DEFAULT_REPLY,
+    CannedReply,
+    ErrorFault,
+    ScriptedUpstream,
+    StreamFaults,
+)
+from provara_kit.types import ChatRequest, ProvaraMeta, StreamEvent
+
+from conformance.target import ConformanceTarget
+
+__all__ = [
+    "FAKE_KEY",
+    "CheckContext",
+    "CheckSkipped",
+    "Findings",
+    "StreamOutcome",
+    "run_stream",
+]
+
+FAKE_KEY = "sk-conformance-7f3a9c2e41b84d06a5e1c9d2b7f04e83"
+"""The key every scripted check uses; it must never surface in an error, a repr or a log."""
+
+
+class CheckSkipped(Exception):
+    """The check cannot run here (no key for a live run, nothing to check); says why."""
+
+
+class Findings:
+    """Soft assertions: a check records every failing case, then fails once with all."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def expect(self, condition: object, problem: str) -> bool:
+        if not condition:
+            self.problems.append(problem)
+        return bool(condition)
+
+    def fail(self, problem: str) -> None:
+        self.problems.append(problem)
+
+    def raise_if_any(self) -> None:
+        if self.problems:
+            raise AssertionError("; ".join(self.problems))
+
+
+@dataclass
+class StreamOutcome:
+    """Everything a stream yielded, and how it ended."""
+
+    events: list[StreamEvent] = field(default_factory=list)
+    error: BaseException | None = None
+
+    @property
+    def metas(self) -> list[ProvaraMeta]:
+        return [e for e in self.events if isinstance(e, ProvaraMeta)]
+
+    @property
+    def content(self) -> list[StreamEvent]:
+        return [e for e in self.events if not isinstance(e, ProvaraMeta)]
+
+    @property
+    def text(self) -> str:
+        return "".join(getattr(e, "text", "") for e in self.content if e.type == "text")
+
+
+async def run_stream(provider: Provider, request: ChatRequest) -> StreamOutcome:
+    """Drain a stream, keeping what it yielded and the error it ended with."""
+    outcome = StreamOutcome()
+    try:
+        async with provider.complete_stream(request) as stream:
+            async for event in stream:
+                outcome.events.append(event)
+    except ProviderError as exc:
+        outcome.error = exc
+    return outcome
+
+
+@dataclass
+class CheckContext:
+    """The target under test and helpers to script its upstream."""
+
+    target: ConformanceTarget
+    live: bool = False
+
+    @property
+    def model(self) -> str:
+        return self.target.model
+
+    def request(
+        self,
+        text: str = "Say hello.",
+        *,
+        system: str | None = "You are terse.",
+        model: str | None = None,
+        **extra: Any,
+    ) -> ChatRequest:
+        messages: list[dict[str, Any]] = []
+        if system is not None:
+            messages.append({"role": "system", "content": system})
+        messages.append({"role": "user", "content": text})
+        return ChatRequest(model=model or self.model, messages=messages, **extra)
+
+    def reply(self, chunks: Sequence[str] = DEFAULT_REPLY.chunks, **fields: Any) -> CannedReply:
+        return CannedReply(chunks=tuple(chunks), model=self.model, **fields)
+
+    @asynccontextmanager
+    async def scripted(
+        self,
+        *,
+        reply: CannedReply | None = None,
+        faults: StreamFaults | None = None,
+        error: ErrorFault | None = None,
+        models: Sequence[str] | None = None,
+        stream_timeout_ms: int | None = None,
+    ) -> AsyncIterator[tuple[Provider, ScriptedUpstream]]:
+        """The target wired to a scripted upstream speaking its dialect."""
+        upstream = ScriptedUpstream(
+            self.target.dialect,
+            reply=reply or self.reply(),
+            faults=faults,
+            error=error,
+            models=models,
+            expected_api_key=FAKE_KEY,
+        )
+        provider = self.target.build(
+            api_key=FAKE_KEY, transport=upstream, stream_timeout_ms=stream_timeout_ms
+        )
+        try:
+            yield provider, upstream
+        finally:
+            await provider.aclose()
+
+    def live_key(self) -> str:
+        """The real API key from the environment, or skip saying which variable to set."""
+        env = self.target.api_key_env
+        key = os.environ.get(env) if env else None
+        if not key:
+            raise CheckSkipped(
+                f"--live needs a key for {self.target.name}: set {env or 'its API key variable'}"
+            )
+        return key
+
+    def live_provider(self, *, api_key: str | None = None) -> Provider:
+        """The target against the real API (``transport=None``: the network)."""
+        return self.target.build(api_key=api_key or self.live_key(), transport=None)

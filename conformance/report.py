@@ -1,0 +1,161 @@
+"""The conformance report: one row per (target, check), written as JSON and Markdown.
+
+and JUnit XML for CI systems.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+import platform
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from conformance.target import ConformanceTarget
+
+__all__ = ["CheckRow", "ConformanceReport", "Status"]
+
+Status = Literal["passed", "failed", "skipped", "xfailed"]
+_SYMBOL = {"passed": "✅", "failed": "❌", "skipped": "⏭", "xfailed": "⚠️ xfail"}
+
+
+@dataclass
+class CheckRow:
+    target: str
+    id: str
+    status: Status
+    reason: str = ""
+    duration_s: float = 0.0
+
+
+@dataclass
+class ConformanceReport:
+    suite_version: str
+    live: bool = False
+    partial: bool = False
+    targets: dict[str, ConformanceTarget] = field(default_factory=dict)
+    rows: dict[tuple[str, str], CheckRow] = field(default_factory=dict)
+
+    def record(self, row: CheckRow) -> None:
+        """Keep the worst outcome per (target, check): a failed teardown beats a passed call."""
+        key = (row.target, row.id)
+        previous = self.rows.get(key)
+        if previous is None or (previous.status != "failed" and row.status == "failed"):
+            if previous is not None:
+                row.duration_s += previous.duration_s
+            self.rows[key] = row
+        else:
+            previous.duration_s += row.duration_s
+
+    @property
+    def failed(self) -> list[CheckRow]:
+        return [row for row in self.rows.values() if row.status == "failed"]
+
+    def check_ids(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for _target, check_id in self.rows:
+            seen.setdefault(check_id, None)
+        return list(seen)
+
+    def target_names(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for target, _check_id in self.rows:
+            seen.setdefault(target, None)
+        return list(seen)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "suite": "provara-conformance",
+            "suite_version": self.suite_version,
+            "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "mode": "live" if self.live else "hermetic",
+            "partial": self.partial,
+            "python": platform.python_version(),
+            "targets": [self._target_json(name) for name in self.target_names()],
+            "summary": {
+                status: sum(1 for r in self.rows.values() if r.status == status)
+                for status in ("passed", "failed", "skipped", "xfailed")
+            },
+        }
+
+    def _target_json(self, name: str) -> dict[str, object]:
+        target = self.targets.get(name)
+        return {
+            "target": name,
+            "adapter": target.adapter if target else "",
+            "adapter_version": target.adapter_version if target else "unknown",
+            "wire": target.dialect.name if target else "",
+            "models": list(target.models) if target else [],
+            "checks": [
+                {k: v for k, v in asdict(row).items() if k != "target"}
+                for (t, _), row in self.rows.items()
+                if t == name
+            ],
+        }
+
+    def to_markdown(self) -> str:
+        checks = self.check_ids()
+        lines = [
+            f"# Provara conformance report (suite {self.suite_version}, "
+            f"{'live' if self.live else 'hermetic'})",
+            "",
+            "| provider | adapter | " + " | ".join(f"`{c}`" for c in checks) + " |",
+            "|---|---|" + "---|" * len(checks),
+        ]
+        for name in self.target_names():
+            target = self.targets.get(name)
+            adapter = f"{target.adapter} {target.adapter_version}" if target else ""
+            cells = []
+            for check_id in checks:
+                row = self.rows.get((name, check_id))
+                cells.append(_SYMBOL[row.status] if row else "—")
+            lines.append(f"| {name} | {adapter} | " + " | ".join(cells) + " |")
+        problems = [r for r in self.rows.values() if r.status != "passed"]
+        if problems:
+            lines += ["", "## Not passed", ""]
+            for row in problems:
+                reason = row.reason.replace("\n", " ").replace("|", "\\|")
+                lines.append(f"- **{row.target}** `{row.id}` {row.status}: {reason}")
+        return "\n".join(lines) + "\n"
+
+    def to_junit(self) -> str:
+        suites = ET.Element("testsuites", name="provara-conformance")
+        for name in self.target_names():
+            rows = [r for (t, _), r in self.rows.items() if t == name]
+            suite = ET.SubElement(
+                suites,
+                "testsuite",
+                name=name,
+                tests=str(len(rows)),
+                failures=str(sum(r.status == "failed" for r in rows)),
+                skipped=str(sum(r.status in ("skipped", "xfailed") for r in rows)),
+                time=f"{sum(r.duration_s for r in rows):.3f}",
+            )
+            for row in rows:
+                case = ET.SubElement(
+                    suite, "testcase", classname=f"conformance.{name}", name=row.id,
+                    time=f"{row.duration_s:.3f}",
+                )
+                if row.status == "failed":
+                    ET.SubElement(case, "failure", message=row.reason[:1000]).text = row.reason
+                elif row.status in ("skipped", "xfailed"):
+                    ET.SubElement(case, "skipped", message=f"{row.status}: {row.reason}"[:1000])
+        ET.indent(suites)
+        return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+
+    def write(self, folder: Path) -> list[Path]:
+        """Write report.json, report.md and junit.xml into ``folder``."""
+        folder.mkdir(parents=True, exist_ok=True)
+        outputs = {
+            "report.json": json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n",
+            "report.md": self.to_markdown(),
+            "junit.xml": self.to_junit(),
+        }
+        paths = []
+        for filename, text in outputs.items():
+            path = folder / filename
+            path.write_text(text, encoding="utf-8")
+            paths.append(path)
+        return paths

@@ -1,0 +1,153 @@
+"""The base class an adapter package subclasses to run every check against its adapter."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx
+import pytest
+
+from provara_kit.pricing import MODEL_PRICING
+from provara_kit.provider import Provider
+from provara_kit.testing import WireDialect
+
+from conformance.checks import CHECKS
+from conformance.context import CheckContext, CheckSkipped
+from conformance.target import ConformanceTarget, resolve_dialect
+
+__all__ = ["ProviderConformance", "run_check"]
+
+MARKER = "conformance"
+
+
+class ProviderConformance:
+    """Every conformance check, one test method each (``test_status_200`` ...).
+
+    Subclass it in your adapter's tests::
+
+        class TestAcmeConformance(ProviderConformance):
+            provider_name = "acme"
+            wire = "anthropic-messages"          # or your own WireDialect instance
+            models = ("acme-large", "acme-small")
+            api_key_env = "ACME_API_KEY"
+            expected_failures = {"stream-timeout": "why, until when"}  # strict xfail
+
+            def make_provider(self, *, api_key, base_url, transport):
+                return AcmeProvider(api_key=api_key, base_url=base_url, transport=transport)
+
+    Opting out of a check is ``expected_failures`` data with a reason; it runs as a strict
+    xfail, so a check that starts passing says so.
+    """
+
+    provider_name: ClassVar[str] = ""
+    wire: ClassVar[str | WireDialect] = "openai-chat"
+    models: ClassVar[tuple[str, ...]] = ()
+    api_key_env: ClassVar[str | None] = None
+    base_url: ClassVar[str | None] = None
+    pricing: ClassVar[Mapping[str, Any] | None] = None
+    expected_failures: ClassVar[Mapping[str, str]] = {}
+    fixtures_dir: ClassVar[str | Path | None] = None
+    adapter_version: ClassVar[str | None] = None
+
+    def make_provider(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str | None,
+        transport: httpx.AsyncBaseTransport | None,
+    ) -> Provider:
+        """Build the adapter under test. Override this."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must define make_provider(*, api_key, base_url, transport)"
+        )
+
+    def conformance_target_for(self) -> ConformanceTarget:
+        """The target the checks run against, from the class attributes."""
+        if not self.provider_name:
+            raise TypeError(f"{type(self).__name__} must set provider_name")
+        dialect = self.wire if isinstance(self.wire, WireDialect) else resolve_dialect(self.wire)
+        probe = self.make_provider(api_key=None, base_url=self.base_url, transport=None)
+        adapter = type(probe)
+        from conformance.target import _distribution_version
+
+        return ConformanceTarget(
+            name=self.provider_name,
+            factory=self.make_provider,
+            dialect=dialect,
+            models=tuple(self.models),
+            pricing=MODEL_PRICING if self.pricing is None else self.pricing,
+            api_key_env=self.api_key_env,
+            base_url=self.base_url,
+            adapter=f"{adapter.__module__}.{adapter.__qualname__}",
+            adapter_version=self.adapter_version or _distribution_version(adapter.__module__),
+            expected_failures=dict(self.expected_failures),
+            fixtures_dir=Path(self.fixtures_dir) if self.fixtures_dir else None,
+        )
+
+    @pytest.fixture
+    def conformance_target(self) -> ConformanceTarget:
+        return self.conformance_target_for()
+
+    @pytest.fixture(autouse=True)
+    def _conformance_expectations(
+        self, request: pytest.FixtureRequest, conformance_target: ConformanceTarget
+    ) -> Iterator[None]:
+        check_id = _check_id(request.node)
+        if check_id is None:
+            yield
+            return
+        request.node.user_properties.append(("conformance_check", check_id))
+        request.node.user_properties.append(("conformance_target", conformance_target.name))
+        recorder = request.config.stash.get(TARGETS_KEY, None)
+        if recorder is not None:
+            recorder[conformance_target.name] = conformance_target
+        reason = conformance_target.expected_failures.get(check_id)
+        if reason:
+            request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+        yield
+
+
+def _check_id(node: pytest.Item) -> str | None:
+    marker = node.get_closest_marker(MARKER)
+    return str(marker.args[0]) if marker and marker.args else None
+
+
+TARGETS_KEY = pytest.StashKey[dict[str, ConformanceTarget]]()
+
+
+def run_check(check_id: str, target: ConformanceTarget, *, live: bool = False) -> None:
+    """Run one check against ``target``; raises AssertionError on failure."""
+    check = CHECKS[check_id]
+    function = check.live if live else check.run
+    if function is None:
+        pytest.skip(f"{check_id} needs a scripted upstream: it runs without --live")
+    context = CheckContext(target, live=live)
+    try:
+        result = function(context)
+        if inspect.isawaitable(result):
+            asyncio.run(_await(result))
+    except CheckSkipped as skipped:
+        pytest.skip(str(skipped))
+
+
+async def _await(awaitable: Any) -> None:
+    await awaitable
+
+
+def _make_test(check_id: str) -> Callable[..., None]:
+    def test(self: ProviderConformance, conformance_target: ConformanceTarget, request: pytest.FixtureRequest) -> None:
+        run_check(check_id, conformance_target, live=bool(request.config.getoption("provara_live", False)))
+
+    test.__name__ = "test_" + check_id.replace("-", "_")
+    test.__doc__ = f"[{check_id}] {CHECKS[check_id].title}"
+    return pytest.mark.conformance(check_id)(test)
+
+
+for _check_id_ in CHECKS:
+    _test = _make_test(_check_id_)
+    setattr(ProviderConformance, _test.__name__, _test)
+del _check_id_, _test

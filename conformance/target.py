@@ -1,0 +1,131 @@
+"""What the suite runs against: a provider factory, its wire dialect, models and pricing."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, entry_points, version
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from provara_kit.pricing import MODEL_PRICING
+from provara_kit.provider import Provider
+from provara_kit.registry import REGISTRY, ProviderFactory, Registry
+from provara_kit.testing import DIALECTS, WireDialect
+
+__all__ = ["DIALECT_ENTRY_POINT_GROUP", "ConformanceTarget", "resolve_dialect"]
+
+DIALECT_ENTRY_POINT_GROUP = "provara.dialects"
+
+
+def resolve_dialect(wire: str) -> WireDialect:
+    """The dialect named ``wire``: a built-in one, or one an adapter package ships under the
+    ``provara.dialects`` entry-point group (``acme-native = acme_pkg.dialect:AcmeDialect``)."""
+    if wire in DIALECTS:
+        return DIALECTS[wire]
+    for ep in entry_points(group=DIALECT_ENTRY_POINT_GROUP):
+        if ep.name == wire:
+            loaded = ep.load()
+            dialect = loaded() if isinstance(loaded, type) else loaded
+            if not isinstance(dialect, WireDialect):
+                raise TypeError(f"entry point {ep.value} is not a WireDialect")
+            return dialect
+    known = ", ".join(sorted(DIALECTS))
+    raise LookupError(
+        f"no wire dialect named {wire!r}: built-in ones are {known}; a native adapter "
+        f"ships its own under the {DIALECT_ENTRY_POINT_GROUP!r} entry-point group"
+    )
+
+
+@dataclass(frozen=True)
+class ConformanceTarget:
+    """One provider under test.
+
+    ``factory`` builds the adapter from a key, a base URL and an httpx transport (the
+    registry's :class:`~provara_kit.registry.ProviderFactory`). ``dialect`` scripts its wire
+    for the hermetic checks. ``expected_failures`` maps a check id to the reason the
+    adapter is known not to pass it: those checks run as strict xfails.
+    """
+
+    name: str
+    factory: ProviderFactory
+    dialect: WireDialect
+    models: tuple[str, ...] = ()
+    pricing: Mapping[str, Any] = field(default_factory=lambda: MODEL_PRICING)
+    api_key_env: str | None = None
+    base_url: str | None = None
+    adapter: str = ""
+    adapter_version: str = "unknown"
+    expected_failures: Mapping[str, str] = field(default_factory=dict)
+    fixtures_dir: Path | None = None
+
+    @property
+    def model(self) -> str:
+        """The model the scripted checks ask for."""
+        return self.models[0] if self.models else "conformance-model"
+
+    def build(
+        self,
+        *,
+        api_key: str | None,
+        transport: httpx.AsyncBaseTransport | None,
+        base_url: str | None = None,
+        stream_timeout_ms: int | None = None,
+    ) -> Provider:
+        """A fresh adapter instance; ``stream_timeout_ms`` is applied the way operators do,
+        through ``PROVARA_STREAM_TIMEOUT_MS``."""
+        url = base_url or self.base_url or "https://conformance.invalid/v1"
+        with _env("PROVARA_STREAM_TIMEOUT_MS", stream_timeout_ms):
+            return self.factory(api_key=api_key, base_url=url, transport=transport)
+
+    @classmethod
+    def from_registry(cls, name: str, registry: Registry = REGISTRY) -> ConformanceTarget:
+        """The target for a registered provider; its dialect comes from the spec's ``wire``."""
+        spec = registry.get(name)
+        probe = spec.factory(api_key=None, base_url=spec.default_base_url, transport=None)
+        adapter_cls = type(probe)
+        dialect = resolve_dialect(spec.wire)
+        return cls(
+            name=name,
+            factory=spec.factory,
+            dialect=dialect,
+            models=registry.models.get(name) or spec.default_models,
+            api_key_env=spec.api_key_env,
+            base_url=spec.base_url(),
+            adapter=f"{adapter_cls.__module__}.{adapter_cls.__qualname__}",
+            adapter_version=_distribution_version(adapter_cls.__module__),
+        )
+
+
+def _distribution_version(module: str) -> str:
+    top = module.split(".", 1)[0]
+    for dist in (top.replace("_", "-"), top):
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            continue
+    if top == "provara_kit":
+        from provara_kit import __version__
+
+        return __version__
+    return "unknown"
+
+
+@contextmanager
+def _env(name: str, value: int | None) -> Iterator[None]:
+    if value is None:
+        yield
+        return
+    old = os.environ.get(name)
+    os.environ[name] = str(value)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
