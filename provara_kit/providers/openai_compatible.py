@@ -12,12 +12,16 @@ and xAI all speak this wire, with dialect quirks the mapper absorbs:
   ``error`` object (OpenRouter): both abort the stream.
 * Reasoning arrives as ``reasoning_content`` (DeepSeek, Z.ai), ``reasoning`` (OpenRouter,
   Groq) or as Mistral's ``thinking`` content parts.
+* Tool calls stream as fragments keyed by ``index``; a call's id and name are yielded once
+  even where the wire repeats them on every fragment (OpenRouter), and calls sent without
+  an ``index`` (Mistral) are numbered by their position in the chunk.
 
 Only choice 0 is streamed; requests asking for ``n > 1`` get the first choice.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any, ClassVar
 
@@ -122,13 +126,15 @@ class OpenAICompatibleProvider(HTTPProvider):
             ToolCall(
                 id=call.get("id"),
                 name=(call.get("function") or {}).get("name"),
-                arguments=(call.get("function") or {}).get("arguments") or "",
+                arguments=_arguments((call.get("function") or {}).get("arguments")),
             )
             for call in message.get("tool_calls") or ()
         ]
         legacy = message.get("function_call")
         if legacy:
-            calls.append(ToolCall(name=legacy.get("name"), arguments=legacy.get("arguments") or ""))
+            calls.append(
+                ToolCall(name=legacy.get("name"), arguments=_arguments(legacy.get("arguments")))
+            )
         input_tokens, output_tokens = _usage(body.get("usage"))
         return ParsedCompletion(
             text=text,
@@ -144,8 +150,7 @@ class OpenAICompatibleProvider(HTTPProvider):
     async def _map_stream(
         self, events: AsyncIterator[ServerSentEvent | None], request: ChatRequest
     ) -> AsyncGenerator[UpstreamEvent, None]:
-        started = False
-        finished = False
+        state = _StreamState()
         async for sse in events:
             if sse is None:
                 yield KEEP_ALIVE
@@ -161,22 +166,13 @@ class OpenAICompatibleProvider(HTTPProvider):
                 raise ValueError(f"expected a JSON object, got {type(chunk).__name__}")
             if chunk.get("error"):
                 raise self._stream_error(data)
-            if not started:
-                started = True
-                yield ResponseStarted(id=chunk.get("id"), model=chunk.get("model"))
-            for choice in chunk.get("choices") or ():
-                if choice.get("index", 0) != 0:
-                    continue
-                for event in _delta_events(choice.get("delta") or {}):
-                    yield event
-                if choice.get("finish_reason"):
-                    finished = True
-                    yield Finish(choice["finish_reason"])
-            usage = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage")
-            if usage:
-                input_tokens, output_tokens = _usage(usage)
-                yield UsageUpdate(input_tokens=input_tokens, output_tokens=output_tokens)
-        if finished:
+            try:
+                mapped = _chunk_events(chunk, state)
+            except (AttributeError, KeyError, TypeError) as exc:
+                raise ValueError(f"unexpected chunk shape: {type(exc).__name__}: {exc}") from None
+            for event in mapped:
+                yield event
+        if state.finished:
             # The body ended cleanly after a finish_reason: providers such as Perplexity
             # never send [DONE].
             yield StreamDone()
@@ -188,6 +184,46 @@ class OpenAICompatibleProvider(HTTPProvider):
             f"upstream error inside the stream{detail}: {redact(message, (self._api_key,))}",
             provider=self.name,
         )
+
+
+class _StreamState:
+    """What the mapper remembers across chunks of one stream."""
+
+    __slots__ = ("finished", "started", "tool_ids", "tool_names")
+
+    def __init__(self) -> None:
+        self.started = False
+        self.finished = False
+        self.tool_ids: set[int] = set()  # tool call indexes whose id was already yielded
+        self.tool_names: set[int] = set()  # ... and whose name was
+
+
+def _chunk_events(chunk: dict[str, Any], state: _StreamState) -> list[UpstreamEvent]:
+    events: list[UpstreamEvent] = []
+    if not state.started:
+        state.started = True
+        events.append(ResponseStarted(id=chunk.get("id"), model=chunk.get("model")))
+    for choice in chunk.get("choices") or ():
+        if choice.get("index", 0) != 0:
+            continue
+        events.extend(_delta_events(choice.get("delta") or {}, state))
+        if choice.get("finish_reason"):
+            state.finished = True
+            events.append(Finish(choice["finish_reason"]))
+    usage = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage")
+    if usage:
+        input_tokens, output_tokens = _usage(usage)
+        events.append(UsageUpdate(input_tokens=input_tokens, output_tokens=output_tokens))
+    return events
+
+
+def _arguments(value: Any) -> str:
+    """Tool-call arguments as JSON text; a few wires send an object instead of its text."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _usage(usage: Any) -> tuple[int | None, int | None]:
@@ -222,7 +258,7 @@ def _split_content(content: Any) -> tuple[str, str]:
     return "".join(text), "".join(reasoning)
 
 
-def _delta_events(delta: dict[str, Any]) -> list[UpstreamEvent]:
+def _delta_events(delta: dict[str, Any], state: _StreamState) -> list[UpstreamEvent]:
     events: list[UpstreamEvent] = []
     reasoning = delta.get("reasoning_content") or delta.get("reasoning")
     if isinstance(reasoning, str) and reasoning:
@@ -240,14 +276,28 @@ def _delta_events(delta: dict[str, Any]) -> list[UpstreamEvent]:
     refusal = delta.get("refusal")
     if isinstance(refusal, str) and refusal:
         events.append(TextDelta(refusal))
-    for call in delta.get("tool_calls") or ():
+    for position, call in enumerate(delta.get("tool_calls") or ()):
         function = call.get("function") or {}
+        index = call.get("index")
+        if not isinstance(index, int) or isinstance(index, bool):
+            index = position  # Mistral sends whole calls without an index
+        # Some wires (OpenRouter) repeat id and name on every fragment; they are yielded
+        # once per call, as clients concatenate whatever a delta carries.
+        call_id = call.get("id") or None
+        if call_id is not None:
+            if index in state.tool_ids:
+                call_id = None
+            else:
+                state.tool_ids.add(index)
+        name = function.get("name") or None
+        if name is not None:
+            if index in state.tool_names:
+                name = None
+            else:
+                state.tool_names.add(index)
         events.append(
             ToolCallDelta(
-                index=call.get("index", 0),
-                id=call.get("id"),
-                name=function.get("name"),
-                arguments=function.get("arguments") or "",
+                index=index, id=call_id, name=name, arguments=_arguments(function.get("arguments"))
             )
         )
     return events

@@ -1,0 +1,36 @@
+"""Wire dialects: how each provider API looks on the network, for the scripted upstream.
+
+:data:`DIALECTS` maps a wire name (the ``Provider.wire`` of an adapter) to its dialect; add
+your own :class:`WireDialect` to it to script a new wire.
+"""
+
+from __future__ import annotations
+
+from provara_kit.testing.dialects.anthropic_messages import AnthropicMessagesDialect
+from provara_kit.testing.dialects.base import Frame, WireDialect
+from provara_kit.testing.dialects.openai_chat import OpenAIChatDialect
+
+__all__ = [
+    "DIALECTS",
+    "AnthropicMessagesDialect",
+    "Frame",
+    "OpenAIChatDialect",
+    "WireDialect",
+    "get_dialect",
+]
+
+DIALECTS: dict[str, WireDialect] = {
+    OpenAIChatDialect.name: OpenAIChatDialect(),
+    AnthropicMessagesDialect.name: AnthropicMessagesDialect(),
+}
+
+
+def get_dialect(dialect: str | WireDialect) -> WireDialect:
+    """The dialect registered under ``dialect`` (a dialect object is returned as is)."""
+    if isinstance(dialect, WireDialect):
+        return dialect
+    try:
+        return DIALECTS[dialect]
+    except KeyError:
+        known = ", ".join(sorted(DIALECTS))
+        raise ValueError(f"unknown wire dialect {dialect!r}; known: {known}") from None

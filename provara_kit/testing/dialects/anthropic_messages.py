@@ -1,0 +1,227 @@
+"""Anthropic's Messages API (``POST /v1/messages``), as in the wire corpus recordings.
+
+A stream is ``message_start`` (usage with the input tokens and ``output_tokens: 1``), one
+content block per text or tool call (``content_block_start``, a ``ping`` after the first,
+``content_block_delta`` per piece, ``content_block_stop``), ``message_delta`` with the stop
+reason and the cumulative usage, and ``message_stop``, the terminal marker.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Final
+
+from provara_kit.sse import encode_comment, encode_event
+from provara_kit.testing.dialects.base import Frame, WireDialect, dumps
+from provara_kit.testing.script import CannedReply, StreamFaults
+
+__all__ = ["STOP_REASONS", "AnthropicMessagesDialect"]
+
+STOP_REASONS: Final[Mapping[str, str]] = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "content_filter": "refusal",
+}
+"""OpenAI finish reasons to Anthropic stop reasons; others are sent unchanged."""
+
+_ERROR_TYPES: Final[Mapping[int, str]] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+_KEEP_ALIVE: Final = encode_comment("keep-alive")
+_PING: Final = encode_event('{"type": "ping"}', event="ping")
+_REQUEST_ID: Final = "req_scripted"
+
+
+def _event(data: dict[str, Any], index: int | None = None) -> Frame:
+    return Frame(encode_event(dumps(data), event=str(data["type"])), index)
+
+
+class AnthropicMessagesDialect(WireDialect):
+    """The ``anthropic-messages`` wire."""
+
+    name: ClassVar[str] = "anthropic-messages"
+    completion_path: ClassVar[str] = "/messages"
+    invalid_api_key_message: ClassVar[str] = "invalid x-api-key"
+
+    def render_completion(self, reply: CannedReply) -> bytes:
+        content: list[dict[str, Any]] = []
+        if reply.text or not reply.tool_calls:
+            content.append({"type": "text", "text": reply.text})
+        content.extend(
+            {"type": "tool_use", "id": id_, "name": name, "input": json.loads(args)}
+            for id_, name, args in reply.tool_calls
+        )
+        body: dict[str, Any] = {
+            "id": reply.id,
+            "type": "message",
+            "role": "assistant",
+            "model": reply.model,
+            "content": content,
+            "stop_reason": _stop_reason(reply.finish_reason),
+            "stop_sequence": None,
+        }
+        if reply.usage != "absent":
+            body["usage"] = _usage(reply, reply.output_tokens)
+        return dumps(body).encode()
+
+    def stream_frames(
+        self,
+        reply: CannedReply,
+        faults: StreamFaults,
+        *,
+        request: Mapping[str, Any] | None = None,
+    ) -> list[Frame]:
+        message: dict[str, Any] = {
+            "id": reply.id,
+            "type": "message",
+            "role": "assistant",
+            "model": reply.model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+        }
+        if reply.usage != "absent":
+            message["usage"] = _usage(reply, min(1, reply.output_tokens))
+        frames = [_event({"type": "message_start", "message": message})]
+        block = 0
+        error_after = faults.error_event_after
+        if reply.chunks or not reply.tool_calls:
+            frames += [
+                _event(
+                    {
+                        "type": "content_block_start",
+                        "index": 0,
+                        "content_block": {"type": "text", "text": ""},
+                    }
+                ),
+                Frame(_PING),
+            ]
+            if faults.empty_chunks:
+                frames += [Frame(_KEEP_ALIVE), _text_delta(0, ""), Frame(_PING)]
+            for i, text in enumerate(reply.chunks):
+                if error_after == i:
+                    break
+                if faults.empty_chunks and i:
+                    frames += [_text_delta(0, ""), Frame(_KEEP_ALIVE)]
+                frames.append(_text_delta(0, text, i))
+            if error_after is not None:
+                frames.append(Frame(self.render_stream_error("Overloaded")))
+                return frames
+            frames.append(_event({"type": "content_block_stop", "index": 0}))
+            block = 1
+        elif error_after is not None:
+            frames.append(Frame(self.render_stream_error("Overloaded")))
+            return frames
+        for index, (id_, name, args) in enumerate(reply.tool_calls, start=block):
+            frames.append(
+                _event(
+                    {
+                        "type": "content_block_start",
+                        "index": index,
+                        "content_block": {"type": "tool_use", "id": id_, "name": name, "input": {}},
+                    }
+                )
+            )
+            if index == 0:
+                frames.append(Frame(_PING))
+            frames.append(_json_delta(index, ""))
+            if json.loads(args) != {}:
+                frames.append(_json_delta(index, args))
+            frames.append(_event({"type": "content_block_stop", "index": index}))
+        delta: dict[str, Any] = {
+            "type": "message_delta",
+            "delta": {"stop_reason": _stop_reason(reply.finish_reason), "stop_sequence": None},
+        }
+        if reply.usage != "absent":
+            delta["usage"] = _usage(reply, reply.output_tokens)
+        frames.append(_event(delta))
+        if not faults.omit_terminal:
+            frames.append(_event({"type": "message_stop"}))
+        return frames
+
+    def render_error(self, status: int, message: str, *, error_type: str | None = None) -> bytes:
+        default = _ERROR_TYPES.get(
+            status, "api_error" if status >= 500 else "invalid_request_error"
+        )
+        body = {
+            "type": "error",
+            "error": {"type": error_type or default, "message": message},
+            "request_id": _REQUEST_ID,
+        }
+        return dumps(body).encode()
+
+    def render_stream_error(self, message: str, error_type: str | None = None) -> bytes:
+        body = {
+            "type": "error",
+            "error": {
+                "details": None,
+                "type": error_type or "overloaded_error",
+                "message": message,
+            },
+        }
+        return encode_event(dumps(body), event="error")
+
+    def render_models(self, ids: Sequence[str]) -> bytes:
+        data = [
+            {"type": "model", "id": id_, "display_name": id_, "created_at": "2025-01-01T00:00:00Z"}
+            for id_ in ids
+        ]
+        body = {
+            "data": data,
+            "has_more": False,
+            "first_id": ids[0] if ids else None,
+            "last_id": ids[-1] if ids else None,
+        }
+        return dumps(body).encode()
+
+
+def _stop_reason(finish_reason: str) -> str:
+    return STOP_REASONS.get(finish_reason, finish_reason)
+
+
+def _text_delta(index: int, text: str, chunk: int | None = None) -> Frame:
+    return _event(
+        {
+            "type": "content_block_delta",
+            "index": index,
+            "delta": {"type": "text_delta", "text": text},
+        },
+        chunk,
+    )
+
+
+def _json_delta(index: int, partial: str) -> Frame:
+    return _event(
+        {
+            "type": "content_block_delta",
+            "index": index,
+            "delta": {"type": "input_json_delta", "partial_json": partial},
+        }
+    )
+
+
+def _usage(reply: CannedReply, output_tokens: int) -> dict[str, int] | None:
+    """Anthropic usage; ``output_tokens`` is the count to report at this point."""
+    input_tokens, reported_output = reply.reported_tokens()
+    if input_tokens is None:
+        return None
+    usage = {
+        "input_tokens": input_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    }
+    if reported_output is not None:
+        usage["output_tokens"] = min(output_tokens, reported_output)
+    return usage

@@ -1,0 +1,128 @@
+"""The interface of a wire dialect: how one provider API renders replies, streams and errors."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from provara_kit.testing.script import CannedReply, StreamFaults
+
+__all__ = ["Frame", "WireDialect", "dumps"]
+
+
+def dumps(data: Any) -> str:
+    """Compact JSON, non-ASCII kept as is (as the real APIs send it)."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One SSE event or comment of a rendered stream.
+
+    ``chunk`` is the index in :attr:`CannedReply.chunks` of the text this frame carries, so
+    faults can be placed relative to content ("stall before chunk 2").
+    """
+
+    data: bytes
+    chunk: int | None = None
+
+
+class WireDialect(ABC):
+    """How one wire (request and response format) looks on the network.
+
+    Subclasses implement the ``render_*`` methods and :meth:`stream_frames`; the request
+    readers below understand both OpenAI- and Anthropic-shaped messages.
+    """
+
+    name: ClassVar[str]
+    completion_path: ClassVar[str]
+    models_path: ClassVar[str] = "/models"
+    invalid_api_key_message: ClassVar[str] = "invalid API key"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+    @abstractmethod
+    def render_completion(self, reply: CannedReply) -> bytes:
+        """The JSON body of a non-streamed answer."""
+
+    @abstractmethod
+    def stream_frames(
+        self,
+        reply: CannedReply,
+        faults: StreamFaults,
+        *,
+        request: Mapping[str, Any] | None = None,
+    ) -> list[Frame]:
+        """The streamed answer, one frame per SSE event or comment.
+
+        ``request`` is the parsed request body (``None``: as a typical adapter sends it).
+        """
+
+    def render_stream(
+        self,
+        reply: CannedReply,
+        faults: StreamFaults | None = None,
+        *,
+        request: Mapping[str, Any] | None = None,
+    ) -> list[bytes]:
+        """The streamed body as a list of wire frames, terminal marker included unless
+        ``faults.omit_terminal``."""
+        frames = self.stream_frames(reply, faults or StreamFaults(), request=request)
+        return [frame.data for frame in frames]
+
+    @abstractmethod
+    def render_error(self, status: int, message: str, *, error_type: str | None = None) -> bytes:
+        """The JSON body of an error response with ``status``."""
+
+    @abstractmethod
+    def render_stream_error(self, message: str, error_type: str | None = None) -> bytes:
+        """The wire's error event inside a 200 stream."""
+
+    @abstractmethod
+    def render_models(self, ids: Sequence[str]) -> bytes:
+        """The JSON body of the model list."""
+
+    def is_stream_request(self, body: Mapping[str, Any]) -> bool:
+        """Whether the request asks for a streamed answer."""
+        return body.get("stream") is True
+
+    # -- reading requests ------------------------------------------------------------------
+
+    def prompt_text(self, body: Mapping[str, Any]) -> str:
+        """The text of every message (and the top-level ``system``), joined."""
+        parts = [_text(body.get("system"))]
+        parts.extend(_text(m.get("content")) for m in _messages(body))
+        return "".join(parts)
+
+    def last_user_text(self, body: Mapping[str, Any]) -> str:
+        """The text of the last user message (``""`` if there is none)."""
+        for message in reversed(_messages(body)):
+            if message.get("role") == "user":
+                return _text(message.get("content"))
+        return ""
+
+
+def _messages(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return []
+    return [m for m in messages if isinstance(m, Mapping)]
+
+
+def _text(content: Any) -> str:
+    """A string content, or the text parts/blocks of a list content."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            part["text"]
+            for part in content
+            if isinstance(part, Mapping)
+            and part.get("type") == "text"
+            and isinstance(part.get("text"), str)
+        )
+    return ""

@@ -1,0 +1,317 @@
+"""A scripted provider API: the other side of the wire, for adapter tests with no network.
+
+:class:`ScriptedUpstream` answers in a :class:`WireDialect` from a script (a canned reply,
+stream faults, an error status). It is an ``httpx.AsyncBaseTransport``, so any adapter takes
+it as ``transport=``, and an ASGI app, so the same script can be served over real HTTP::
+
+    upstream = ScriptedUpstream("openai-chat", reply=CannedReply(chunks=("Hi", "!")))
+    provider = OpenAICompatibleProvider(
+        name="acme", base_url="https://acme.test/v1", api_key="sk-test", transport=upstream
+    )
+
+Both front ends share :meth:`ScriptedUpstream.handle`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, TypeAlias
+
+import httpx
+
+from provara_kit.errors import REDACTED
+from provara_kit.testing.body import ScriptedBody
+from provara_kit.testing.dialects import WireDialect, get_dialect
+from provara_kit.testing.dialects.base import Frame
+from provara_kit.testing.script import (
+    UNSET,
+    CannedReply,
+    ErrorFault,
+    Script,
+    ScriptStep,
+    StreamFaults,
+    Unset,
+    echo_reply,
+)
+
+__all__ = ["DEFAULT_REPLY", "RecordedRequest", "ScriptedResponse", "ScriptedUpstream"]
+
+Scope: TypeAlias = MutableMapping[str, Any]
+Message: TypeAlias = MutableMapping[str, Any]
+Receive: TypeAlias = Callable[[], Awaitable[Message]]
+Send: TypeAlias = Callable[[Message], Awaitable[None]]
+
+DEFAULT_REPLY: Final = CannedReply(chunks=("Hello", " from the", " scripted upstream."))
+
+_SECRET_HEADERS: Final = frozenset(
+    {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie"}
+)
+_JSON: Final = ("content-type", "application/json")
+_SSE: Final = [("content-type", "text/event-stream; charset=utf-8"), ("cache-control", "no-cache")]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """One request the upstream received; secret header values are masked.
+
+    ``authorized`` says whether the API key matched ``expected_api_key`` (``None`` when the
+    upstream checks no key); ``body`` is the parsed JSON body, ``None`` if it was not JSON.
+    """
+
+    method: str
+    path: str
+    query: str
+    headers: Mapping[str, str]
+    body: Any
+    authorized: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptedResponse:
+    """What :meth:`ScriptedUpstream.handle` answers: status, headers and the body."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: ScriptedBody
+
+
+class ScriptedUpstream(httpx.AsyncBaseTransport):
+    """A provider API playing a script, as an httpx transport and as an ASGI app."""
+
+    def __init__(
+        self,
+        dialect: str | WireDialect = "openai-chat",
+        *,
+        reply: CannedReply | None = DEFAULT_REPLY,
+        faults: StreamFaults | None = None,
+        error: ErrorFault | None = None,
+        models: Sequence[str] | None = None,
+        expected_api_key: str | None = None,
+    ) -> None:
+        """Answer in ``dialect`` (a name from ``DIALECTS`` or a dialect object).
+
+        Every completion request gets ``reply`` (``None``: echo the last user message)
+        streamed with ``faults``, or ``error`` instead, unless :meth:`queue` scripted
+        something else for it. ``models`` is served at the models path (``None``: 404).
+        With ``expected_api_key`` set, a request with another key gets the wire's 401.
+        """
+        self.dialect = get_dialect(dialect)
+        self.script: Script[ErrorFault] = Script(
+            ScriptStep(reply=reply, faults=faults or StreamFaults(), error=error)
+        )
+        self.models = None if models is None else list(models)
+        self._expected_api_key = expected_api_key
+        self.requests: list[RecordedRequest] = []
+        self.opened_streams = 0
+        self.closed_streams = 0
+
+    def __repr__(self) -> str:
+        checks = "set" if self._expected_api_key else "none"
+        return f"ScriptedUpstream(dialect={self.dialect.name!r}, expected_api_key=<{checks}>)"
+
+    @property
+    def open_streams(self) -> int:
+        """Streamed bodies handed out and not closed yet."""
+        return self.opened_streams - self.closed_streams
+
+    @property
+    def last_request(self) -> RecordedRequest:
+        """The most recent request (``IndexError`` if none arrived)."""
+        return self.requests[-1]
+
+    def queue(
+        self,
+        *,
+        reply: CannedReply | Unset | None = UNSET,
+        faults: StreamFaults | Unset = UNSET,
+        error: ErrorFault | Unset | None = UNSET,
+    ) -> None:
+        """Script the next completion request; what is not given comes from the defaults.
+
+        Queued steps are used in order, one per completion request, before the defaults.
+        """
+        self.script.queue(reply=reply, faults=faults, error=error)
+
+    # -- the core --------------------------------------------------------------------------
+
+    async def handle(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]],
+        body: bytes,
+    ) -> ScriptedResponse:
+        """Answer one request. ``path`` may carry a ``?query``."""
+        path, _, query = path.partition("?")
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        lowered = {name.lower(): value for name, value in items}
+        try:
+            parsed: Any = json.loads(body) if body else None
+        except ValueError:
+            parsed = None
+        authorized = self._authorized(lowered)
+        self.requests.append(
+            RecordedRequest(method.upper(), path, query, _mask(lowered), parsed, authorized)
+        )
+        dialect = self.dialect
+        if authorized is False:
+            return self._error(401, dialect.invalid_api_key_message)
+        route = path.rstrip("/")
+        if route.endswith(dialect.completion_path):
+            if method.upper() != "POST":
+                return self._error(405, f"Method {method} not allowed on {path}")
+            return self._completion(parsed)
+        if route.endswith(dialect.models_path):
+            if method.upper() != "GET":
+                return self._error(405, f"Method {method} not allowed on {path}")
+            if self.models is None:
+                return self._error(404, f"Invalid URL ({method} {path})")
+            return ScriptedResponse(200, [_JSON], _whole(dialect.render_models(self.models)))
+        return self._error(404, f"Invalid URL ({method} {path})")
+
+    def _authorized(self, headers: Mapping[str, str]) -> bool | None:
+        expected = self._expected_api_key
+        if expected is None:
+            return None
+        presented = headers.get("x-api-key") or headers.get("api-key") or ""
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            presented = token.strip()
+        return hmac.compare_digest(presented.encode(), expected.encode())
+
+    def _error(
+        self, status: int, message: str, *, error_type: str | None = None
+    ) -> ScriptedResponse:
+        body = self.dialect.render_error(status, message, error_type=error_type)
+        return ScriptedResponse(status, [_JSON], _whole(body))
+
+    def _completion(self, request: Any) -> ScriptedResponse:
+        dialect = self.dialect
+        if not isinstance(request, dict):
+            return self._error(400, "the request body must be a JSON object")
+        step = self.script.next()
+        if step.error is not None:
+            fault = step.error
+            response = self._error(fault.status, fault.message, error_type=fault.error_type)
+            retry_after = fault.retry_after_header()
+            if retry_after is not None:
+                response.headers.append(("retry-after", retry_after))
+            return response
+        reply = step.reply
+        if reply is None:
+            model = request.get("model")
+            reply = echo_reply(
+                dialect.prompt_text(request),
+                dialect.last_user_text(request),
+                model=model if isinstance(model, str) and model else "echo",
+            )
+        if not dialect.is_stream_request(request):
+            frames = [Frame(dialect.render_completion(reply))]
+            return ScriptedResponse(200, [_JSON], ScriptedBody.from_frames(frames, step.faults))
+        frames = dialect.stream_frames(reply, step.faults, request=request)
+        self.opened_streams += 1
+        body = ScriptedBody.from_frames(frames, step.faults, on_close=self._stream_closed)
+        return ScriptedResponse(200, list(_SSE), body)
+
+    def _stream_closed(self) -> None:
+        self.closed_streams += 1
+
+    # -- httpx transport -------------------------------------------------------------------
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = await request.aread()
+        path = request.url.raw_path.decode("ascii")
+        response = await self.handle(request.method, path, request.headers, body)
+        return httpx.Response(
+            response.status, headers=response.headers, stream=response.body, request=request
+        )
+
+    # -- ASGI app --------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve the script as an ASGI app on asyncio (uvicorn, ``httpx.ASGITransport`` ...)."""
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            raise RuntimeError(f"ScriptedUpstream serves HTTP only, not {scope['type']!r}")
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        path: str = scope.get("path") or "/"
+        query: bytes = scope.get("query_string") or b""
+        if query:
+            path = f"{path}?{query.decode('latin-1')}"
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", [])]
+        response = await self.handle(scope["method"], path, headers, b"".join(chunks))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": [
+                    (k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers
+                ],
+            }
+        )
+        await _send_body(response.body, receive, send)
+
+
+def _whole(body: bytes) -> ScriptedBody:
+    return ScriptedBody([body])
+
+
+def _mask(headers: Mapping[str, str]) -> dict[str, str]:
+    masked: dict[str, str] = {}
+    for name, value in headers.items():
+        if name in _SECRET_HEADERS:
+            scheme, sep, token = value.partition(" ")
+            value = f"{scheme} {REDACTED}" if sep and token and scheme.isalpha() else REDACTED
+        masked[name] = value
+    return masked
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def _send_body(body: ScriptedBody, receive: Receive, send: Send) -> None:
+    """Send ``body`` piece by piece; stop (and close it) when the client goes away."""
+
+    async def pump() -> None:
+        async for piece in body:
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    sender = asyncio.ensure_future(pump())
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({sender, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        client_left = watcher.done() and not watcher.cancelled()
+        for task in (sender, watcher):
+            task.cancel()
+        await asyncio.gather(sender, watcher, return_exceptions=True)
+        await body.aclose()
+    failure = None if client_left or sender.cancelled() else sender.exception()
+    if failure is not None:
+        # The scripted cut: the server drops the connection mid-body.
+        raise failure
