@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["tests", "lint"]
@@ -29,3 +32,56 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
+
+
+# Options of the conformance plugin that take a value (the value follows the option).
+_VALUE_OPTIONS = {"--report-dir", "--conformance-target", "-k", "-m"}
+
+
+def _adapter_names(package: Path) -> list[str]:
+    """Provider names an adapter package registers under ``provara.providers``."""
+    pyproject = package / "pyproject.toml"
+    if not pyproject.is_file():
+        raise ValueError(f"{package} has no pyproject.toml: is it an adapter package?")
+    data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    names = list(data.get("project", {}).get("entry-points", {}).get("provara.providers", {}))
+    if not names:
+        raise ValueError(f"{pyproject} registers no entry point in the provara.providers group")
+    return names
+
+
+@nox.session(python=PYTHON)
+def conformance(session: nox.Session) -> None:
+    """Run the conformance suite: ``nox -s conformance -- [TARGET ...] [--live] [--record]``.
+
+    TARGET is a registered provider name or a path to an adapter package (installed first);
+    no TARGET checks every registered provider. Reports go to ``--report-dir``
+    (default ``conformance-report/``).
+    """
+    session.install("-e", ".")
+    targets: list[str] = []
+    options: list[str] = []
+    args = iter(session.posargs)
+    for arg in args:
+        if arg.startswith("-"):
+            options.append(arg)
+            if arg in _VALUE_OPTIONS:
+                options.append(next(args, ""))
+        elif Path(arg).is_dir():
+            package = Path(arg).resolve()
+            try:
+                names = _adapter_names(package)
+            except ValueError as exc:
+                session.error(str(exc))
+            session.install(str(package))
+            targets.extend(names)
+        else:
+            targets.append(arg)
+    # The suite's own settings, not this project's test configuration.
+    ini = Path(session.create_tmp()) / "conformance.ini"
+    ini.write_text("[pytest]\nxfail_strict = true\n", encoding="utf-8")
+    selected = [f"--conformance-target={name}" for name in targets]
+    session.run(
+        *("pytest", "-c", str(ini), "--rootdir", ".", "-p", "no:cacheprovider"),
+        *("--pyargs", "conformance.registered", *selected, *options),
+    )

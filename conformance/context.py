@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from conformance.target import ConformanceTarget
 from provara_kit.errors import ProviderError
 from provara_kit.provider import Provider
 from provara_kit.testing import (
@@ -18,8 +19,6 @@ from provara_kit.testing import (
     StreamFaults,
 )
 from provara_kit.types import ChatRequest, ProvaraMeta, StreamEvent
-
-from conformance.target import ConformanceTarget
 
 __all__ = [
     "FAKE_KEY",

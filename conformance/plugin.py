@@ -18,27 +18,37 @@ from conformance.report import CheckRow, ConformanceReport, Status
 from conformance.suite import MARKER, TARGETS_KEY
 
 
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("provara-conformance", "Provara conformance suite")
     group.addoption(
-        "--live", action="store_true", dest="provara_live",
+        "--live",
+        action="store_true",
+        dest="provara_live",
         help="run the live checks against the real provider APIs (keys from the environment)",
     )
     group.addoption(
-        "--record", action="store_true", dest="provara_record",
+        "--record",
+        action="store_true",
+        dest="provara_record",
         help="with --live: record the real exchanges as replay fixtures (auth headers stripped)",
     )
     group.addoption(
-        "--report-dir", dest="provara_report_dir", default="conformance-report",
+        "--report-dir",
+        dest="provara_report_dir",
+        default="conformance-report",
         help="where report.json, report.md and junit.xml go (default: conformance-report/)",
     )
     group.addoption(
-        "--conformance-target", dest="provara_targets", action="append", default=[],
+        "--conformance-target",
+        dest="provara_targets",
+        action="append",
+        default=[],
         help="a registered provider to check (repeatable; default: every registered one)",
     )
     group.addoption(
-        "--conformance-partial", action="store_true", dest="provara_partial",
+        "--conformance-partial",
+        action="store_true",
+        dest="provara_partial",
         help="allow a run that collects only some checks (the report is marked partial)",
     )
 
@@ -104,7 +114,8 @@ class ConformanceSession:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if not self.report.rows:
             return
-        self.report.targets.update(self.config.stash.get(TARGETS_KEY, {}))
+        targets = self.config.stash[TARGETS_KEY]
+        self.report.targets.update(targets)
         self.report.write(Path(str(self.config.getoption("provara_report_dir"))))
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
@@ -123,7 +134,9 @@ class ConformanceSession:
             terminalreporter.write_line(f"{target}: {summary}")
             for row in rows:
                 if row.status == "failed":
-                    terminalreporter.write_line(f"    FAILED {row.id}: {row.reason[:300]}", red=True)
+                    terminalreporter.write_line(
+                        f"    FAILED {row.id}: {row.reason[:300]}", red=True
+                    )
         terminalreporter.write_line(
             f"report: {folder}/report.json, {folder}/report.md, {folder}/junit.xml"
         )

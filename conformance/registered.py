@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from provara_kit.registry import REGISTRY
-
 from conformance.suite import ProviderConformance
 from conformance.target import ConformanceTarget
+from provara_kit.registry import REGISTRY
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

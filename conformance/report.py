@@ -6,8 +6,8 @@ and JUnit XML for CI systems.
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
 import platform
+import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -135,7 +135,10 @@ class ConformanceReport:
             )
             for row in rows:
                 case = ET.SubElement(
-                    suite, "testcase", classname=f"conformance.{name}", name=row.id,
+                    suite,
+                    "testcase",
+                    classname=f"conformance.{name}",
+                    name=row.id,
                     time=f"{row.duration_s:.3f}",
                 )
                 if row.status == "failed":

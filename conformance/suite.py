@@ -11,13 +11,12 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
-from provara_kit.pricing import MODEL_PRICING
-from provara_kit.provider import Provider
-from provara_kit.testing import WireDialect
-
 from conformance.checks import CHECKS
 from conformance.context import CheckContext, CheckSkipped
 from conformance.target import ConformanceTarget, resolve_dialect
+from provara_kit.pricing import MODEL_PRICING
+from provara_kit.provider import Provider
+from provara_kit.testing import WireDialect
 
 __all__ = ["ProviderConformance", "run_check"]
 
@@ -139,8 +138,14 @@ async def _await(awaitable: Any) -> None:
 
 
 def _make_test(check_id: str) -> Callable[..., None]:
-    def test(self: ProviderConformance, conformance_target: ConformanceTarget, request: pytest.FixtureRequest) -> None:
-        run_check(check_id, conformance_target, live=bool(request.config.getoption("provara_live", False)))
+    def test(
+        self: ProviderConformance,
+        conformance_target: ConformanceTarget,
+        request: pytest.FixtureRequest,
+    ) -> None:
+        run_check(
+            check_id, conformance_target, live=bool(request.config.getoption("provara_live", False))
+        )
 
     test.__name__ = "test_" + check_id.replace("-", "_")
     test.__doc__ = f"[{check_id}] {CHECKS[check_id].title}"

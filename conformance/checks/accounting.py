@@ -6,15 +6,23 @@ from __future__ import annotations
 import math
 from decimal import Decimal
 
+from conformance.checks.registry import check
+from conformance.context import CheckContext, Findings, run_stream
 from provara_kit.pricing import lookup_price, missing_pricing_hint
 from provara_kit.types import ChatRequest, ProvaraMeta
 
-from conformance.checks.registry import check
-from conformance.context import CheckContext, Findings, run_stream
-
 META_FIELDS = (
-    "provider", "model", "input_tokens", "output_tokens", "input_tokens_source",
-    "output_tokens_source", "cost_usd", "priced", "finish_reason", "ttft_ms", "latency_ms",
+    "provider",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "input_tokens_source",
+    "output_tokens_source",
+    "cost_usd",
+    "priced",
+    "finish_reason",
+    "ttft_ms",
+    "latency_ms",
 )
 
 
@@ -60,7 +68,10 @@ async def meta_event(ctx: CheckContext) -> None:
     replies = {
         "text": ctx.reply(("Four", " score"), input_tokens=1234, output_tokens=567),
         "tool call": ctx.reply(
-            (), finish_reason="tool_calls", input_tokens=40, output_tokens=12,
+            (),
+            finish_reason="tool_calls",
+            input_tokens=40,
+            output_tokens=12,
             tool_calls=(("call_1", "get_weather", '{"city":"Lisbon"}'),),
         ),
     }
@@ -74,11 +85,14 @@ async def meta_event(ctx: CheckContext) -> None:
             found.expect(len(metas) == 1, f"{where}: {len(metas)} meta events, expected exactly 1")
             if not metas:
                 continue
-            found.expect(outcome.events[-1] is metas[-1], f"{where}: the meta is not the last event")
+            found.expect(
+                outcome.events[-1] is metas[-1], f"{where}: the meta is not the last event"
+            )
             meta = metas[0]
             _expect_meta(found, where, ctx, meta)
             found.expect(
-                (meta.input_tokens, meta.output_tokens) == (reply.input_tokens, reply.output_tokens),
+                (meta.input_tokens, meta.output_tokens)
+                == (reply.input_tokens, reply.output_tokens),
                 f"{where}: tokens ({meta.input_tokens}, {meta.output_tokens}) != upstream's "
                 f"({reply.input_tokens}, {reply.output_tokens})",
             )
@@ -128,7 +142,9 @@ async def token_fallback(ctx: CheckContext) -> None:
             got_in = (meta.input_tokens, meta.input_tokens_source)
             got_out = (meta.output_tokens, meta.output_tokens_source)
             found.expect(got_in == want_in, f"{label} ({mode_label}): input {got_in} != {want_in}")
-            found.expect(got_out == want_out, f"{label} ({mode_label}): output {got_out} != {want_out}")
+            found.expect(
+                got_out == want_out, f"{label} ({mode_label}): output {got_out} != {want_out}"
+            )
     found.raise_if_any()
 
 
@@ -171,9 +187,7 @@ async def _live_pricing(ctx: CheckContext) -> None:
     found.raise_if_any()
 
 
-check("meta-event", "exactly one _provara meta, last, complete and priced by the table")(
-    meta_event
-)
+check("meta-event", "exactly one _provara meta, last, complete and priced by the table")(meta_event)
 check("token-fallback", "missing usage is ceil(chars/4) per field, marked estimated; 0 kept")(
     token_fallback
 )

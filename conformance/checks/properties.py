@@ -12,11 +12,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from provara_kit.testing import CannedReply, StreamFaults
-from provara_kit.types import ProvaraMeta
-
 from conformance.checks.registry import check
 from conformance.context import CheckContext, run_stream
+from provara_kit.testing import CannedReply, StreamFaults
+from provara_kit.types import ProvaraMeta
 
 SETTINGS = settings(
     max_examples=25,

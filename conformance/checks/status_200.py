@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from provara_kit.types import ChatResponse, ProvaraMeta
-
 from conformance.checks.registry import check
 from conformance.context import CheckContext, Findings, run_stream
+from provara_kit.types import ChatResponse, ProvaraMeta
 
 
 def _expect_answer(
-    found: Findings, where: str, text: str, finish: str | None, meta: ProvaraMeta, ctx: CheckContext,
-    *, expected_text: str, usage: tuple[int, int] | None,
+    found: Findings,
+    where: str,
+    text: str,
+    finish: str | None,
+    meta: ProvaraMeta,
+    ctx: CheckContext,
+    *,
+    expected_text: str,
+    usage: tuple[int, int] | None,
 ) -> None:
     found.expect(text == expected_text, f"{where}: text {text!r} != {expected_text!r}")
     found.expect(finish == "stop", f"{where}: finish_reason {finish!r} != 'stop'")
@@ -29,8 +35,14 @@ async def _hermetic(ctx: CheckContext) -> None:
     async with ctx.scripted(reply=reply) as (provider, upstream):
         response = await provider.complete(ctx.request())
         _expect_answer(
-            found, "complete", response.text, response.finish_reason, response.meta, ctx,
-            expected_text=reply.text, usage=(21, 4),
+            found,
+            "complete",
+            response.text,
+            response.finish_reason,
+            response.meta,
+            ctx,
+            expected_text=reply.text,
+            usage=(21, 4),
         )
         found.expect(
             upstream.last_request.authorized is True,
@@ -42,8 +54,14 @@ async def _hermetic(ctx: CheckContext) -> None:
         elif found.expect(len(outcome.metas) == 1, f"stream: {len(outcome.metas)} meta events"):
             meta = outcome.metas[0]
             _expect_answer(
-                found, "stream", outcome.text, meta.finish_reason, meta, ctx,
-                expected_text=reply.text, usage=(21, 4),
+                found,
+                "stream",
+                outcome.text,
+                meta.finish_reason,
+                meta,
+                ctx,
+                expected_text=reply.text,
+                usage=(21, 4),
             )
     found.raise_if_any()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from conformance.checks.registry import check
+from conformance.context import FAKE_KEY, CheckContext, Findings, run_stream
 from provara_kit.errors import (
     AuthenticationError,
     BadRequestError,
@@ -16,9 +18,6 @@ from provara_kit.errors import (
     UpstreamServerError,
 )
 from provara_kit.testing import ErrorFault
-
-from conformance.checks.registry import check
-from conformance.context import FAKE_KEY, CheckContext, Findings, run_stream
 
 # Written out here, not taken from provara_kit.errors, so the suite checks the mapping
 # instead of repeating it.
@@ -47,7 +46,9 @@ def leaked(text: str) -> bool:
     return FAKE_KEY in text or FAKE_KEY[-12:] in text or FAKE_KEY[8:20] in text
 
 
-async def _statuses(ctx: CheckContext, table: dict[int, tuple[type[ProviderStatusError], bool]]) -> None:
+async def _statuses(
+    ctx: CheckContext, table: dict[int, tuple[type[ProviderStatusError], bool]]
+) -> None:
     found = Findings()
     for status, (expected, retryable) in table.items():
         message = f"scripted {status} failure (key {FAKE_KEY}, shown as {MASKED_KEY})"
@@ -71,9 +72,12 @@ async def _statuses(ctx: CheckContext, table: dict[int, tuple[type[ProviderStatu
                 ):
                     continue
                 assert isinstance(error, ProviderStatusError)
-                found.expect(error.status_code == status, f"{where}: status_code {error.status_code}")
                 found.expect(
-                    error.retryable is retryable, f"{where}: retryable {error.retryable}, expected {retryable}"
+                    error.status_code == status, f"{where}: status_code {error.status_code}"
+                )
+                found.expect(
+                    error.retryable is retryable,
+                    f"{where}: retryable {error.retryable}, expected {retryable}",
                 )
                 found.expect(
                     f"scripted {status} failure" in str(error),
@@ -85,8 +89,14 @@ async def _statuses(ctx: CheckContext, table: dict[int, tuple[type[ProviderStatu
                         f"{where}: retry_after {error.retry_after!r}, upstream sent "
                         f"Retry-After: {RETRY_AFTER[status]:g}",
                     )
-                for label, text in (("str", str(error)), ("repr", repr(error)), ("args", repr(error.args))):
-                    found.expect(not leaked(text), f"{where}: the API key leaks into the error's {label}")
+                for label, text in (
+                    ("str", str(error)),
+                    ("repr", repr(error)),
+                    ("args", repr(error.args)),
+                ):
+                    found.expect(
+                        not leaked(text), f"{where}: the API key leaks into the error's {label}"
+                    )
         found.expect(not leaked(repr(provider)), "the API key leaks into repr(provider)")
     found.raise_if_any()
 

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
+from conformance.checks.registry import check
+from conformance.context import CheckContext, Findings, run_stream
 from provara_kit.errors import StreamAbortedError, StreamTimeoutError
 from provara_kit.testing import StreamFaults
 from provara_kit.types import ProvaraMeta, ReasoningDelta, TextDelta, ToolCallDelta
-
-from conformance.checks.registry import check
-from conformance.context import CheckContext, Findings, run_stream
 
 
 def _first_content_offset(ctx: CheckContext) -> tuple[int, int]:
@@ -41,13 +40,15 @@ async def stream_aborted(ctx: CheckContext) -> None:
     for label, faults in cases.items():
         async with ctx.scripted(faults=faults) as (provider, upstream):
             outcome = await run_stream(provider, ctx.request())
+            ended = type(outcome.error).__name__ if outcome.error else "a clean end"
             found.expect(
                 isinstance(outcome.error, StreamAbortedError),
-                f"{label}: ended with {type(outcome.error).__name__ if outcome.error else 'a clean end'}"
-                ", expected StreamAbortedError",
+                f"{label}: ended with {ended}, expected StreamAbortedError",
             )
             found.expect(not outcome.metas, f"{label}: a _provara meta event was yielded")
-            found.expect(upstream.open_streams == 0, f"{label}: the upstream response was left open")
+            found.expect(
+                upstream.open_streams == 0, f"{label}: the upstream response was left open"
+            )
     found.raise_if_any()
 
 
@@ -71,7 +72,10 @@ async def empty_chunk_filter(ctx: CheckContext) -> None:
     found = Findings()
     reply = ctx.reply(("", "Hel", "", "lo", " there"))
     for label, faults in (
-        ("empty first/interior chunks, role-only chunks, keep-alives", StreamFaults(empty_chunks=True)),
+        (
+            "empty first/interior chunks, role-only chunks, keep-alives",
+            StreamFaults(empty_chunks=True),
+        ),
         ("the same, re-chunked into 7-byte reads", StreamFaults(empty_chunks=True, split_bytes=7)),
     ):
         async with ctx.scripted(reply=reply, faults=faults) as (provider, _upstream):
