@@ -6,8 +6,10 @@ import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from conformance.replay import RecordingTransport
 from conformance.target import ConformanceTarget
 from provara_kit.errors import ProviderError
 from provara_kit.provider import Provider
@@ -94,6 +96,8 @@ class CheckContext:
 
     target: ConformanceTarget
     live: bool = False
+    record: bool = False
+    recordings: list[RecordingTransport] = field(default_factory=list)
 
     @property
     def model(self) -> str:
@@ -154,5 +158,19 @@ class CheckContext:
         return key
 
     def live_provider(self, *, api_key: str | None = None) -> Provider:
-        """The target against the real API (``transport=None``: the network)."""
-        return self.target.build(api_key=api_key or self.live_key(), transport=None)
+        """The target against the real API; with ``--record`` its exchanges are kept."""
+        key = api_key or self.live_key()
+        transport: RecordingTransport | None = None
+        if self.record:
+            transport = RecordingTransport(secrets=(key,))
+            self.recordings.append(transport)
+        return self.target.build(api_key=key, transport=transport)
+
+    def save_recordings(self, check_id: str, folder: Path) -> list[Path]:
+        """Write what ``--record`` kept as fixtures named after the check."""
+        saved = []
+        for number, recording in enumerate(self.recordings, 1):
+            path = recording.save(folder, f"{check_id}-{number}", provider=self.target.name)
+            if path is not None:
+                saved.append(path)
+        return saved

@@ -118,19 +118,29 @@ def _check_id(node: pytest.Item) -> str | None:
 TARGETS_KEY = pytest.StashKey[dict[str, ConformanceTarget]]()
 
 
-def run_check(check_id: str, target: ConformanceTarget, *, live: bool = False) -> None:
-    """Run one check against ``target``; raises AssertionError on failure."""
+def run_check(
+    check_id: str, target: ConformanceTarget, *, live: bool = False, record: bool = False
+) -> None:
+    """Run one check against ``target``; raises AssertionError on failure.
+
+    With ``record`` (live only) the real exchanges are saved as replay fixtures in the
+    target's ``fixtures_dir``, or ``conformance-fixtures/<provider>/``.
+    """
     check = CHECKS[check_id]
     function = check.live if live else check.run
     if function is None:
         pytest.skip(f"{check_id} needs a scripted upstream: it runs without --live")
-    context = CheckContext(target, live=live)
+    context = CheckContext(target, live=live, record=live and record)
     try:
         result = function(context)
         if inspect.isawaitable(result):
             asyncio.run(_await(result))
     except CheckSkipped as skipped:
         pytest.skip(str(skipped))
+    finally:
+        if context.recordings:
+            folder = target.fixtures_dir or Path("conformance-fixtures") / target.name
+            context.save_recordings(check_id, folder)
 
 
 async def _await(awaitable: Any) -> None:
@@ -143,8 +153,12 @@ def _make_test(check_id: str) -> Callable[..., None]:
         conformance_target: ConformanceTarget,
         request: pytest.FixtureRequest,
     ) -> None:
+        options = request.config.option
         run_check(
-            check_id, conformance_target, live=bool(request.config.getoption("provara_live", False))
+            check_id,
+            conformance_target,
+            live=bool(getattr(options, "provara_live", False)),
+            record=bool(getattr(options, "provara_record", False)),
         )
 
     test.__name__ = "test_" + check_id.replace("-", "_")

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from conformance.replay import Fixture, corpus_fixtures, default_corpus, load_fixtures
 from provara_kit.pricing import MODEL_PRICING
 from provara_kit.provider import Provider
 from provara_kit.registry import REGISTRY, ProviderFactory, Registry
@@ -62,6 +63,16 @@ class ConformanceTarget:
     adapter_version: str = "unknown"
     expected_failures: Mapping[str, str] = field(default_factory=dict)
     fixtures_dir: Path | None = None
+    corpus_dir: Path | None = None
+
+    def recorded_fixtures(self) -> list[Fixture]:
+        """Fixtures recorded for this adapter, plus the wire corpus's recordings."""
+        fixtures: list[Fixture] = []
+        if self.fixtures_dir is not None and self.fixtures_dir.is_dir():
+            fixtures += load_fixtures(self.fixtures_dir)
+        if self.corpus_dir is not None and self.corpus_dir.is_dir():
+            fixtures += corpus_fixtures(self.corpus_dir)
+        return fixtures
 
     @property
     def model(self) -> str:
@@ -98,7 +109,13 @@ class ConformanceTarget:
             base_url=spec.base_url(),
             adapter=f"{adapter_cls.__module__}.{adapter_cls.__qualname__}",
             adapter_version=_distribution_version(adapter_cls.__module__),
+            corpus_dir=_corpus_folder(name),
         )
+
+
+def _corpus_folder(name: str) -> Path | None:
+    corpus = default_corpus()
+    return corpus / name if corpus is not None and (corpus / name).is_dir() else None
 
 
 def _distribution_version(module: str) -> str:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from conformance.checks import accounting, properties, status_200, status_errors, streams
+from conformance.checks import accounting, properties, replay, status_200, status_errors, streams
 from conformance.checks.registry import CHECKS, Check, check
 
 __all__ = ["CHECKS", "Check", "check"]
 
 # The modules register on import; keep the names used so linters see why they are here.
-_MODULES = (status_200, status_errors, streams, accounting, properties)
+_MODULES = (status_200, status_errors, streams, accounting, properties, replay)

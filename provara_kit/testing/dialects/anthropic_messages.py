@@ -13,7 +13,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Final
 
 from provara_kit.sse import encode_comment, encode_event
-from provara_kit.testing.dialects.base import Frame, WireDialect, dumps
+from provara_kit.testing.dialects.base import (
+    Frame,
+    StreamExpectation,
+    WireDialect,
+    as_count,
+    decode_body,
+    dumps,
+)
 from provara_kit.testing.script import CannedReply, StreamFaults
 
 __all__ = ["STOP_REASONS", "AnthropicMessagesDialect"]
@@ -173,6 +180,48 @@ class AnthropicMessagesDialect(WireDialect):
         }
         return encode_event(dumps(body), event="error")
 
+    def read_stream(self, body: bytes) -> StreamExpectation:
+        """Text deltas and cumulative usage (input counts cache reads and writes too); clean
+        only at ``message_stop``, never after an ``error`` event."""
+        events, truncated = decode_body(body)
+        text: list[str] = []
+        input_tokens = output_tokens = None
+        finish: str | None = None
+        stopped = False
+        for event in events:
+            try:
+                data = json.loads(event.data)
+            except ValueError:
+                break
+            kind = data.get("type", event.event) if isinstance(data, dict) else event.event
+            if kind == "error":
+                break
+            if kind == "message_stop":
+                stopped = True
+                break
+            if kind == "message_start":
+                usage = (data.get("message") or {}).get("usage") or {}
+                input_tokens = _billed_input(usage, input_tokens)
+                output_tokens = (
+                    as_count(usage.get("output_tokens"))
+                    if "output_tokens" in usage
+                    else output_tokens
+                )
+            elif kind == "content_block_delta":
+                delta = data.get("delta") or {}
+                if delta.get("type") == "text_delta" and isinstance(delta.get("text"), str):
+                    text.append(delta["text"])
+            elif kind == "message_delta":
+                usage = data.get("usage") or {}
+                input_tokens = _billed_input(usage, input_tokens)
+                if as_count(usage.get("output_tokens")) is not None:
+                    output_tokens = usage["output_tokens"]
+                reason = (data.get("delta") or {}).get("stop_reason")
+                if reason:
+                    finish = _FINISH.get(reason, reason)
+        clean = stopped and not truncated
+        return StreamExpectation(clean, "".join(text), input_tokens, output_tokens, finish)
+
     def render_models(self, ids: Sequence[str]) -> bytes:
         data = [
             {"type": "model", "id": id_, "display_name": id_, "created_at": "2025-01-01T00:00:00Z"}
@@ -225,3 +274,21 @@ def _usage(reply: CannedReply, output_tokens: int) -> dict[str, int] | None:
     if reported_output is not None:
         usage["output_tokens"] = min(output_tokens, reported_output)
     return usage
+
+
+_FINISH: Final = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+}
+
+
+def _billed_input(usage: Mapping[str, Any], previous: int | None) -> int | None:
+    uncached = as_count(usage.get("input_tokens"))
+    if uncached is None:
+        return previous
+    cached = (as_count(usage.get("cache_creation_input_tokens")) or 0) + (
+        as_count(usage.get("cache_read_input_tokens")) or 0
+    )
+    return uncached + cached

@@ -8,9 +8,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from provara_kit.sse import ServerSentEvent, SSEDecoder
 from provara_kit.testing.script import CannedReply, StreamFaults
 
-__all__ = ["Frame", "WireDialect", "dumps"]
+__all__ = ["Frame", "StreamExpectation", "WireDialect", "as_count", "decode_body", "dumps"]
 
 
 def dumps(data: Any) -> str:
@@ -28,6 +29,21 @@ class Frame:
 
     data: bytes
     chunk: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamExpectation:
+    """What a recorded stream body says, read by the dialect's own reference reader.
+
+    ``clean`` is False when the body carries an error event or never reaches the wire's
+    end; the token counts are what the upstream reported (``None``: not reported).
+    """
+
+    clean: bool
+    text: str
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    finish_reason: str | None = None
 
 
 class WireDialect(ABC):
@@ -86,6 +102,11 @@ class WireDialect(ABC):
     def render_models(self, ids: Sequence[str]) -> bytes:
         """The JSON body of the model list."""
 
+    def read_stream(self, body: bytes) -> StreamExpectation | None:
+        """What a real stream body holds, independently of any adapter (``None``: this
+        dialect has no reference reader, and replays check the stream rules only)."""
+        return None
+
     def is_stream_request(self, body: Mapping[str, Any]) -> bool:
         """Whether the request asks for a streamed answer."""
         return body.get("stream") is True
@@ -104,6 +125,19 @@ class WireDialect(ABC):
             if message.get("role") == "user":
                 return _text(message.get("content"))
         return ""
+
+
+def decode_body(body: bytes) -> tuple[list[ServerSentEvent], bool]:
+    """All events of a whole SSE body, and whether it ended inside an event."""
+    decoder = SSEDecoder()
+    events = decoder.feed(body)
+    events += decoder.end()
+    return events, decoder.truncated
+
+
+def as_count(value: Any) -> int | None:
+    """An upstream token count, or ``None`` when it is not a plain integer."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _messages(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -13,7 +13,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Final
 
 from provara_kit.sse import encode_comment, encode_event
-from provara_kit.testing.dialects.base import Frame, WireDialect, dumps
+from provara_kit.testing.dialects.base import (
+    Frame,
+    StreamExpectation,
+    WireDialect,
+    as_count,
+    decode_body,
+    dumps,
+)
 from provara_kit.testing.script import CannedReply, StreamFaults
 
 __all__ = ["OpenAIChatDialect"]
@@ -165,6 +172,58 @@ class OpenAIChatDialect(WireDialect):
     def render_stream_error(self, message: str, error_type: str | None = None) -> bytes:
         body = {"error": {"message": message, "type": error_type or "server_error"}}
         return encode_event(dumps(body))
+
+    def read_stream(self, body: bytes) -> StreamExpectation:
+        """Choice 0's text and the last usage reported; clean at ``[DONE]``, or at the end of
+        a body whose last choice carried a ``finish_reason``; an error event or object (even
+        with ``[DONE]`` after it) is not clean."""
+        events, truncated = decode_body(body)
+        text: list[str] = []
+        input_tokens = output_tokens = None
+        finish: str | None = None
+        done = failed = False
+        for event in events:
+            if event.event == "error":
+                failed = True
+                break
+            if event.data == "[DONE]":
+                done = True
+                break
+            try:
+                chunk = json.loads(event.data)
+            except ValueError:
+                failed = True
+                break
+            if not isinstance(chunk, dict) or chunk.get("error"):
+                failed = True
+                break
+            for choice in chunk.get("choices") or ():
+                if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                    continue
+                delta = choice.get("delta") or {}
+                content = delta.get("content")
+                if isinstance(content, str):
+                    text.append(content)
+                elif isinstance(content, list):
+                    text.extend(
+                        p["text"]
+                        for p in content
+                        if isinstance(p, dict)
+                        and p.get("type") == "text"
+                        and isinstance(p.get("text"), str)
+                    )
+                if isinstance(delta.get("refusal"), str):
+                    text.append(delta["refusal"])
+                if choice.get("finish_reason"):
+                    finish = choice["finish_reason"]
+            usage = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage")
+            if isinstance(usage, dict):
+                reported = as_count(usage.get("prompt_tokens"))
+                input_tokens = input_tokens if reported is None else reported
+                reported = as_count(usage.get("completion_tokens"))
+                output_tokens = output_tokens if reported is None else reported
+        clean = not failed and not truncated and (done or finish is not None)
+        return StreamExpectation(clean, "".join(text), input_tokens, output_tokens, finish)
 
     def render_models(self, ids: Sequence[str]) -> bytes:
         data = [

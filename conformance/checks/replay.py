@@ -1,0 +1,164 @@
+"""``replay-fixtures``: recorded real exchanges play back through the adapter cleanly.
+
+An adapter's own dialect can share its bugs; real recordings cannot. Each fixture must be
+played back in full, and what the adapter makes of it must keep the stream rules: a clean
+stream ends in exactly one meta, last; a broken one raises a stream error and no meta; no
+empty content; an error status becomes the typed error for that status.
+"""
+
+from __future__ import annotations
+
+from conformance.checks.registry import check
+from conformance.context import (
+    FAKE_KEY,
+    CheckContext,
+    CheckSkipped,
+    Findings,
+    StreamOutcome,
+    run_stream,
+)
+from conformance.replay import Exchange, Fixture, ReplayTransport
+from provara_kit.errors import ProviderError, ProviderStatusError, StreamError
+from provara_kit.testing.dialects.base import StreamExpectation
+from provara_kit.types import ReasoningDelta, TextDelta
+
+
+def _is_stream(exchange: Exchange) -> bool:
+    body = exchange.request_body
+    if isinstance(body, dict) and "stream" in body:
+        return bool(body["stream"])
+    return exchange.is_stream
+
+
+async def _play(ctx: CheckContext, fixture: Fixture, found: Findings) -> None:
+    transport = ReplayTransport(fixture.exchanges)
+    provider = ctx.target.build(api_key=FAKE_KEY, transport=transport)
+    async with provider:
+        for number, exchange in enumerate(fixture.exchanges, 1):
+            where = f"{fixture.name} #{number}"
+            request = ctx.request("Replay.")
+            try:
+                if _is_stream(exchange):
+                    outcome = await run_stream(provider, request)
+                    _judge_stream(found, where, exchange, outcome, ctx)
+                else:
+                    await _judge_complete(found, where, exchange, provider, request)
+            except Exception as exc:  # an untyped error is itself the finding
+                found.fail(f"{where}: raised an untyped {type(exc).__name__}: {exc}")
+    found.expect(
+        not transport.pending,
+        f"{fixture.name}: {len(transport.pending)} recorded exchanges were never requested",
+    )
+    for mismatch in transport.mismatches:
+        found.fail(f"{fixture.name}: {mismatch}")
+
+
+def _judge_stream(
+    found: Findings, where: str, exchange: Exchange, outcome: StreamOutcome, ctx: CheckContext
+) -> None:
+    if exchange.status >= 400:
+        found.expect(
+            isinstance(outcome.error, ProviderStatusError)
+            and outcome.error.status_code == exchange.status,
+            f"{where}: HTTP {exchange.status} gave {outcome.error!r}",
+        )
+        return
+    for event in outcome.content:
+        if isinstance(event, TextDelta | ReasoningDelta):
+            found.expect(event.text, f"{where}: an empty content event was yielded")
+    if outcome.error is not None:
+        found.expect(isinstance(outcome.error, StreamError), f"{where}: {outcome.error!r}")
+        found.expect(not outcome.metas, f"{where}: a meta event followed a broken stream")
+        return
+    found.expect(len(outcome.metas) == 1, f"{where}: {len(outcome.metas)} meta events")
+    if outcome.metas:
+        found.expect(outcome.events[-1] is outcome.metas[0], f"{where}: the meta is not last")
+    expected = ctx.target.dialect.read_stream(exchange.body)
+    if expected is not None:
+        _compare(found, where, expected, outcome)
+
+
+def _compare(
+    found: Findings, where: str, expected: StreamExpectation, outcome: StreamOutcome
+) -> None:
+    """Hold the adapter's reading against the dialect's reference reading of the body."""
+    ended = "a clean end" if outcome.error is None else type(outcome.error).__name__
+    if not expected.clean:
+        found.expect(
+            outcome.error is not None,
+            f"{where}: the recording never finishes cleanly (error event or no terminal "
+            f"marker) but the adapter reported {ended}",
+        )
+        return
+    if not found.expect(outcome.error is None, f"{where}: a clean recording gave {ended}"):
+        return
+    found.expect(
+        outcome.text == expected.text,
+        f"{where}: text {_short(outcome.text)!r} != recorded {_short(expected.text)!r}",
+    )
+    if len(outcome.metas) != 1:
+        return
+    meta = outcome.metas[0]
+    for side, want in (("input", expected.input_tokens), ("output", expected.output_tokens)):
+        got = getattr(meta, f"{side}_tokens")
+        source = getattr(meta, f"{side}_tokens_source")
+        if want is None:
+            found.expect(source == "estimated", f"{where}: no {side} usage recorded, yet {source}")
+        else:
+            found.expect(
+                (got, source) == (want, "upstream"),
+                f"{where}: {side} tokens {got} ({source}) != recorded {want}",
+            )
+    if expected.finish_reason is not None:
+        found.expect(
+            meta.finish_reason == expected.finish_reason,
+            f"{where}: finish {meta.finish_reason!r} != recorded {expected.finish_reason!r}",
+        )
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 60 else f"{text[:28]}...{text[-28:]}"
+
+
+async def _judge_complete(
+    found: Findings, where: str, exchange: Exchange, provider: object, request: object
+) -> None:
+    from provara_kit.provider import Provider
+    from provara_kit.types import ChatRequest
+
+    assert isinstance(provider, Provider) and isinstance(request, ChatRequest)
+    try:
+        response = await provider.complete(request)
+    except ProviderError as exc:
+        ok = (
+            exchange.status >= 400
+            and isinstance(exc, ProviderStatusError)
+            and exc.status_code == exchange.status
+        )
+        found.expect(ok, f"{where}: HTTP {exchange.status} gave {exc!r}")
+        return
+    found.expect(exchange.status < 400, f"{where}: HTTP {exchange.status} did not raise")
+    found.expect(
+        response.text or response.tool_calls or response.reasoning,
+        f"{where}: a 200 answer came back with no text and no tool calls",
+    )
+
+
+async def replay_fixtures(ctx: CheckContext) -> None:
+    fixtures = ctx.target.recorded_fixtures()
+    if not fixtures:
+        raise CheckSkipped(
+            f"no recorded fixtures for {ctx.target.name}: record some with "
+            f"`nox -s conformance -- {ctx.target.name} --live --record`"
+        )
+    found = Findings()
+    for fixture in fixtures:
+        await _play(ctx, fixture, found)
+    found.raise_if_any()
+
+
+check(
+    "replay-fixtures",
+    "recorded real exchanges replay in full and keep the stream rules",
+    live=replay_fixtures,
+)(replay_fixtures)

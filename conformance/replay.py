@@ -1,0 +1,221 @@
+"""Recorded real exchanges: record them from the live API, replay them through an adapter.
+
+A fixture is one JSON file, ``<name>.fixture.json``::
+
+    {"provider": "acme", "recorded_at": "...", "exchanges": [
+        {"request": {"method": "POST", "path": "/v1/messages", "body": {...}},
+         "response": {"status": 200, "headers": {...}, "body": "event: ...\\n\\n"}}]}
+
+Auth headers are never written and the key is scrubbed from bodies. The recorded wire
+bodies of ``shared/wire-corpus`` (``.sse`` and raw ``.http`` files) replay the same way.
+A replay that leaves an exchange unplayed fails: the adapter did not make the calls the
+recording holds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from provara_kit.errors import redact
+
+__all__ = [
+    "CORPUS_ENV",
+    "Exchange",
+    "Fixture",
+    "RecordingTransport",
+    "ReplayTransport",
+    "corpus_fixtures",
+    "default_corpus",
+    "load_fixtures",
+]
+
+CORPUS_ENV = "PROVARA_WIRE_CORPUS"
+_SECRET_HEADERS = frozenset(
+    {"authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie", "set-cookie"}
+)
+_DROPPED_HEADERS = _SECRET_HEADERS | {"content-length", "content-encoding", "transfer-encoding"}
+
+
+@dataclass
+class Exchange:
+    """One request and the response the upstream gave to it."""
+
+    method: str
+    path: str
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    request_body: Any = None
+
+    @property
+    def is_stream(self) -> bool:
+        return "text/event-stream" in self.headers.get("content-type", "")
+
+
+@dataclass
+class Fixture:
+    """A named, ordered list of exchanges to play back."""
+
+    name: str
+    exchanges: list[Exchange]
+    source: Path | None = None
+
+
+def load_fixtures(folder: Path) -> list[Fixture]:
+    """Every ``*.fixture.json`` under ``folder``."""
+    fixtures = []
+    for path in sorted(folder.rglob("*.fixture.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        exchanges = [
+            Exchange(
+                method=item["request"]["method"],
+                path=item["request"]["path"],
+                request_body=item["request"].get("body"),
+                status=int(item["response"]["status"]),
+                headers={k.lower(): v for k, v in item["response"].get("headers", {}).items()},
+                body=item["response"]["body"].encode("utf-8"),
+            )
+            for item in data["exchanges"]
+        ]
+        fixtures.append(Fixture(path.name.removesuffix(".fixture.json"), exchanges, path))
+    return fixtures
+
+
+def default_corpus() -> Path | None:
+    """The wire corpus: ``$PROVARA_WIRE_CORPUS``, else ``../shared/wire-corpus``."""
+    configured = os.environ.get(CORPUS_ENV)
+    candidate = Path(configured) if configured else Path.cwd().parent / "shared" / "wire-corpus"
+    return candidate if candidate.is_dir() else None
+
+
+def corpus_fixtures(folder: Path) -> list[Fixture]:
+    """The streamed and raw-HTTP bodies a corpus folder holds, one fixture each."""
+    fixtures = []
+    for path in sorted(folder.rglob("*.sse")):
+        body = path.read_bytes()
+        headers = {"content-type": "text/event-stream; charset=utf-8"}
+        exchange = Exchange("POST", "", 200, headers, body, {"stream": True})
+        fixtures.append(Fixture(path.name, [exchange], path))
+    for path in sorted(folder.rglob("*.http")):
+        fixtures.append(Fixture(path.name, [_parse_http(path.read_bytes())], path))
+    return fixtures
+
+
+def _parse_http(raw: bytes) -> Exchange:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    if not _:
+        head, _, body = raw.partition(b"\n\n")
+    lines = head.decode("latin-1").splitlines()
+    status = int(lines[0].split()[1])
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        body = _dechunk(body)
+    stream = "text/event-stream" in headers.get("content-type", "")
+    kept = {k: v for k, v in headers.items() if k not in _DROPPED_HEADERS}
+    return Exchange("POST", "", status, kept, body, {"stream": stream})
+
+
+def _dechunk(body: bytes) -> bytes:
+    out = bytearray()
+    rest = body
+    while rest:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line.split(b";")[0].strip() or b"0", 16)
+        if size == 0:
+            break
+        out += rest[:size]
+        rest = rest[size + 2 :]
+    return bytes(out)
+
+
+class ReplayTransport(httpx.AsyncBaseTransport):
+    """Serves the exchanges of a fixture in order; notes any request that does not fit."""
+
+    def __init__(self, exchanges: Iterable[Exchange]) -> None:
+        self.pending = list(exchanges)
+        self.played = 0
+        self.mismatches: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if not self.pending:
+            self.mismatches.append(f"unexpected extra request {request.method} {request.url.path}")
+            return httpx.Response(599, json={"error": {"message": "not in the recording"}})
+        exchange = self.pending.pop(0)
+        self.played += 1
+        if exchange.method != request.method or not request.url.path.endswith(exchange.path):
+            self.mismatches.append(
+                f"request {self.played} was {request.method} {request.url.path}, the recording "
+                f"has {exchange.method} {exchange.path}"
+            )
+        return httpx.Response(
+            exchange.status, headers=exchange.headers, content=exchange.body, request=request
+        )
+
+
+@dataclass
+class RecordingTransport(httpx.AsyncBaseTransport):
+    """Passes requests to the real network and keeps what came back, secrets removed."""
+
+    secrets: tuple[str, ...] = ()
+    inner: httpx.AsyncBaseTransport = field(default_factory=httpx.AsyncHTTPTransport)
+    exchanges: list[Exchange] = field(default_factory=list)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        body = b"".join([chunk async for chunk in response.stream])  # type: ignore[union-attr]
+        await response.aclose()
+        try:
+            sent = json.loads(request.content) if request.content else None
+        except ValueError:
+            sent = None
+        headers = {k.lower(): v for k, v in response.headers.items()}
+        self.exchanges.append(
+            Exchange(
+                method=request.method,
+                path=request.url.path,
+                status=response.status_code,
+                headers={k: v for k, v in headers.items() if k not in _DROPPED_HEADERS},
+                body=redact(body.decode("utf-8", "replace"), self.secrets).encode("utf-8"),
+                request_body=sent,
+            )
+        )
+        return httpx.Response(
+            response.status_code, headers=response.headers, content=body, request=request
+        )
+
+    def save(self, folder: Path, name: str, *, provider: str) -> Path | None:
+        """Write the exchanges as ``<folder>/<name>.fixture.json``; nothing if none."""
+        if not self.exchanges:
+            return None
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}.fixture.json"
+        data = {
+            "provider": provider,
+            "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "exchanges": [
+                {
+                    "request": {"method": e.method, "path": e.path, "body": e.request_body},
+                    "response": {
+                        "status": e.status,
+                        "headers": e.headers,
+                        "body": e.body.decode("utf-8", "replace"),
+                    },
+                }
+                for e in self.exchanges
+            ],
+        }
+        text = redact(json.dumps(data, indent=2, ensure_ascii=False), self.secrets)
+        path.write_text(text + "\n", encoding="utf-8")
+        return path

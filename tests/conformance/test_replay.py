@@ -1,0 +1,194 @@
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conformance import ConformanceTarget
+from conformance.replay import (
+    Exchange,
+    Fixture,
+    RecordingTransport,
+    ReplayTransport,
+    corpus_fixtures,
+    load_fixtures,
+)
+from conformance.suite import run_check
+from provara_kit.providers.openai_compatible import OpenAICompatibleProvider
+from provara_kit.registry import ProviderFactory
+from provara_kit.streaming import StreamDone
+from provara_kit.testing import CannedReply, ScriptedUpstream, get_dialect
+from provara_kit.types import ChatRequest
+
+KEY = "sk-record-me-0123456789abcdef0123"
+REQUEST = ChatRequest(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+
+
+def openai_factory(
+    *, api_key: str | None, base_url: str | None, transport: httpx.AsyncBaseTransport | None
+) -> OpenAICompatibleProvider:
+    return OpenAICompatibleProvider(
+        name="acme",
+        api_key=api_key,
+        base_url=base_url or "https://acme.test/v1",
+        transport=transport,
+    )
+
+
+def target(fixtures: Path, factory: ProviderFactory = openai_factory) -> ConformanceTarget:
+    return ConformanceTarget(
+        name="acme",
+        factory=factory,
+        dialect=get_dialect("openai-chat"),
+        models=("gpt-4o-mini",),
+        fixtures_dir=fixtures,
+    )
+
+
+async def record(tmp_path: Path) -> Path:
+    upstream = ScriptedUpstream("openai-chat", reply=CannedReply(("Hi", " there")))
+    recorder = RecordingTransport(secrets=(KEY,), inner=upstream)
+    provider = openai_factory(api_key=KEY, base_url=None, transport=recorder)
+    async with provider:
+        await provider.complete(REQUEST)
+        await provider.complete_stream(REQUEST).collect()
+    path = recorder.save(tmp_path / "fixtures", "status-200-1", provider="acme")
+    assert path is not None
+    return path
+
+
+async def test_recording_strips_secrets_and_replays(tmp_path: Path) -> None:
+    path = await record(tmp_path)
+    text = path.read_text()
+    assert KEY not in text and "authorization" not in text.lower()
+    data = json.loads(text)
+    assert [e["request"]["path"] for e in data["exchanges"]] == ["/v1/chat/completions"] * 2
+    assert data["exchanges"][1]["request"]["body"]["stream"] is True
+
+    [fixture] = load_fixtures(path.parent)
+    transport = ReplayTransport(fixture.exchanges)
+    provider = openai_factory(api_key="other", base_url=None, transport=transport)
+    async with provider:
+        assert (await provider.complete(REQUEST)).text == "Hi there"
+        assert (await provider.complete_stream(REQUEST).collect()).text == "Hi there"
+    assert transport.pending == [] and transport.mismatches == []
+
+
+def test_replay_fixtures_check_passes_on_a_good_recording(tmp_path: Path) -> None:
+    path = asyncio.run(record(tmp_path))
+    run_check("replay-fixtures", target(path.parent))
+
+
+def test_requests_that_do_not_fit_the_recording_fail_the_check(tmp_path: Path) -> None:
+    path = asyncio.run(record(tmp_path))
+    data = json.loads(path.read_text())
+    data["exchanges"][0]["request"]["path"] = "/v1/messages"  # not where the adapter posts
+    path.write_text(json.dumps(data))
+    with pytest.raises(AssertionError, match="the recording has POST /v1/messages"):
+        run_check("replay-fixtures", target(path.parent))
+
+
+class SkippingAdapter(OpenAICompatibleProvider):
+    """Known bad: answers non-streamed calls from a cache instead of asking upstream."""
+
+    async def complete(self, request: ChatRequest):  # type: ignore[no-untyped-def]
+        raise ValueError("refused before sending")
+
+
+def test_unplayed_exchanges_fail_the_check(tmp_path: Path) -> None:
+    path = asyncio.run(record(tmp_path))
+
+    def factory(*, api_key, base_url, transport):  # type: ignore[no-untyped-def]
+        return SkippingAdapter(
+            name="acme", api_key=api_key, base_url="https://a/v1", transport=transport
+        )
+
+    with pytest.raises(AssertionError, match="1 recorded exchanges were never requested"):
+        run_check("replay-fixtures", target(path.parent, factory))
+
+
+class ForgivingAdapter(OpenAICompatibleProvider):
+    """Known bad: calls any body that ends a clean end, even mid-error."""
+
+    async def _map_stream(self, events, request):  # type: ignore[no-untyped-def, override]
+        try:
+            async for event in super()._map_stream(events, request):
+                yield event
+        except Exception:
+            pass
+        yield StreamDone()
+
+
+def forgiving_factory(
+    *, api_key: str | None, base_url: str | None, transport: httpx.AsyncBaseTransport | None
+) -> ForgivingAdapter:
+    return ForgivingAdapter(
+        name="acme",
+        api_key=api_key,
+        base_url=base_url or "https://acme.test/v1",
+        transport=transport,
+    )
+
+
+def test_replay_catches_an_adapter_that_forgives_real_error_events(tmp_path: Path) -> None:
+    folder = tmp_path / "fixtures"
+    folder.mkdir()
+    body = (
+        'data: {"id":"x","choices":[{"index":0,"delta":{"content":"Hi"}}]}\n\n'
+        'data: {"error":{"message":"Token limit reached","code":400}}\n\n'
+        "data: [DONE]\n\n"
+    )
+    fixture = {
+        "provider": "acme",
+        "exchanges": [
+            {
+                "request": {
+                    "method": "POST",
+                    "path": "/chat/completions",
+                    "body": {"stream": True},
+                },
+                "response": {
+                    "status": 200,
+                    "headers": {"content-type": "text/event-stream"},
+                    "body": body,
+                },
+            }
+        ],
+    }
+    (folder / "error-in-stream.fixture.json").write_text(json.dumps(fixture))
+    run_check("replay-fixtures", target(folder))  # the real adapter aborts: passes
+    with pytest.raises(AssertionError, match="never finishes cleanly .* reported a clean end"):
+        run_check("replay-fixtures", target(folder, forgiving_factory))
+
+
+def test_corpus_fixtures_parse_raw_http(tmp_path: Path) -> None:
+    raw = (
+        b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+        b'19\r\n{"error":{"message":"x"}}\r\n0\r\n\r\n'
+    )
+    (tmp_path / "error.http").write_bytes(raw)
+    [fixture] = corpus_fixtures(tmp_path)
+    [exchange] = fixture.exchanges
+    assert exchange.status == 429 and exchange.body == b'{"error":{"message":"x"}}'
+    assert "transfer-encoding" not in exchange.headers
+
+
+def test_replay_transport_notes_mismatched_requests() -> None:
+    exchange = Exchange("GET", "/models", 200, {}, b"{}")
+    transport = ReplayTransport([exchange])
+    fixture = Fixture("f", [exchange])
+    assert fixture.exchanges[0] is exchange
+
+    async def go() -> None:
+        async with httpx.AsyncClient(transport=transport) as client:
+            await client.post("https://x.test/chat/completions")
+            response = await client.get("https://x.test/extra")
+            assert response.status_code == 599
+
+    asyncio.run(go())
+    assert "the recording has GET /models" in transport.mismatches[0]
+    assert "unexpected extra request" in transport.mismatches[1]
