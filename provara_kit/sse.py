@@ -108,12 +108,11 @@ class SSEDecoder:
         if tail or self._tail_data:
             # A blank line is either inside ``text`` or made of the tail's last LF and
             # the LF starting ``text`` (the tail itself never holds "\n\n").
-            straddle = text[0] == "\n" and bool(tail) and tail[-1][-1] == "\n"
-            if not straddle and "\n\n" not in text:
+            if "\n\n" not in text and (text[0] != "\n" or not tail or tail[-1][-1] != "\n"):
                 tail.append(text)
                 return out
             parts = text.split(_SEP)
-            if straddle or len(parts) == 1:
+            if len(parts) == 1:
                 if self._tail_data:
                     self._tail_data = False
                     tail.insert(0, "data: ")
@@ -122,6 +121,8 @@ class SSEDecoder:
                 tail.clear()
                 self._general(text, out)
                 return out
+            # A blank line or "\n\ndata: " across the boundary ends up inside ``first``,
+            # which _block handles.
             tail.append(parts[0])
             first = "".join(tail)
             tail.clear()

@@ -160,7 +160,7 @@ def test_replay_catches_an_adapter_that_forgives_real_error_events(tmp_path: Pat
     }
     (folder / "error-in-stream.fixture.json").write_text(json.dumps(fixture))
     run_check("replay-fixtures", target(folder))  # the real adapter aborts: passes
-    with pytest.raises(AssertionError, match="never finishes cleanly .* reported a clean end"):
+    with pytest.raises(AssertionError, match=r"never finishes cleanly .* reported a clean end"):
         run_check("replay-fixtures", target(folder, forgiving_factory))
 
 
