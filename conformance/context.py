@@ -20,7 +20,7 @@ from provara_kit.testing import (
     ScriptedUpstream,
     StreamFaults,
 )
-from provara_kit.types import ChatRequest, ProvaraMeta, StreamEvent
+from provara_kit.types import ChatRequest, ProvaraMeta, StreamEvent, TextDelta
 
 __all__ = [
     "FAKE_KEY",
@@ -75,7 +75,7 @@ class StreamOutcome:
 
     @property
     def text(self) -> str:
-        return "".join(getattr(e, "text", "") for e in self.content if e.type == "text")
+        return "".join(e.text for e in self.events if isinstance(e, TextDelta))
 
 
 async def run_stream(provider: Provider, request: ChatRequest) -> StreamOutcome:

@@ -90,10 +90,17 @@ def load_fixtures(folder: Path) -> list[Fixture]:
 
 
 def default_corpus() -> Path | None:
-    """The wire corpus: ``$PROVARA_WIRE_CORPUS``, else ``../shared/wire-corpus``."""
+    """The wire corpus: ``$PROVARA_WIRE_CORPUS``, else ``shared/wire-corpus`` beside the
+    working directory or beside this checkout."""
     configured = os.environ.get(CORPUS_ENV)
-    candidate = Path(configured) if configured else Path.cwd().parent / "shared" / "wire-corpus"
-    return candidate if candidate.is_dir() else None
+    if configured:
+        return Path(configured) if Path(configured).is_dir() else None
+    checkout = Path(__file__).resolve().parents[1]
+    for base in (Path.cwd(), checkout):
+        candidate = base.parent / "shared" / "wire-corpus"
+        if candidate.is_dir():
+            return candidate
+    return None
 
 
 def corpus_fixtures(folder: Path) -> list[Fixture]:

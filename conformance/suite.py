@@ -13,7 +13,7 @@ import pytest
 
 from conformance.checks import CHECKS
 from conformance.context import CheckContext, CheckSkipped
-from conformance.target import ConformanceTarget, resolve_dialect
+from conformance.target import SCRIPTED_BASE_URL, ConformanceTarget, resolve_dialect
 from provara_kit.pricing import MODEL_PRICING
 from provara_kit.provider import Provider
 from provara_kit.testing import WireDialect
@@ -48,6 +48,8 @@ class ProviderConformance:
     api_key_env: ClassVar[str | None] = None
     base_url: ClassVar[str | None] = None
     pricing: ClassVar[Mapping[str, Any] | None] = None
+    """The table the checks expect costs from (default ``MODEL_PRICING``); an adapter
+    given its own table must be built with the same one in ``make_provider``."""
     expected_failures: ClassVar[Mapping[str, str]] = {}
     fixtures_dir: ClassVar[str | Path | None] = None
     adapter_version: ClassVar[str | None] = None
@@ -69,7 +71,9 @@ class ProviderConformance:
         if not self.provider_name:
             raise TypeError(f"{type(self).__name__} must set provider_name")
         dialect = self.wire if isinstance(self.wire, WireDialect) else resolve_dialect(self.wire)
-        probe = self.make_provider(api_key=None, base_url=self.base_url, transport=None)
+        probe = self.make_provider(
+            api_key=None, base_url=self.base_url or SCRIPTED_BASE_URL, transport=None
+        )
         adapter = type(probe)
         from conformance.target import _distribution_version
 

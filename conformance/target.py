@@ -21,6 +21,8 @@ from provara_kit.testing import DIALECTS, WireDialect
 __all__ = ["DIALECT_ENTRY_POINT_GROUP", "ConformanceTarget", "resolve_dialect"]
 
 DIALECT_ENTRY_POINT_GROUP = "provara.dialects"
+SCRIPTED_BASE_URL = "https://conformance.invalid/v1"
+"""Where scripted checks point an adapter that names no base URL (never reached)."""
 
 
 def resolve_dialect(wire: str) -> WireDialect:
@@ -65,6 +67,16 @@ class ConformanceTarget:
     fixtures_dir: Path | None = None
     corpus_dir: Path | None = None
 
+    def __post_init__(self) -> None:
+        from conformance.checks import CHECKS
+
+        unknown = sorted(set(self.expected_failures) - set(CHECKS))
+        if unknown:
+            raise ValueError(
+                f"expected_failures of {self.name} names unknown checks {unknown}; "
+                f"the check ids are: {', '.join(CHECKS)}"
+            )
+
     def recorded_fixtures(self) -> list[Fixture]:
         """Fixtures recorded for this adapter, plus the wire corpus's recordings."""
         fixtures: list[Fixture] = []
@@ -89,7 +101,7 @@ class ConformanceTarget:
     ) -> Provider:
         """A fresh adapter instance; ``stream_timeout_ms`` is applied the way operators do,
         through ``PROVARA_STREAM_TIMEOUT_MS``."""
-        url = base_url or self.base_url or "https://conformance.invalid/v1"
+        url = base_url or self.base_url or SCRIPTED_BASE_URL
         with _env("PROVARA_STREAM_TIMEOUT_MS", stream_timeout_ms):
             return self.factory(api_key=api_key, base_url=url, transport=transport)
 
