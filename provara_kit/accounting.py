@@ -7,13 +7,69 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from provara_kit.pricing import MODEL_PRICING, lookup_price
 from provara_kit.tokens import resolve_usage
-from provara_kit.types import ChatRequest, ProvaraMeta
+from provara_kit.types import ChatRequest, ChatResponse, ProvaraMeta, ToolCall
 
-__all__ = ["build_meta"]
+__all__ = ["ParsedCompletion", "build_meta", "finish_completion"]
+
+
+@dataclass(slots=True)
+class ParsedCompletion:
+    """What an adapter read out of a non-streamed answer, before it is counted."""
+
+    text: str
+    finish_reason: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    id: str | None = None
+    model: str | None = None
+    reasoning: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+
+    @property
+    def output_chars(self) -> int:
+        """Characters produced, for the token fallback: text, reasoning and tool calls."""
+        calls = sum(len(c.arguments) + len(c.name or "") for c in self.tool_calls)
+        return len(self.text) + len(self.reasoning) + calls
+
+
+def finish_completion(
+    parsed: ParsedCompletion,
+    *,
+    provider: str,
+    request: ChatRequest,
+    started: float,
+    pricing: Mapping[str, tuple[object, object]] | None = None,
+) -> ChatResponse:
+    """The response for a non-streamed answer, counted and priced like a stream."""
+    meta = build_meta(
+        provider=provider,
+        request=request,
+        input_tokens=parsed.input_tokens,
+        output_tokens=parsed.output_tokens,
+        output_chars=parsed.output_chars,
+        finish_reason=parsed.finish_reason,
+        started=started,
+        first_token_at=None,
+        upstream_model=parsed.model,
+        response_id=parsed.id,
+        pricing=pricing,
+    )
+    return ChatResponse(
+        id=parsed.id,
+        provider=provider,
+        model=request.model,
+        text=parsed.text,
+        reasoning=parsed.reasoning,
+        finish_reason=parsed.finish_reason,
+        usage=meta.usage,
+        tool_calls=parsed.tool_calls,
+        meta=meta,
+    )
 
 
 def build_meta(

@@ -13,12 +13,11 @@ import time
 from abc import abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from provara_kit.accounting import build_meta
+from provara_kit.accounting import ParsedCompletion, finish_completion
 from provara_kit.errors import (
     MalformedResponseError,
     ProviderConnectionError,
@@ -35,26 +34,12 @@ from provara_kit.streaming import (
     normalize_stream,
     stream_timeout_from_env,
 )
-from provara_kit.types import ChatRequest, ChatResponse, ToolCall
+from provara_kit.types import ChatRequest, ChatResponse
 
 __all__ = ["KEEP_ALIVE", "HTTPProvider", "ParsedCompletion", "sse_events"]
 
 KEEP_ALIVE = KeepAlive()
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=30.0, pool=30.0)
-
-
-@dataclass(slots=True)
-class ParsedCompletion:
-    """What an adapter read out of a non-streamed response body."""
-
-    text: str
-    finish_reason: str | None
-    input_tokens: int | None
-    output_tokens: int | None
-    id: str | None = None
-    model: str | None = None
-    reasoning: str = ""
-    tool_calls: list[ToolCall] = field(default_factory=list)
 
 
 class HTTPProvider(Provider):
@@ -197,34 +182,8 @@ class HTTPProvider(Provider):
                 f"{type(exc).__name__}: {exc}",
                 provider=self.name,
             ) from None
-        output_chars = (
-            len(parsed.text)
-            + len(parsed.reasoning)
-            + sum(len(c.arguments) + len(c.name or "") for c in parsed.tool_calls)
-        )
-        meta = build_meta(
-            provider=self.name,
-            request=request,
-            input_tokens=parsed.input_tokens,
-            output_tokens=parsed.output_tokens,
-            output_chars=output_chars,
-            finish_reason=parsed.finish_reason,
-            started=started,
-            first_token_at=None,
-            upstream_model=parsed.model,
-            response_id=parsed.id,
-            pricing=self._pricing,
-        )
-        return ChatResponse(
-            id=parsed.id,
-            provider=self.name,
-            model=request.model,
-            text=parsed.text,
-            reasoning=parsed.reasoning,
-            finish_reason=parsed.finish_reason,
-            usage=meta.usage,
-            tool_calls=parsed.tool_calls,
-            meta=meta,
+        return finish_completion(
+            parsed, provider=self.name, request=request, started=started, pricing=self._pricing
         )
 
     def complete_stream(self, request: ChatRequest) -> ChatStream:

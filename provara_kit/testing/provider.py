@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import httpx
 
-from provara_kit.accounting import build_meta
+from provara_kit.accounting import ParsedCompletion, finish_completion
 from provara_kit.errors import (
     ProviderError,
     StreamAbortedError,
@@ -122,28 +122,17 @@ class ScriptedProvider(Provider):
         calls = [
             ToolCall(id=id_, name=name, arguments=args) for id_, name, args in reply.tool_calls
         ]
-        meta = build_meta(
-            provider=self.name,
-            request=request,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            output_chars=len(reply.text) + sum(len(c.arguments) + len(c.name or "") for c in calls),
-            finish_reason=reply.finish_reason,
-            started=started,
-            first_token_at=None,
-            upstream_model=reply.model,
-            response_id=reply.id,
-            pricing=self._pricing,
-        )
-        return ChatResponse(
-            id=reply.id,
-            provider=self.name,
-            model=request.model,
+        parsed = ParsedCompletion(
             text=reply.text,
             finish_reason=reply.finish_reason,
-            usage=meta.usage,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            id=reply.id,
+            model=reply.model,
             tool_calls=calls,
-            meta=meta,
+        )
+        return finish_completion(
+            parsed, provider=self.name, request=request, started=started, pricing=self._pricing
         )
 
     def complete_stream(self, request: ChatRequest) -> ChatStream:
