@@ -102,7 +102,9 @@ class SSEDecoder:
         if "\r" in text:
             if text[-1] == "\r":
                 self._skip_lf = True
-            text = text.replace("\r\n", "\n").replace("\r", "\n")
+            text = "\n".join(text.split("\r\n"))  # faster than .replace() here
+            if "\r" in text:
+                text = text.replace("\r", "\n")
         tail = self._tail
         sse = ServerSentEvent
         if tail or self._tail_data:
@@ -137,8 +139,11 @@ class SSEDecoder:
             else:
                 self._block(first, out)
         else:
+            if text[:6] != "data: ":
+                self._general(text, out)
+                return out
             # One whole "data: ...\n\n" event per chunk: the usual streaming case.
-            if text[-2:] == "\n\n" and text.find("\n") == len(text) - 2 and text[:6] == "data: ":
+            if text[-2:] == "\n\n" and text.find("\n") == len(text) - 2:
                 out.append(sse(text[6:-2], "message", self.last_event_id, None))
                 return out
             parts = text.split(_SEP)
@@ -146,10 +151,10 @@ class SSEDecoder:
                 self._general(text, out)
                 return out
             first = parts[0]
-            if first[:6] == "data: " and "\n" not in first:
-                out.append(sse(first[6:], "message", self.last_event_id, None))
-            else:
+            if "\n" in first:
                 self._block(first, out)
+            else:
+                out.append(sse(first[6:], "message", self.last_event_id, None))
         # parts[1:] are what follows each "\n\ndata: "; all but the last are complete.
         last = parts.pop()
         if len(parts) > 1:
@@ -194,20 +199,21 @@ class SSEDecoder:
         lid = self.last_event_id
         sse = ServerSentEvent
         for block in blocks:
-            if block[:6] == "data: " and "\n" not in block:
-                out.append(sse(block[6:], "message", lid, None))
-            else:
-                self._block(block, out)
-                lid = self.last_event_id
+            if block[:6] == "data: ":
+                if "\n" not in block:
+                    out.append(sse(block[6:], "message", lid, None))
+                    continue
+            elif block[:7] == "event: ":  # "event: x\ndata: y", the Anthropic shape
+                head, sep, data = block.partition("\ndata: ")
+                if sep and "\n" not in data and "\n" not in head:
+                    out.append(sse(data, head[7:] or "message", lid, None))
+                    continue
+            self._block(block, out)
+            lid = self.last_event_id
 
     def _block(self, block: str, out: list[ServerSentEvent]) -> None:
         """Interpret the lines of ``block``, which is followed by a blank line."""
         lid = self.last_event_id
-        if block[:7] == "event: ":  # "event: x\ndata: y", the Anthropic shape
-            nl = block.find("\n")
-            if nl > 0 and block.startswith("data: ", nl + 1) and block.find("\n", nl + 1) < 0:
-                out.append(ServerSentEvent(block[nl + 7 :], block[7:nl] or "message", lid, None))
-                return
         etype = ""
         data: list[str] | None = None
         retry: int | None = None
