@@ -19,8 +19,9 @@ from conformance.context import (
 )
 from conformance.replay import Exchange, Fixture, ReplayTransport
 from provara_kit.errors import ProviderError, ProviderStatusError, StreamError
+from provara_kit.provider import Provider
 from provara_kit.testing.dialects.base import StreamExpectation
-from provara_kit.types import ReasoningDelta, TextDelta
+from provara_kit.types import ChatRequest, ReasoningDelta, TextDelta
 
 
 def _is_stream(exchange: Exchange) -> bool:
@@ -121,12 +122,8 @@ def _short(text: str) -> str:
 
 
 async def _judge_complete(
-    found: Findings, where: str, exchange: Exchange, provider: object, request: object
+    found: Findings, where: str, exchange: Exchange, provider: Provider, request: ChatRequest
 ) -> None:
-    from provara_kit.provider import Provider
-    from provara_kit.types import ChatRequest
-
-    assert isinstance(provider, Provider) and isinstance(request, ChatRequest)
     try:
         response = await provider.complete(request)
     except ProviderError as exc:
