@@ -34,8 +34,21 @@ def lint(session: nox.Session) -> None:
     session.run("mypy")
 
 
+@nox.session(python=PYTHON)
+def gateway(session: nox.Session) -> None:
+    """Start the reference gateway: ``nox -s gateway -- [--port 8000] [--database URL]``.
+
+    Embedded SQLite (``./provara-gateway.db``) and the keyless ``local`` provider, so it
+    answers at once. Without ``PROVARA_MASTER_KEY`` a development key is made in
+    ``./provara-gateway.dev-key``; on an empty database a ``dev`` tenant is created and its
+    token printed.
+    """
+    session.install("-e", ".[gateway]")
+    session.run("provara-gateway", "serve", "--dev", *session.posargs)
+
+
 # Options of the conformance plugin that take a value (the value follows the option).
-_VALUE_OPTIONS = {"--report-dir", "--conformance-target", "-k", "-m"}
+_VALUE_OPTIONS = {"--report-dir", "--conformance-target", "--conformance-fixtures", "-k", "-m"}
 
 
 def _adapter_names(package: Path) -> list[str]:
@@ -75,6 +88,9 @@ def conformance(session: nox.Session) -> None:
                 session.error(str(exc))
             session.install(str(package))
             targets.extend(names)
+            recorded = package / "tests" / "fixtures"
+            if recorded.is_dir():
+                options += [f"--conformance-fixtures={name}={recorded}" for name in names]
         else:
             targets.append(arg)
     # The suite's own settings, not this project's test configuration.

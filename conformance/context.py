@@ -164,7 +164,7 @@ class CheckContext:
         if self.record:
             transport = RecordingTransport(secrets=(key,))
             self.recordings.append(transport)
-        return self.target.build(api_key=key, transport=transport)
+        return self.target.build(api_key=key, transport=transport, live=True)
 
     def save_recordings(self, check_id: str, folder: Path) -> list[Path]:
         """Write what ``--record`` kept as fixtures named after the check."""

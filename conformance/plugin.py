@@ -46,6 +46,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="a registered provider to check (repeatable; default: every registered one)",
     )
     group.addoption(
+        "--conformance-fixtures",
+        dest="provara_fixtures",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="recorded replay fixtures for a registered provider (repeatable)",
+    )
+    group.addoption(
         "--conformance-partial",
         action="store_true",
         dest="provara_partial",

@@ -6,6 +6,8 @@ in the registry, built-in and installed adapter packages alike.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from conformance.suite import ProviderConformance
@@ -17,8 +19,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "conformance_target" not in metafunc.fixturenames:
         return
     names = metafunc.config.getoption("provara_targets") or REGISTRY.names()
-    targets = [ConformanceTarget.from_registry(name) for name in names]
+    fixtures = _fixture_folders(metafunc.config.getoption("provara_fixtures"))
+    targets = [ConformanceTarget.from_registry(n, fixtures_dir=fixtures.get(n)) for n in names]
     metafunc.parametrize("conformance_target", targets, ids=[t.name for t in targets])
+
+
+def _fixture_folders(pairs: list[str]) -> dict[str, Path]:
+    folders = {}
+    for pair in pairs:
+        name, sep, folder = pair.partition("=")
+        if not sep or not name or not folder:
+            raise pytest.UsageError(f"--conformance-fixtures takes NAME=DIR, got {pair!r}")
+        folders[name] = Path(folder)
+    return folders
 
 
 class TestRegisteredProvider(ProviderConformance):

@@ -179,6 +179,9 @@ class RecordingTransport(httpx.AsyncBaseTransport):
     inner: httpx.AsyncBaseTransport = field(default_factory=httpx.AsyncHTTPTransport)
     exchanges: list[Exchange] = field(default_factory=list)
 
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await self.inner.handle_async_request(request)
         body = b"".join([chunk async for chunk in response.stream])  # type: ignore[union-attr]

@@ -98,16 +98,21 @@ class ConformanceTarget:
         transport: httpx.AsyncBaseTransport | None,
         base_url: str | None = None,
         stream_timeout_ms: int | None = None,
+        live: bool = False,
     ) -> Provider:
         """A fresh adapter instance; ``stream_timeout_ms`` is applied the way operators do,
-        through ``PROVARA_STREAM_TIMEOUT_MS``."""
-        url = base_url or self.base_url or SCRIPTED_BASE_URL
+        through ``PROVARA_STREAM_TIMEOUT_MS``. Scripted runs point an adapter with no base
+        URL at a placeholder; ``live`` ones leave it to the adapter's own default."""
+        url = base_url or self.base_url or (None if live else SCRIPTED_BASE_URL)
         with _env("PROVARA_STREAM_TIMEOUT_MS", stream_timeout_ms):
             return self.factory(api_key=api_key, base_url=url, transport=transport)
 
     @classmethod
-    def from_registry(cls, name: str, registry: Registry = REGISTRY) -> ConformanceTarget:
-        """The target for a registered provider; its dialect comes from the spec's ``wire``."""
+    def from_registry(
+        cls, name: str, registry: Registry = REGISTRY, *, fixtures_dir: Path | None = None
+    ) -> ConformanceTarget:
+        """The target for a registered provider; its dialect comes from the spec's ``wire``,
+        its recordings from ``fixtures_dir`` and the wire corpus."""
         spec = registry.get(name)
         probe = spec.factory(api_key=None, base_url=spec.default_base_url, transport=None)
         adapter_cls = type(probe)
@@ -122,6 +127,7 @@ class ConformanceTarget:
             adapter=f"{adapter_cls.__module__}.{adapter_cls.__qualname__}",
             adapter_version=_distribution_version(adapter_cls.__module__),
             corpus_dir=_corpus_folder(name),
+            fixtures_dir=fixtures_dir,
         )
 
 

@@ -39,7 +39,9 @@ async def _play(ctx: CheckContext, fixture: Fixture, found: Findings) -> None:
             where = f"{fixture.name} #{number}"
             request = ctx.request("Replay.")
             try:
-                if _is_stream(exchange):
+                if exchange.method == "GET":
+                    await _judge_models(found, where, exchange, provider)
+                elif _is_stream(exchange):
                     outcome = await run_stream(provider, request)
                     _judge_stream(found, where, exchange, outcome, ctx)
                 else:
@@ -119,6 +121,19 @@ def _compare(
 
 def _short(text: str) -> str:
     return text if len(text) <= 60 else f"{text[:28]}...{text[-28:]}"
+
+
+async def _judge_models(
+    found: Findings, where: str, exchange: Exchange, provider: Provider
+) -> None:
+    """A recorded model listing: ``discover_models`` must read it, or raise typed."""
+    try:
+        models = await provider.discover_models()
+    except ProviderError as exc:
+        found.expect(exchange.status >= 400, f"{where}: model listing gave {exc!r}")
+        return
+    if exchange.status < 400:
+        found.expect(models, f"{where}: discover_models read no models from the listing")
 
 
 async def _judge_complete(

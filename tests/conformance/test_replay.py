@@ -192,3 +192,32 @@ def test_replay_transport_notes_mismatched_requests() -> None:
     asyncio.run(go())
     assert "the recording has GET /models" in transport.mismatches[0]
     assert "unexpected extra request" in transport.mismatches[1]
+
+
+def test_recorded_model_listing_replays_through_discover_models(tmp_path: Path) -> None:
+    async def record_models() -> Path:
+        upstream = ScriptedUpstream("openai-chat", models=["gpt-4o-mini", "acme-2"])
+        recorder = RecordingTransport(secrets=(KEY,), inner=upstream)
+        async with openai_factory(api_key=KEY, base_url=None, transport=recorder) as provider:
+            assert await provider.discover_models() == ["gpt-4o-mini", "acme-2"]
+        saved = recorder.save(tmp_path / "fixtures", "pricing-presence-1", provider="acme")
+        assert saved is not None
+        return saved
+
+    path = asyncio.run(record_models())
+    run_check("replay-fixtures", target(path.parent))
+
+    class BlindAdapter(OpenAICompatibleProvider):
+        """Known bad: reads no models out of a listing."""
+
+        async def discover_models(self) -> list[str] | None:
+            await self._get_json("/models")
+            return []
+
+    def factory(*, api_key, base_url, transport):  # type: ignore[no-untyped-def]
+        return BlindAdapter(
+            name="acme", api_key=api_key, base_url="https://a/v1", transport=transport
+        )
+
+    with pytest.raises(AssertionError, match="discover_models read no models"):
+        run_check("replay-fixtures", target(path.parent, factory))

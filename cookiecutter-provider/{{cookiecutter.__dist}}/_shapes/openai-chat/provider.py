@@ -1,0 +1,103 @@
+"""The {{ cookiecutter.provider_name }} adapter, for an OpenAI Chat Completions-shaped API.
+
+What the wire shares with OpenAI's (message and tool mapping, usage chunks, streams that end
+without ``[DONE]``, errors inside a 200 stream) comes from
+:class:`~provara_kit.providers.openai_compatible.OpenAICompatibleProvider`; this class holds
+what is {{ cookiecutter.provider_name }}'s own, in the hooks below.
+
+Status mapping, key scrubbing, empty-chunk filtering, abort and timeout detection, token
+fallback, pricing and the final ``_provara`` meta event happen in provara-kit's shared
+pipeline (:class:`~provara_kit.providers.base.HTTPProvider`), not here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Final
+
+import httpx
+from provara_kit.providers.openai_compatible import OpenAICompatibleProvider
+from provara_kit.types import ChatRequest
+
+__all__ = [
+    "API_KEY_ENV",
+    "BASE_URL_ENV",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MODELS",
+    "PROVIDER_NAME",
+    "{{ cookiecutter.__class }}",
+]
+
+PROVIDER_NAME: Final = "{{ cookiecutter.__slug }}"
+DEFAULT_BASE_URL: Final = "{{ cookiecutter.__base_url }}"
+API_KEY_ENV: Final = "{{ cookiecutter.__env }}_API_KEY"
+BASE_URL_ENV: Final = "{{ cookiecutter.__env }}_BASE_URL"
+DEFAULT_MODELS: Final[tuple[str, ...]] = (
+{%- for model, _, _ in cookiecutter.models | model_prices %}
+    "{{ model }}",
+{%- endfor %}
+)
+"""Served before ``discover_models`` has run; each one needs a price in ``pricing.PRICES``."""
+
+# Decide: whether your API honours stream_options.include_usage (usage on the last chunk).
+# Without it, streamed token counts are estimated from the text and marked so.
+INCLUDE_USAGE: Final = True
+
+# Decide: the request fields OpenAI clients send that your API rejects (a 400 otherwise).
+_UNSUPPORTED: Final[frozenset[str]] = frozenset()
+
+
+class {{ cookiecutter.__class }}(OpenAICompatibleProvider):
+    """{{ cookiecutter.provider_name }} models through its Chat Completions-shaped API."""
+
+    wire: ClassVar[str] = "{{ cookiecutter.__wire }}"
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str = DEFAULT_BASE_URL,
+        transport: httpx.AsyncBaseTransport | None = None,
+        name: str = PROVIDER_NAME,
+        default_models: tuple[str, ...] = DEFAULT_MODELS,
+        stream_timeout: float | None = None,
+        pricing: Mapping[str, tuple[object, object]] | None = None,
+    ) -> None:
+        """Talk to ``base_url`` with ``api_key``.
+
+        ``transport`` replaces the network (a scripted upstream in tests);
+        ``stream_timeout`` is the idle limit in seconds (default: from
+        ``PROVARA_STREAM_TIMEOUT_MS``); ``pricing`` replaces the global price table.
+        """
+        super().__init__(
+            name=name,
+            base_url=base_url,
+            api_key=api_key,
+            transport=transport,
+            default_models=default_models,
+            include_usage=INCLUDE_USAGE,
+            stream_timeout=stream_timeout,
+            pricing=pricing,
+        )
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"content-type": "application/json"}
+        if self._api_key:
+            # Decide: how your API takes the key, and any header every request needs (an
+            # API version, an organization id). OpenAI's wire sends a Bearer token.
+            headers["authorization"] = f"Bearer {self._api_key}"
+        return headers
+
+    def _completion_path(self) -> str:
+        return "/chat/completions"
+
+    def _build_payload(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        payload = super()._build_payload(request, stream=stream)
+        for field in _UNSUPPORTED:
+            payload.pop(field, None)
+        return payload
+
+    async def discover_models(self) -> list[str] | None:
+        # Decide: how your API lists models. This reads OpenAI's GET /models; return None
+        # if your API cannot list them (the default models are served then).
+        return await super().discover_models()
