@@ -1,0 +1,1 @@
+"""The gateway's HTTP API: chat completions, models, provider keys, and the error shapes."""

@@ -1,0 +1,340 @@
+"""``POST /v1/chat/completions``: OpenAI-compatible, streaming and not.
+
+A request is authenticated, read under the body cap, validated (``stream`` and
+``stream_options`` here, the rest by the SDK's :class:`~provara_kit.ChatRequest`), routed
+(``auto`` through the router, then :meth:`ProviderPool.route`) and answered by the
+provider. Usage goes to the batched recorder; nothing on this path waits for the database.
+
+Streaming waits up to ``PROVARA_KEEPALIVE_MS`` for the first event before answering, so an
+upstream that fails at once (a 401, a 429, a refused connection) gets its proper HTTP
+status. If the first token is slower than that, the 200 stream starts and carries
+``: keep-alive`` comments until it arrives; a failure after that point is an in-stream
+error event. A client that goes away stops the upstream request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from provara_kit.errors import ProviderError
+from provara_kit.streaming import ChatStream
+from provara_kit.types import (
+    ChatRequest,
+    ChatResponse,
+    ProvaraMeta,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+)
+from reference_gateway.api.errors import (
+    INTERNAL_ERROR,
+    GatewayError,
+    from_provider_error,
+    from_validation_error,
+)
+from reference_gateway.api.http import read_json_object
+from reference_gateway.local import FAULT_HEADER
+from reference_gateway.providers import Route as ProviderRoute
+from reference_gateway.router import AUTO
+from reference_gateway.sse import KEEP_ALIVE, ChunkEncoder, encode_error, usage_object
+from reference_gateway.types import Tenant
+
+if TYPE_CHECKING:
+    from reference_gateway.app import Gateway
+
+logger = logging.getLogger("reference_gateway")
+
+__all__ = ["ChatCompletions", "routes"]
+
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+def _stream_flags(data: dict[str, Any]) -> tuple[bool, bool]:
+    """Pop ``stream`` and ``stream_options`` from the body: ``(stream, include_usage)``."""
+    stream = data.pop("stream", None)
+    if stream is None:
+        stream = False
+    elif not isinstance(stream, bool):
+        raise GatewayError(
+            400,
+            "Invalid value for 'stream': expected a boolean.",
+            param="stream",
+            code="invalid_type",
+        )
+    options = data.pop("stream_options", None)
+    if options is None:
+        return stream, False
+    if not isinstance(options, dict):
+        raise GatewayError(
+            400,
+            "Invalid value for 'stream_options': expected an object.",
+            param="stream_options",
+            code="invalid_type",
+        )
+    if not stream:
+        raise GatewayError(
+            400,
+            "'stream_options' is only allowed when 'stream' is true.",
+            param="stream_options",
+            code="invalid_value",
+        )
+    include_usage = options.get("include_usage", False)
+    if include_usage is None:
+        include_usage = False
+    if not isinstance(include_usage, bool):
+        raise GatewayError(
+            400,
+            "Invalid value for 'stream_options.include_usage': expected a boolean.",
+            param="stream_options.include_usage",
+            code="invalid_type",
+        )
+    return stream, include_usage
+
+
+def _unsupported(exc: ValueError) -> GatewayError:
+    return GatewayError(
+        400, f"The provider cannot take this request: {exc}", code="unsupported_request"
+    )
+
+
+def _completion_body(
+    completion_id: str, created: int, model: str, response: ChatResponse
+) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": response.text if response.text or not response.tool_calls else None,
+    }
+    if response.reasoning:
+        message["reasoning_content"] = response.reasoning
+    if response.tool_calls:
+        message["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for call in response.tool_calls
+        ]
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": response.finish_reason,
+            }
+        ],
+        "usage": usage_object(response.meta),
+        "provara": response.meta.to_dict(),
+    }
+
+
+class ChatCompletions:
+    """The endpoint, bound to one gateway."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.keepalive = gateway.settings.keepalive_ms / 1000
+
+    async def handle(self, request: Request) -> Response:
+        gateway = self.gateway
+        headers = request.headers
+        tenant = await gateway.auth.authenticate(headers.get("authorization"))
+        data = await read_json_object(request, gateway.settings.max_body_bytes)
+        stream, include_usage = _stream_flags(data)
+        try:
+            chat = ChatRequest.model_validate(data)
+        except ValidationError as exc:
+            raise from_validation_error(exc) from None
+        model = chat.model
+        if model == AUTO:
+            model = gateway.router.choose_model(chat, tenant)
+        route = await gateway.providers.route(tenant, model, local_fault=headers.get(FAULT_HEADER))
+        upstream_request = chat.model_copy(update={"model": route.model})
+        completion_id = "chatcmpl-" + os.urandom(12).hex()
+        if stream:
+            return await self._stream(tenant, route, upstream_request, completion_id, include_usage)
+        try:
+            try:
+                response = await route.provider.complete(upstream_request)
+            except ProviderError as exc:
+                raise from_provider_error(exc) from None
+            except ValueError as exc:
+                raise _unsupported(exc) from None
+        finally:
+            await route.release()
+        gateway.usage.record(
+            request_id=completion_id,
+            tenant_id=tenant.id,
+            meta=response.meta,
+            key_source=route.key_source,
+            stream=False,
+        )
+        body = _completion_body(completion_id, int(time.time()), route.public_model, response)
+        return Response(
+            orjson.dumps(body),
+            media_type="application/json",
+            headers={"x-request-id": completion_id},
+        )
+
+    async def _stream(
+        self,
+        tenant: Tenant,
+        route: ProviderRoute,
+        upstream_request: ChatRequest,
+        completion_id: str,
+        include_usage: bool,
+    ) -> Response:
+        try:
+            stream = route.provider.complete_stream(upstream_request)
+        except ProviderError as exc:
+            await route.release()
+            raise from_provider_error(exc) from None
+        except ValueError as exc:
+            await route.release()
+            raise _unsupported(exc) from None
+        first: asyncio.Future[StreamEvent] = asyncio.ensure_future(anext(stream))
+        done, _ = await asyncio.wait((first,), timeout=self.keepalive)
+        if done:
+            failure = first.exception()
+            if failure is not None:
+                await stream.aclose()
+                await route.release()
+                if isinstance(failure, ProviderError):
+                    raise from_provider_error(failure) from None
+                if isinstance(failure, ValueError):
+                    raise _unsupported(failure) from None
+                raise failure
+        return _SSEResponse(
+            gateway=self.gateway,
+            tenant=tenant,
+            route=route,
+            stream=stream,
+            first=first,
+            encoder=ChunkEncoder(completion_id, int(time.time()), route.public_model),
+            completion_id=completion_id,
+            include_usage=include_usage,
+            keepalive=self.keepalive,
+        )
+
+
+class _SSEResponse(Response):
+    """Streams one completion; stops the upstream if the client disconnects."""
+
+    def __init__(
+        self,
+        *,
+        gateway: Gateway,
+        tenant: Tenant,
+        route: ProviderRoute,
+        stream: ChatStream,
+        first: asyncio.Future[StreamEvent],
+        encoder: ChunkEncoder,
+        completion_id: str,
+        include_usage: bool,
+        keepalive: float,
+    ) -> None:
+        self.status_code = 200
+        self.gateway = gateway
+        self.tenant = tenant
+        self.route = route
+        self.stream = stream
+        self.first = first
+        self.encoder = encoder
+        self.completion_id = completion_id
+        self.include_usage = include_usage
+        self.keepalive = keepalive
+        self.background = None
+        self.raw_headers = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        producer = asyncio.ensure_future(self._produce(send))
+        watcher = asyncio.ensure_future(_wait_for_disconnect(receive))
+        try:
+            await asyncio.wait((producer, watcher), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (producer, watcher):
+                task.cancel()
+            await asyncio.gather(producer, watcher, return_exceptions=True)
+
+    async def _produce(self, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [*_SSE_HEADERS, (b"x-request-id", self.completion_id.encode())],
+            }
+        )
+        try:
+            tail = await self._events(send)
+        except ProviderError as exc:
+            tail = encode_error(from_provider_error(exc).body())
+        except Exception:
+            logger.exception("unhandled error while streaming %s", self.completion_id)
+            tail = encode_error(INTERNAL_ERROR.body())
+        finally:
+            first = self.first
+            if not first.done():
+                first.cancel()
+                # The generator runs inside that task: let it unwind before closing it.
+                await asyncio.gather(first, return_exceptions=True)
+            await self.stream.aclose()
+            await self.route.release()
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+    async def _events(self, send: Send) -> bytes:
+        """Send every content event; return the bytes that end the stream."""
+        encoder = self.encoder
+        stream = self.stream
+        first = self.first
+        while not first.done():
+            done, _ = await asyncio.wait((first,), timeout=self.keepalive)
+            if not done:
+                await send({"type": "http.response.body", "body": KEEP_ALIVE, "more_body": True})
+        event: StreamEvent = first.result()
+        while True:
+            if isinstance(event, TextDelta):
+                chunk = encoder.text(event.text)
+            elif isinstance(event, ProvaraMeta):
+                self.gateway.usage.record(
+                    request_id=self.completion_id,
+                    tenant_id=self.tenant.id,
+                    meta=event,
+                    key_source=self.route.key_source,
+                    stream=True,
+                )
+                return encoder.end(event, include_usage=self.include_usage)
+            elif isinstance(event, ReasoningDelta):
+                chunk = encoder.reasoning(event.text)
+            else:
+                chunk = encoder.tool_call(event)
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            event = await anext(stream)
+
+
+async def _wait_for_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def routes(gateway: Gateway) -> list[Route]:
+    return [Route("/v1/chat/completions", ChatCompletions(gateway).handle, methods=["POST"])]

@@ -1,0 +1,78 @@
+"""Request and response plumbing: orjson responses and a request body read under a cap."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from reference_gateway.api.errors import GatewayError
+
+__all__ = ["JSONResponse", "read_body", "read_json_object"]
+
+
+class JSONResponse(Response):
+    """A JSON response encoded with orjson."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def _too_large(limit: int) -> GatewayError:
+    return GatewayError(
+        413,
+        f"Request body too large: the limit is {limit} bytes (PROVARA_MAX_BODY_BYTES).",
+        code="request_too_large",
+    )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing more than ``limit`` bytes with a 413.
+
+    ``Content-Length`` only lets a too-large body be refused early; the bytes are counted
+    as they arrive whatever the header says (or when it is absent: chunked encoding).
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise GatewayError(400, "The client went away while sending the body.") from None
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
+    """The body parsed as a JSON object; a 400 for malformed JSON or another JSON type."""
+    body = await read_body(request, limit)
+    if not body:
+        raise GatewayError(
+            400,
+            "The request body is empty; send a JSON object.",
+            code="invalid_json",
+        )
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise GatewayError(
+            400,
+            f"The request body is not valid JSON: {exc}.",
+            code="invalid_json",
+        ) from None
+    if not isinstance(data, dict):
+        raise GatewayError(
+            400,
+            f"The request body must be a JSON object, not {type(data).__name__}.",
+            code="invalid_json",
+        )
+    return data

@@ -1,0 +1,166 @@
+"""The Starlette application: :func:`create_app` and the :class:`Gateway` it serves.
+
+Routes:
+
+=====================================  ====================================================
+``POST /v1/chat/completions``          OpenAI-compatible chat completions, streamed or not
+``GET /v1/models``, ``/v1/models/ID``  routable models with their prices
+``GET|POST|DELETE /api/provider-keys`` the tenant's own provider keys (JSON)
+``/dashboard/api-keys``                the same, as an HTML page
+``GET /healthz``                       liveness, no authentication
+=====================================  ====================================================
+
+The lifespan opens the database, starts the local upstream (provider ``local``), the usage
+flusher and model discovery; on shutdown it flushes usage, closes every provider client,
+stops the local upstream and closes the database, in that order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from provara_kit.registry import REGISTRY, Registry
+from provara_kit.vault import Vault
+from reference_gateway import dashboard, logs
+from reference_gateway.api import chat, keys, models
+from reference_gateway.api.errors import (
+    ErrorMiddleware,
+    GatewayError,
+    gateway_error_handler,
+    http_exception_handler,
+)
+from reference_gateway.auth import Authenticator
+from reference_gateway.config import Settings
+from reference_gateway.keys import ProviderKeys
+from reference_gateway.local import LocalServer
+from reference_gateway.providers import ProviderPool
+from reference_gateway.router import Router
+from reference_gateway.store import Database
+from reference_gateway.usage import UsageRecorder
+
+__all__ = ["Gateway", "create_app"]
+
+logger = logging.getLogger("reference_gateway")
+
+_HEALTHY = b'{"status":"ok"}'
+
+
+class Gateway:
+    """Everything the request handlers share, built at start-up and torn down at shutdown."""
+
+    db: Database
+    auth: Authenticator
+    providers: ProviderPool
+    keys: ProviderKeys
+    usage: UsageRecorder
+
+    def __init__(self, settings: Settings, *, registry: Registry, vault: Vault) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.vault = vault
+        self.router = Router(default_model=settings.default_model, min_samples=settings.min_samples)
+        self.local: LocalServer | None = None
+        self._discovery: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        settings = self.settings
+        logs.install()
+        self.db = Database(settings.database_path)
+        self.auth = Authenticator(self.db)
+        local_url = None
+        if settings.local_upstream:
+            self.local = LocalServer()
+            local_url = await self.local.start()
+        self.providers = ProviderPool(
+            registry=self.registry,
+            vault=self.vault,
+            db=self.db,
+            environ=settings.environ,
+            stream_timeout=settings.stream_timeout,
+            local_base_url=local_url,
+            fast_transport=settings.fast_transport,
+        )
+        self.keys = ProviderKeys(
+            db=self.db, vault=self.vault, registry=self.registry, pool=self.providers
+        )
+        self.usage = UsageRecorder(
+            self.db, flush_ms=settings.usage_flush_ms, flush_rows=settings.usage_flush_rows
+        )
+        self.usage.start()
+        if settings.discover_models:
+            self._discovery = asyncio.create_task(self._discover(), name="model-discovery")
+
+    async def _discover(self) -> None:
+        """Ask every provider with an operator key for its models (runbook: start-up)."""
+        report = await self.registry.refresh_models(environ=self.settings.environ)
+        for name, result in sorted(report.results.items()):
+            if result.status == "error":
+                logger.warning("model discovery for %s failed: %s", name, result.error)
+            elif result.status == "ok":
+                logger.info("model discovery for %s: %d models", name, len(result.models))
+        self.providers.rebuild_index()
+
+    async def stop(self) -> None:
+        if self._discovery is not None:
+            self._discovery.cancel()
+            await asyncio.gather(self._discovery, return_exceptions=True)
+        await self.usage.aclose()
+        await self.providers.aclose()
+        if self.local is not None:
+            await self.local.stop()
+        self.db.close()
+
+
+async def _healthz(request: Request) -> Response:
+    return Response(_HEALTHY, media_type="application/json")
+
+
+def create_app(settings: Settings | None = None, *, registry: Registry | None = None) -> Starlette:
+    """The gateway as an ASGI app.
+
+    ``settings`` default to :meth:`Settings.from_env`; ``registry`` to the process-wide
+    :data:`~provara_kit.registry.REGISTRY`. Raises
+    :class:`~provara_kit.errors.MasterKeyError` when ``PROVARA_MASTER_KEY`` is missing or
+    unusable: stored keys could not be read or written without it.
+    """
+    settings = Settings.from_env() if settings is None else settings
+    gateway = Gateway(
+        settings, registry=REGISTRY if registry is None else registry, vault=settings.vault()
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.stop()
+
+    routes: list[BaseRoute] = [
+        Route("/healthz", _healthz, methods=["GET"]),
+        *chat.routes(gateway),
+        *models.routes(gateway),
+        *keys.routes(gateway),
+        *dashboard.routes(gateway),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(ErrorMiddleware)],
+        exception_handlers={
+            GatewayError: gateway_error_handler,
+            HTTPException: http_exception_handler,
+        },
+        lifespan=lifespan,
+    )
+    app.state.gateway = gateway
+    return app

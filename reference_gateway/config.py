@@ -1,0 +1,172 @@
+"""Gateway settings, read from the environment once at start-up.
+
+==============================  =====================================  =====================
+variable                        meaning                                default
+==============================  =====================================  =====================
+``PROVARA_DATABASE_URL``        ``sqlite:///<path>`` (relative path)   ``sqlite:///./provara-gateway.db``
+                                or ``sqlite:////<absolute path>``
+``PROVARA_MASTER_KEY``          vault key for stored provider keys     required by ``serve``
+``PROVARA_MASTER_KEY_PREVIOUS`` old master keys, during a rotation     none
+``PROVARA_STREAM_TIMEOUT_MS``   idle limit of an upstream stream       60000
+``PROVARA_MIN_SAMPLES``         feedback samples before the router     5
+                                trusts a cell
+``PROVARA_DEFAULT_MODEL``       what ``model: "auto"`` resolves to     ``local/echo``
+``PROVARA_MAX_BODY_BYTES``      largest request body accepted          4194304 (4 MiB)
+``PROVARA_KEEPALIVE_MS``        SSE keep-alive interval while waiting  5000
+                                for a slow first token
+``PROVARA_USAGE_FLUSH_MS``      usage rows are written every ...       250
+``PROVARA_USAGE_FLUSH_ROWS``    ... or as soon as this many queue up   500
+``PROVARA_LOCAL_UPSTREAM``      serve the keyless ``local`` provider   1
+``PROVARA_DISCOVER_MODELS``     ask providers for models at start-up   1
+``PROVARA_FAST_TRANSPORT``      providers' HTTP through the gateway's  1
+                                lean HTTP/1.1 transport (0: httpx's)
+==============================  =====================================  =====================
+
+Operator default provider keys are the registry's ``<NAME>_API_KEY`` variables (and
+``<NAME>_BASE_URL`` overrides), read from the same environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from provara_kit.errors import ConfigurationError
+from provara_kit.vault import MASTER_KEY_ENV, PREVIOUS_KEYS_ENV, Vault
+
+__all__ = ["DEFAULT_DATABASE_PATH", "DEFAULT_DATABASE_URL", "Settings", "sqlite_path"]
+
+DEFAULT_DATABASE_PATH = "./provara-gateway.db"
+DEFAULT_DATABASE_URL = f"sqlite:///{DEFAULT_DATABASE_PATH}"
+
+
+def sqlite_path(url: str) -> str:
+    """The file path of a ``sqlite:///`` URL (``:memory:`` for an in-memory database).
+
+    ``sqlite:///relative/path.db`` is relative to the working directory,
+    ``sqlite:////abs/path.db`` is absolute. A bare path is accepted as is.
+    """
+    if "://" not in url:
+        if not url.strip():
+            raise ConfigurationError("PROVARA_DATABASE_URL is empty")
+        return url
+    scheme, _, rest = url.partition("://")
+    if scheme != "sqlite":
+        raise ConfigurationError(
+            f"PROVARA_DATABASE_URL must be a sqlite:/// URL (the reference gateway embeds "
+            f"SQLite), got scheme {scheme!r}"
+        )
+    if not rest.startswith("/") or rest == "/":
+        raise ConfigurationError(
+            "PROVARA_DATABASE_URL must look like sqlite:///relative/path.db or "
+            "sqlite:////absolute/path.db"
+        )
+    return rest[1:]
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigurationError(f"{name} must be 1 or 0 (true/false), got {raw!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the gateway is configured with; :meth:`from_env` reads the environment.
+
+    ``environ`` is where operator default provider keys (``<NAME>_API_KEY``) and base-URL
+    overrides come from; it defaults to the process environment. Secrets are kept out of
+    ``repr``.
+    """
+
+    database_url: str = DEFAULT_DATABASE_URL
+    master_key: str = field(default="", repr=False)
+    master_key_previous: str = field(default="", repr=False)
+    stream_timeout_ms: int = 60_000
+    min_samples: int = 5
+    default_model: str = "local/echo"
+    max_body_bytes: int = 4 * 1024 * 1024
+    keepalive_ms: int = 5_000
+    usage_flush_ms: int = 250
+    usage_flush_rows: int = 500
+    local_upstream: bool = True
+    discover_models: bool = True
+    fast_transport: bool = True
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False)
+
+    def __post_init__(self) -> None:
+        sqlite_path(self.database_url)
+        for name in ("stream_timeout_ms", "min_samples", "max_body_bytes", "keepalive_ms"):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"Settings.{name} must be positive")
+        if self.usage_flush_ms < 1 or self.usage_flush_rows < 1:
+            raise ConfigurationError("usage flush interval and batch size must be positive")
+        if not self.default_model or self.default_model == "auto":
+            raise ConfigurationError(
+                "PROVARA_DEFAULT_MODEL must name a model (provider/model), not 'auto'"
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides: object) -> Settings:
+        """Settings from ``environ``; keyword ``overrides`` win (the CLI's options)."""
+        values: dict[str, object] = {
+            "database_url": environ.get("PROVARA_DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
+            "master_key": environ.get(MASTER_KEY_ENV, ""),
+            "master_key_previous": environ.get(PREVIOUS_KEYS_ENV, ""),
+            "stream_timeout_ms": _int(environ, "PROVARA_STREAM_TIMEOUT_MS", 60_000),
+            "min_samples": _int(environ, "PROVARA_MIN_SAMPLES", 5),
+            "default_model": environ.get("PROVARA_DEFAULT_MODEL", "").strip() or "local/echo",
+            "max_body_bytes": _int(environ, "PROVARA_MAX_BODY_BYTES", 4 * 1024 * 1024),
+            "keepalive_ms": _int(environ, "PROVARA_KEEPALIVE_MS", 5_000),
+            "usage_flush_ms": _int(environ, "PROVARA_USAGE_FLUSH_MS", 250),
+            "usage_flush_rows": _int(environ, "PROVARA_USAGE_FLUSH_ROWS", 500),
+            "local_upstream": _flag(environ, "PROVARA_LOCAL_UPSTREAM", True),
+            "discover_models": _flag(environ, "PROVARA_DISCOVER_MODELS", True),
+            "fast_transport": _flag(environ, "PROVARA_FAST_TRANSPORT", True),
+            "environ": environ,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def database_path(self) -> str:
+        """The SQLite file (or ``:memory:``)."""
+        return sqlite_path(self.database_url)
+
+    @property
+    def stream_timeout(self) -> float:
+        """The idle stream limit in seconds, as providers take it."""
+        return self.stream_timeout_ms / 1000
+
+    def vault(self) -> Vault:
+        """The key vault; raises :class:`~provara_kit.errors.MasterKeyError` (a clear
+        message, never the key) when ``PROVARA_MASTER_KEY`` is missing or unusable."""
+        return Vault.from_env(
+            {MASTER_KEY_ENV: self.master_key, PREVIOUS_KEYS_ENV: self.master_key_previous}
+        )
+
+    def ensure_database_dir(self) -> None:
+        """Create the database file's directory if it does not exist."""
+        path = self.database_path
+        if path != ":memory:":
+            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,34 @@
+"""The server-rendered dashboard (no JavaScript). Only the API-keys page exists so far."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from reference_gateway.dashboard.api_keys import ApiKeysPage
+from reference_gateway.dashboard.session import SessionAuth
+
+if TYPE_CHECKING:
+    from reference_gateway.app import Gateway
+
+__all__ = ["routes"]
+
+
+async def _to_api_keys(request: Request) -> Response:
+    return RedirectResponse("/dashboard/api-keys", status_code=303)
+
+
+def routes(gateway: Gateway) -> list[Route]:
+    sessions = SessionAuth(gateway)
+    page = ApiKeysPage(gateway, sessions)
+    return [
+        Route("/dashboard", _to_api_keys, methods=["GET"]),
+        Route("/dashboard/api-keys", page.get, methods=["GET"]),
+        Route("/dashboard/api-keys", page.post, methods=["POST"]),
+        Route("/dashboard/login", sessions.login, methods=["POST"]),
+        Route("/dashboard/login", _to_api_keys, methods=["GET"]),
+        Route("/dashboard/logout", sessions.logout, methods=["POST"]),
+    ]

@@ -1,0 +1,69 @@
+"""The dashboard's HTML frame: one small stylesheet, no scripts, everything escaped."""
+
+from __future__ import annotations
+
+from html import escape
+
+from starlette.responses import HTMLResponse
+
+__all__ = ["SECURITY_HEADERS", "e", "render"]
+
+SECURITY_HEADERS = {
+    "content-security-policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-store",
+}
+
+_STYLE = """
+body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;
+color:#1d2430}
+header{display:flex;justify-content:space-between;align-items:baseline;
+border-bottom:1px solid #d7dce3;margin-bottom:1.5rem}
+h1{font-size:1.35rem;margin:.5rem 0}h2{font-size:1.05rem;margin-top:2rem}
+table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.45rem .5rem;
+border-bottom:1px solid #e6e9ee;vertical-align:middle}th{font-weight:600;color:#4a5568}
+code{font:13px ui-monospace,monospace;background:#f1f3f6;padding:.1rem .3rem;border-radius:3px}
+form.inline{display:inline-flex;gap:.4rem;margin:0}
+input,select,button{font:inherit;padding:.3rem .5rem;border:1px solid #c3cad4;border-radius:4px}
+button{background:#f6f7f9;cursor:pointer}button.primary{background:#2b59c3;color:#fff;
+border-color:#2b59c3}button.danger{color:#b42318}
+.notice{padding:.6rem .8rem;border-radius:4px;background:#e8f3ec;border:1px solid #b7dcc3}
+.error{padding:.6rem .8rem;border-radius:4px;background:#fdecec;border:1px solid #f3b8b8}
+.muted{color:#69758a}
+"""
+
+
+def e(value: object) -> str:
+    """HTML-escape ``value`` (quotes included)."""
+    return escape(str(value), quote=True)
+
+
+def render(
+    title: str,
+    body: str,
+    *,
+    status_code: int = 200,
+    tenant: str | None = None,
+    csrf: str | None = None,
+) -> HTMLResponse:
+    """A full page around ``body`` (already escaped HTML)."""
+    who = ""
+    if tenant is not None:
+        logout = (
+            '<form class="inline" method="post" action="/dashboard/logout">'
+            f'<input type="hidden" name="csrf" value="{e(csrf or "")}">'
+            '<button type="submit">Log out</button></form>'
+        )
+        who = f'<span class="muted">Tenant <strong>{e(tenant)}</strong></span> {logout}'
+    html = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{e(title)} · Provara gateway</title><style>{_STYLE}</style></head><body>"
+        f"<header><h1>Provara gateway · {e(title)}</h1><div>{who}</div></header>"
+        f"<main>{body}</main></body></html>"
+    )
+    return HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)

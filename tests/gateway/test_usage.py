@@ -1,0 +1,125 @@
+"""Usage and cost: recorded off the hot path, in batches, and nothing lost at shutdown."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from reference_gateway.store import connect
+from reference_gateway.store.usage import usage_for_tenant
+from tests.gateway.conftest import GatewayServer, make_settings
+
+MESSAGES = [{"role": "user", "content": "count me"}]
+
+
+def rows(database: str, token: str) -> list[dict[str, Any]]:
+    conn = connect(database)
+    try:
+        (tenant_id,) = conn.execute(
+            "SELECT id FROM tenants WHERE token_prefix = ?", (token[:8],)
+        ).fetchone()
+        return usage_for_tenant(conn, tenant_id)
+    finally:
+        conn.close()
+
+
+def count(database: str) -> int:
+    conn = sqlite3.connect(database)
+    try:
+        return int(conn.execute("SELECT count(*) FROM usage").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_usage_is_flushed_at_shutdown_with_cost_and_flags(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, usage_flush_ms=600_000, usage_flush_rows=10_000)
+    server = GatewayServer(settings).start()
+    try:
+        alice, bob = server.tenant("alice"), server.tenant("bob")
+        with httpx.Client(base_url=server.url) as http:
+            http.post(
+                "/api/provider-keys",
+                json={"name": "ACME_API_KEY", "value": "sk-alice-acme-000000000000"},
+                headers={"authorization": f"Bearer {alice}"},
+            )
+        with openai.OpenAI(base_url=f"{server.url}/v1", api_key=alice, max_retries=0) as sdk:
+            sdk.chat.completions.create(model="local/echo", messages=MESSAGES)
+            list(
+                sdk.chat.completions.create(
+                    model="local/echo-anthropic", messages=MESSAGES, stream=True
+                )
+            )
+            sdk.chat.completions.create(model="acme/acme-large", messages=MESSAGES)
+        with openai.OpenAI(base_url=f"{server.url}/v1", api_key=bob, max_retries=0) as sdk:
+            for _ in range(3):
+                sdk.chat.completions.create(model="local/echo", messages=MESSAGES)
+        assert server.gateway.usage.pending == 6
+        assert count(server.database) == 0  # nothing written on the request path
+    finally:
+        server.stop()
+
+    alice_rows = rows(server.database, alice)
+    bob_rows = rows(server.database, bob)
+    assert len(alice_rows) == 3 and len(bob_rows) == 3
+    echo, echo_stream, acme = alice_rows
+    assert (echo["provider"], echo["model"], echo["stream"]) == ("local", "echo", 0)
+    assert echo["priced"] == 1 and echo["cost_picodollars"] == 0  # free, and known to be
+    assert echo["estimated"] == 0 and echo["input_tokens_source"] == "upstream"
+    assert echo["key_source"] == "local" and echo["request_id"].startswith("chatcmpl-")
+    assert echo["day"] == time.strftime("%Y-%m-%d", time.gmtime())
+    assert (echo_stream["model"], echo_stream["stream"]) == ("echo-anthropic", 1)
+    assert echo_stream["ttft_ms"] is not None
+    # acme is unpriced and reports no usage: flagged, never $0.
+    assert (acme["provider"], acme["key_source"]) == ("acme", "tenant")
+    assert acme["priced"] == 0 and acme["cost_picodollars"] is None
+    assert acme["estimated"] == 1
+    assert acme["input_tokens_source"] == acme["output_tokens_source"] == "estimated"
+    assert acme["input_tokens"] == 2  # ceil(len("count me") / 4)
+    assert {row["request_id"] for row in alice_rows}.isdisjoint(r["request_id"] for r in bob_rows)
+
+
+def test_usage_is_written_in_batches_while_running(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, usage_flush_ms=600_000, usage_flush_rows=4)
+    with GatewayServer(settings) as server:
+        token = server.tenant("batch")
+        with openai.OpenAI(base_url=f"{server.url}/v1", api_key=token, max_retries=0) as sdk:
+            for _ in range(5):
+                sdk.chat.completions.create(model="local/echo", messages=MESSAGES)
+            deadline = time.monotonic() + 5
+            while count(server.database) < 4 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert count(server.database) == 4  # one batch of 4; one row still queued
+            assert server.gateway.usage.pending == 1
+    assert count(server.database) == 5
+
+
+def test_usage_flushes_on_its_interval(gateway: GatewayServer, token: str) -> None:
+    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=token, max_retries=0) as sdk:
+        sdk.chat.completions.create(model="local/echo", messages=MESSAGES)
+    deadline = time.monotonic() + 5
+    while not rows(gateway.database, token) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(rows(gateway.database, token)) == 1
+
+
+def test_failed_and_aborted_requests_record_no_usage(gateway: GatewayServer, token: str) -> None:
+    with (
+        openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=token, max_retries=0) as sdk,
+        pytest.raises(openai.APIError),
+    ):
+        list(
+            sdk.chat.completions.create(
+                model="local/echo",
+                messages=MESSAGES,
+                stream=True,
+                extra_headers={"x-provara-local-fault": "abort"},
+            )
+        )
+    time.sleep(0.2)
+    assert rows(gateway.database, token) == []
