@@ -75,6 +75,7 @@ class Gateway:
     async def start(self) -> None:
         settings = self.settings
         logs.install()
+        settings.load_provider_modules()
         self.db = Database(settings.database_path)
         self.auth = Authenticator(self.db)
         local_url = None

@@ -20,6 +20,9 @@ variable                        meaning                                default
 ``PROVARA_DISCOVER_MODELS``     ask providers for models at start-up   1
 ``PROVARA_FAST_TRANSPORT``      providers' HTTP through the gateway's  1
                                 lean HTTP/1.1 transport (0: httpx's)
+``PROVARA_PROVIDER_MODULES``    comma-separated modules imported at    none
+                                start-up; each registers providers
+                                (``register_openai_compatible`` ...)
 ==============================  =====================================  =====================
 
 Operator default provider keys are the registry's ``<NAME>_API_KEY`` variables (and
@@ -28,6 +31,7 @@ Operator default provider keys are the registry's ``<NAME>_API_KEY`` variables (
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -112,6 +116,7 @@ class Settings:
     local_upstream: bool = True
     discover_models: bool = True
     fast_transport: bool = True
+    provider_modules: tuple[str, ...] = ()
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False)
 
     def __post_init__(self) -> None:
@@ -143,6 +148,11 @@ class Settings:
             "local_upstream": _flag(environ, "PROVARA_LOCAL_UPSTREAM", True),
             "discover_models": _flag(environ, "PROVARA_DISCOVER_MODELS", True),
             "fast_transport": _flag(environ, "PROVARA_FAST_TRANSPORT", True),
+            "provider_modules": tuple(
+                m.strip()
+                for m in environ.get("PROVARA_PROVIDER_MODULES", "").split(",")
+                if m.strip()
+            ),
             "environ": environ,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -164,6 +174,16 @@ class Settings:
         return Vault.from_env(
             {MASTER_KEY_ENV: self.master_key, PREVIOUS_KEYS_ENV: self.master_key_previous}
         )
+
+    def load_provider_modules(self) -> None:
+        """Import each ``PROVARA_PROVIDER_MODULES`` module so its registrations run."""
+        for name in self.provider_modules:
+            try:
+                importlib.import_module(name)
+            except ImportError as exc:
+                raise ConfigurationError(
+                    f"PROVARA_PROVIDER_MODULES names {name!r}, which cannot be imported: {exc}"
+                ) from None
 
     def ensure_database_dir(self) -> None:
         """Create the database file's directory if it does not exist."""
