@@ -5,13 +5,17 @@ Routes:
 =====================================  ====================================================
 ``POST /v1/chat/completions``          OpenAI-compatible chat completions, streamed or not
 ``GET /v1/models``, ``/v1/models/ID``  routable models with their prices
+``POST /v1/feedback``                  grade one of your completions (the router learns)
 ``GET|POST|DELETE /api/provider-keys`` the tenant's own provider keys (JSON)
 ``/dashboard/api-keys``                the same, as an HTML page
+``/dashboard/providers``, ``/usage``,  providers and pricing, your usage and cost, the
+``/router``                            router's cells
 ``GET /healthz``                       liveness, no authentication
 =====================================  ====================================================
 
-The lifespan opens the database, starts the local upstream (provider ``local``), the usage
-flusher and model discovery; on shutdown it flushes usage, closes every provider client,
+The lifespan opens the database, rebuilds the router's posteriors from the feedback table,
+starts the local upstream (provider ``local``), the usage flusher, the judge and model
+discovery; on shutdown it stops the judge, flushes usage, closes every provider client,
 stops the local upstream and closes the database, in that order.
 """
 
@@ -19,8 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+from collections import ChainMap
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import cast
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -29,10 +36,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from provara_kit.pricing import MODEL_PRICING
 from provara_kit.registry import REGISTRY, Registry
 from provara_kit.vault import Vault
 from reference_gateway import dashboard, logs
-from reference_gateway.api import chat, keys, models
+from reference_gateway.api import chat, feedback, keys, models
 from reference_gateway.api.errors import (
     ErrorMiddleware,
     GatewayError,
@@ -41,8 +49,9 @@ from reference_gateway.api.errors import (
 )
 from reference_gateway.auth import Authenticator
 from reference_gateway.config import Settings
+from reference_gateway.judge import Judge
 from reference_gateway.keys import ProviderKeys
-from reference_gateway.local import LocalServer
+from reference_gateway.local import LOCAL_PRICING, LocalServer
 from reference_gateway.providers import ProviderPool
 from reference_gateway.router import Router
 from reference_gateway.store import Database
@@ -63,12 +72,20 @@ class Gateway:
     providers: ProviderPool
     keys: ProviderKeys
     usage: UsageRecorder
+    judge: Judge
 
     def __init__(self, settings: Settings, *, registry: Registry, vault: Vault) -> None:
         self.settings = settings
         self.registry = registry
         self.vault = vault
-        self.router = Router(default_model=settings.default_model, min_samples=settings.min_samples)
+        seed = settings.router_seed
+        self.router = Router(
+            default_model=settings.default_model,
+            min_samples=settings.min_samples,
+            cost_weight=settings.router_cost_weight,
+            rng=None if seed is None else random.Random(seed),
+            pricing=ChainMap(cast(dict[str, object], MODEL_PRICING), dict(LOCAL_PRICING)),
+        )
         self.local: LocalServer | None = None
         self._discovery: asyncio.Task[None] | None = None
 
@@ -78,6 +95,9 @@ class Gateway:
         settings.load_provider_modules()
         self.db = Database(settings.database_path)
         self.auth = Authenticator(self.db)
+        samples = await self.db.run(self.router.load)
+        if samples:
+            logger.info("router: %d feedback samples loaded", samples)
         local_url = None
         if settings.local_upstream:
             self.local = LocalServer()
@@ -98,6 +118,17 @@ class Gateway:
             self.db, flush_ms=settings.usage_flush_ms, flush_rows=settings.usage_flush_rows
         )
         self.usage.start()
+        seed = settings.router_seed
+        self.judge = Judge(
+            model=settings.judge,
+            rate=settings.judge_rate,
+            queue_size=settings.judge_queue,
+            providers=self.providers,
+            router=self.router,
+            db=self.db,
+            rng=None if seed is None else random.Random(seed + 1),
+        )
+        self.judge.start()
         if settings.discover_models:
             self._discovery = asyncio.create_task(self._discover(), name="model-discovery")
 
@@ -115,6 +146,7 @@ class Gateway:
         if self._discovery is not None:
             self._discovery.cancel()
             await asyncio.gather(self._discovery, return_exceptions=True)
+        await self.judge.aclose()
         await self.usage.aclose()
         await self.providers.aclose()
         if self.local is not None:
@@ -151,6 +183,7 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
         Route("/healthz", _healthz, methods=["GET"]),
         *chat.routes(gateway),
         *models.routes(gateway),
+        *feedback.routes(gateway),
         *keys.routes(gateway),
         *dashboard.routes(gateway),
     ]

@@ -23,6 +23,14 @@ variable                        meaning                                default
 ``PROVARA_PROVIDER_MODULES``    comma-separated modules imported at    none
                                 start-up; each registers providers
                                 (``register_openai_compatible`` ...)
+``PROVARA_ROUTER_COST_WEIGHT``  quality points one USD of expected     10
+                                cost outweighs, for ``auto``
+``PROVARA_ROUTER_SEED``         seed of the router's random source     none (random)
+``PROVARA_JUDGE_RATE``          share of completions (0..1) the LLM    0
+                                judge scores
+``PROVARA_JUDGE_MODEL``         ``provider/model`` the judge asks      the default model
+``PROVARA_JUDGE_QUEUE``         completions waiting for the judge      100
+                                (more are not judged)
 ==============================  =====================================  =====================
 
 Operator default provider keys are the registry's ``<NAME>_API_KEY`` variables (and
@@ -83,6 +91,21 @@ def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int = 
     return value
 
 
+def _float(
+    environ: Mapping[str, str], name: str, default: float, *, low: float, high: float
+) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigurationError(f"{name} must be between {low:g} and {high:g}, got {raw}")
+    return value
+
+
 def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
     raw = environ.get(name, "").strip().lower()
     if not raw:
@@ -117,6 +140,11 @@ class Settings:
     discover_models: bool = True
     fast_transport: bool = True
     provider_modules: tuple[str, ...] = ()
+    router_cost_weight: float = 10.0
+    router_seed: int | None = None
+    judge_rate: float = 0.0
+    judge_model: str = ""
+    judge_queue: int = 100
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False)
 
     def __post_init__(self) -> None:
@@ -126,6 +154,14 @@ class Settings:
                 raise ConfigurationError(f"Settings.{name} must be positive")
         if self.usage_flush_ms < 1 or self.usage_flush_rows < 1:
             raise ConfigurationError("usage flush interval and batch size must be positive")
+        if not 0 <= self.judge_rate <= 1:
+            raise ConfigurationError("PROVARA_JUDGE_RATE must be between 0 and 1")
+        if self.router_cost_weight < 0 or self.judge_queue < 1:
+            raise ConfigurationError(
+                "PROVARA_ROUTER_COST_WEIGHT must be >= 0 and PROVARA_JUDGE_QUEUE positive"
+            )
+        if self.judge_model == "auto":
+            raise ConfigurationError("PROVARA_JUDGE_MODEL must name a model, not 'auto'")
         if not self.default_model or self.default_model == "auto":
             raise ConfigurationError(
                 "PROVARA_DEFAULT_MODEL must name a model (provider/model), not 'auto'"
@@ -153,6 +189,17 @@ class Settings:
                 for m in environ.get("PROVARA_PROVIDER_MODULES", "").split(",")
                 if m.strip()
             ),
+            "router_cost_weight": _float(
+                environ, "PROVARA_ROUTER_COST_WEIGHT", 10.0, low=0, high=1e9
+            ),
+            "router_seed": (
+                _int(environ, "PROVARA_ROUTER_SEED", 0, minimum=0)
+                if environ.get("PROVARA_ROUTER_SEED", "").strip()
+                else None
+            ),
+            "judge_rate": _float(environ, "PROVARA_JUDGE_RATE", 0.0, low=0, high=1),
+            "judge_model": environ.get("PROVARA_JUDGE_MODEL", "").strip(),
+            "judge_queue": _int(environ, "PROVARA_JUDGE_QUEUE", 100),
             "environ": environ,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -167,6 +214,11 @@ class Settings:
     def stream_timeout(self) -> float:
         """The idle stream limit in seconds, as providers take it."""
         return self.stream_timeout_ms / 1000
+
+    @property
+    def judge(self) -> str:
+        """The judge's ``provider/model`` (``PROVARA_JUDGE_MODEL``, else the default)."""
+        return self.judge_model or self.default_model
 
     def vault(self) -> Vault:
         """The key vault; raises :class:`~provara_kit.errors.MasterKeyError` (a clear

@@ -10,6 +10,10 @@ upstream that fails at once (a 401, a 429, a refused connection) gets its proper
 status. If the first token is slower than that, the 200 stream starts and carries
 ``: keep-alive`` comments until it arrives; a failure after that point is an in-stream
 error event. A client that goes away stops the upstream request.
+
+Chunks are written when the stream has to wait for the upstream, not one by one: the
+events one upstream read carries (often the whole answer) leave in one ``send``, and
+nothing is ever held back while the gateway waits.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -46,7 +51,7 @@ from reference_gateway.api.errors import (
 from reference_gateway.api.http import read_json_object
 from reference_gateway.local import FAULT_HEADER
 from reference_gateway.providers import Route as ProviderRoute
-from reference_gateway.router import AUTO
+from reference_gateway.router import AUTO, CELL_HEADER
 from reference_gateway.sse import KEEP_ALIVE, ChunkEncoder, encode_error, usage_object
 from reference_gateway.types import Tenant
 
@@ -165,12 +170,14 @@ class ChatCompletions:
             chat = ChatRequest.model_validate(data)
         except ValidationError as exc:
             raise from_validation_error(exc) from None
+        cell = gateway.router.cell_of(chat, headers.get(CELL_HEADER))
         model = chat.model
         if model == AUTO:
-            model = gateway.router.choose_model(chat, tenant)
+            model = gateway.router.choose_model(chat, tenant, cell=cell)
         route = await gateway.providers.route(tenant, model, local_fault=headers.get(FAULT_HEADER))
         upstream_request = chat.model_copy(update={"model": route.model})
         completion_id = "chatcmpl-" + os.urandom(12).hex()
+        gateway.router.track(completion_id, tenant.id, cell, route.public_model)
         if stream:
             return await self._stream(tenant, route, upstream_request, completion_id, include_usage)
         try:
@@ -189,6 +196,7 @@ class ChatCompletions:
             key_source=route.key_source,
             stream=False,
         )
+        gateway.judge.offer(completion_id, tenant, chat, response.text)
         body = _completion_body(completion_id, int(time.time()), route.public_model, response)
         return Response(
             orjson.dumps(body),
@@ -265,6 +273,7 @@ class _SSEResponse(Response):
         self.keepalive = keepalive
         self.background = None
         self.raw_headers = []
+        self._pending: list[bytes] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         producer = asyncio.ensure_future(self._produce(send))
@@ -292,6 +301,7 @@ class _SSEResponse(Response):
             logger.exception("unhandled error while streaming %s", self.completion_id)
             tail = encode_error(INTERNAL_ERROR.body())
         finally:
+            pending = self._pending
             first = self.first
             if not first.done():
                 first.cancel()
@@ -299,6 +309,8 @@ class _SSEResponse(Response):
                 await asyncio.gather(first, return_exceptions=True)
             await self.stream.aclose()
             await self.route.release()
+        if pending:
+            tail = b"".join(pending) + tail
         await send({"type": "http.response.body", "body": tail, "more_body": False})
 
     async def _events(self, send: Send) -> bytes:
@@ -311,6 +323,13 @@ class _SSEResponse(Response):
             if not done:
                 await send({"type": "http.response.body", "body": KEEP_ALIVE, "more_body": True})
         event: StreamEvent = first.result()
+        pending = self._pending
+
+        async def flush() -> None:
+            body = pending[0] if len(pending) == 1 else b"".join(pending)
+            pending.clear()
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+
         while True:
             if isinstance(event, TextDelta):
                 chunk = encoder.text(event.text)
@@ -327,8 +346,53 @@ class _SSEResponse(Response):
                 chunk = encoder.reasoning(event.text)
             else:
                 chunk = encoder.tool_call(event)
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            event = await anext(stream)
+            pending.append(chunk)
+            event = await _NextEvent(stream, flush)
+
+
+class _NextEvent:
+    """``await anext(stream)``, calling ``flush()`` first if that has to wait.
+
+    The stream's next step is started at once; when it completes without suspending (the
+    event was already read from the upstream) its result is returned and nothing is
+    flushed. When it suspends, ``flush()`` runs, then the suspended step is driven to its
+    end exactly as ``await`` would drive it (a cancellation or an error from ``flush()`` is
+    thrown into it, so the stream unwinds as if it had been cancelled while waiting).
+    """
+
+    __slots__ = ("_flush", "_stream")
+
+    def __init__(self, stream: ChatStream, flush: Callable[[], Awaitable[None]]) -> None:
+        self._stream = stream
+        self._flush = flush
+
+    def __await__(self) -> Generator[Any, Any, StreamEvent]:
+        step = self._stream.__anext__().__await__()
+        try:
+            waiting = step.send(None)
+        except StopIteration as done:
+            event: StreamEvent = done.value
+            return event
+        error: BaseException | None = None
+        try:
+            yield from self._flush().__await__()
+        except BaseException as exc:
+            error = exc
+        while True:
+            try:
+                if error is not None:
+                    thrown, error = error, None
+                    waiting = step.throw(thrown)
+                else:
+                    try:
+                        value = yield waiting
+                    except BaseException as exc:
+                        error = exc
+                        continue
+                    waiting = step.send(value)
+            except StopIteration as done:
+                event = done.value
+                return event
 
 
 async def _wait_for_disconnect(receive: Receive) -> None:

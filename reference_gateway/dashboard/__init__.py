@@ -1,4 +1,4 @@
-"""The server-rendered dashboard (no JavaScript). Only the API-keys page exists so far."""
+"""The server-rendered dashboard (no JavaScript): API keys, providers, usage, router."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from reference_gateway.dashboard.api_keys import ApiKeysPage
+from reference_gateway.dashboard.cells import RouterPage
+from reference_gateway.dashboard.providers import ProvidersPage
 from reference_gateway.dashboard.session import SessionAuth
+from reference_gateway.dashboard.usage import UsagePage
 
 if TYPE_CHECKING:
     from reference_gateway.app import Gateway
@@ -28,6 +31,9 @@ def routes(gateway: Gateway) -> list[Route]:
         Route("/dashboard", _to_api_keys, methods=["GET"]),
         Route("/dashboard/api-keys", page.get, methods=["GET"]),
         Route("/dashboard/api-keys", page.post, methods=["POST"]),
+        Route("/dashboard/providers", ProvidersPage(gateway, sessions).get, methods=["GET"]),
+        Route("/dashboard/usage", UsagePage(gateway, sessions).get, methods=["GET"]),
+        Route("/dashboard/router", RouterPage(gateway, sessions).get, methods=["GET"]),
         Route("/dashboard/login", sessions.login, methods=["POST"]),
         Route("/dashboard/login", _to_api_keys, methods=["GET"]),
         Route("/dashboard/logout", sessions.logout, methods=["POST"]),

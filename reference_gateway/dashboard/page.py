@@ -6,7 +6,15 @@ from html import escape
 
 from starlette.responses import HTMLResponse
 
-__all__ = ["SECURITY_HEADERS", "e", "render"]
+__all__ = ["PAGES", "SECURITY_HEADERS", "e", "render"]
+
+PAGES: tuple[tuple[str, str], ...] = (
+    ("/dashboard/api-keys", "API keys"),
+    ("/dashboard/providers", "Providers"),
+    ("/dashboard/usage", "Usage"),
+    ("/dashboard/router", "Router"),
+)
+"""The dashboard's pages, in navigation order: ``(path, title)``."""
 
 SECURITY_HEADERS = {
     "content-security-policy": (
@@ -34,7 +42,17 @@ border-color:#2b59c3}button.danger{color:#b42318}
 .notice{padding:.6rem .8rem;border-radius:4px;background:#e8f3ec;border:1px solid #b7dcc3}
 .error{padding:.6rem .8rem;border-radius:4px;background:#fdecec;border:1px solid #f3b8b8}
 .muted{color:#69758a}
+nav{margin:-1rem 0 1.5rem;display:flex;gap:1rem}nav a{color:#2b59c3;text-decoration:none}
+nav a.here{font-weight:600;color:#1d2430}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+.flag{display:inline-block;font-size:12px;padding:0 .35rem;border-radius:3px;
+background:#fff4e5;border:1px solid #f5c98b;color:#8a4b00}
+.ok{display:inline-block;font-size:12px;padding:0 .35rem;border-radius:3px;
+background:#e8f3ec;border:1px solid #b7dcc3}
 """
+
+
+_HERE = ' class="here"'
 
 
 def e(value: object) -> str:
@@ -52,7 +70,13 @@ def render(
 ) -> HTMLResponse:
     """A full page around ``body`` (already escaped HTML)."""
     who = ""
+    nav = ""
     if tenant is not None:
+        links = (
+            f'<a href="{e(path)}"{_HERE if name == title else ""}>{e(name)}</a>'
+            for path, name in PAGES
+        )
+        nav = f"<nav>{''.join(links)}</nav>"
         logout = (
             '<form class="inline" method="post" action="/dashboard/logout">'
             f'<input type="hidden" name="csrf" value="{e(csrf or "")}">'
@@ -64,6 +88,6 @@ def render(
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{e(title)} · Provara gateway</title><style>{_STYLE}</style></head><body>"
         f"<header><h1>Provara gateway · {e(title)}</h1><div>{who}</div></header>"
-        f"<main>{body}</main></body></html>"
+        f"{nav}<main>{body}</main></body></html>"
     )
     return HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)

@@ -8,7 +8,8 @@ rest, each in its own transaction. Append new migrations; never edit a released 
   to tenant id and key name) plus a 4-character hint for masked display.
 * ``usage``: one row per answered request, cost in integer pico-dollars (``NULL`` when the
   model is unpriced, never 0), with where each token count came from.
-* ``feedback``: quality samples (pinned traffic, users, the judge) for the router.
+* ``feedback``: quality samples (pinned traffic, users, the judge) for the router. From
+  version 2, one sample per completion and source (``user``, ``judge``).
 """
 
 from __future__ import annotations
@@ -72,6 +73,10 @@ MIGRATIONS: tuple[str, ...] = (
         created_at TEXT NOT NULL
     );
     CREATE INDEX feedback_tenant_model ON feedback (tenant_id, provider, model);
+    """,
+    """
+    CREATE UNIQUE INDEX feedback_request_source ON feedback (request_id, source);
+    CREATE INDEX feedback_cell ON feedback (cell, provider, model);
     """,
 )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-__all__ = ["USAGE_COLUMNS", "insert_usage", "usage_for_tenant"]
+__all__ = ["ROLLUP_COLUMNS", "USAGE_COLUMNS", "insert_usage", "usage_for_tenant", "usage_rollup"]
 
 USAGE_COLUMNS: tuple[str, ...] = (
     "request_id",
@@ -53,3 +53,33 @@ def usage_for_tenant(conn: sqlite3.Connection, tenant_id: str) -> list[dict[str,
         (tenant_id,),
     )
     return [dict(zip(USAGE_COLUMNS, row, strict=True)) for row in cursor.fetchall()]
+
+
+ROLLUP_COLUMNS: tuple[str, ...] = (
+    "day",
+    "provider",
+    "model",
+    "priced",
+    "estimated",
+    "requests",
+    "input_tokens",
+    "output_tokens",
+    "cost_picodollars",
+)
+
+
+def usage_rollup(conn: sqlite3.Connection, tenant_id: str) -> list[dict[str, Any]]:
+    """A tenant's usage by day, provider, model, priced and estimated, newest day first.
+
+    ``cost_picodollars`` is the exact integer sum for priced groups and ``None`` for
+    unpriced ones (their cost is unknown, not zero).
+    """
+    cursor = conn.execute(
+        "SELECT day, provider, model, priced, estimated, count(*), sum(input_tokens), "
+        "sum(output_tokens), CASE WHEN priced THEN sum(cost_picodollars) END "
+        "FROM usage WHERE tenant_id = ? "
+        "GROUP BY day, provider, model, priced, estimated "
+        "ORDER BY day DESC, provider, model, priced DESC, estimated",
+        (tenant_id,),
+    )
+    return [dict(zip(ROLLUP_COLUMNS, row, strict=True)) for row in cursor.fetchall()]
