@@ -178,3 +178,106 @@ def _run(command: list[str], *, env: dict[str, str]) -> None:
         raise RuntimeError(
             f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
         )
+
+
+# --- processes run from a generated package's virtualenv (the gateway test) ---------------
+
+UPSTREAM_SCRIPT = """\
+import os, socket, sys
+
+import uvicorn
+
+from conformance.target import resolve_dialect
+from provara_kit.testing import ScriptedUpstream
+
+wire, port_file, *models = sys.argv[1:]
+upstream = ScriptedUpstream(
+    resolve_dialect(wire), reply=None, models=models, expected_api_key=os.environ["UPSTREAM_KEY"]
+)
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+with open(port_file + ".tmp", "w") as file:
+    file.write(str(listener.getsockname()[1]))
+os.replace(port_file + ".tmp", port_file)
+config = uvicorn.Config(upstream, http="h11", ws="none", lifespan="on", log_level="warning")
+uvicorn.Server(config).run(sockets=[listener])
+"""
+"""Serves ``ScriptedUpstream`` (echoing the last user message) in the dialect named
+``argv[1]`` on a free loopback port, which it writes to the file ``argv[2]``."""
+
+
+def free_port() -> int:
+    """A loopback port free right now (the caller retries if another process takes it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def clean_environment(**extra: str) -> dict[str, str]:
+    """This process's environment without test, virtualenv and provider settings (no
+    ``*_API_KEY``, ``*_BASE_URL`` or ``PROVARA_*``), plus ``extra``."""
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTEST_", "PROVARA_"))
+        and not k.endswith(("_API_KEY", "_BASE_URL"))
+        and k not in ("PYTHONPATH", "VIRTUAL_ENV")
+    }
+    environment.update(extra)
+    return environment
+
+
+class Service:
+    """A long-running subprocess with its output in a log file; stopped on exit."""
+
+    def __init__(self, command: Sequence[str], *, env: dict[str, str], cwd: Path, log: Path):
+        self.log = log
+        self._file = log.open("wb")
+        self.process = subprocess.Popen(
+            list(command),
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._file,
+            stderr=subprocess.STDOUT,
+        )
+
+    def output(self) -> str:
+        self._file.flush()
+        return self.log.read_text(encoding="utf-8", errors="replace")[-4000:]
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def wait_until(self, ready: Any, *, what: str, timeout: float = 30.0) -> Any:
+        """Poll ``ready()`` until it returns something truthy (raises or returns falsy
+        meanwhile); fail with the log if the process exits or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                result = ready()
+            except Exception:  # not up yet
+                result = None
+            if result:
+                return result
+            if not self.alive():
+                raise RuntimeError(f"{what} exited ({self.process.returncode}):\n{self.output()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} not ready after {timeout:.0f} s:\n{self.output()}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.alive():
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self._file.close()
+
+    def __enter__(self) -> Service:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
