@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 
@@ -101,3 +102,36 @@ def conformance(session: nox.Session) -> None:
         *("pytest", "-c", str(ini), "--rootdir", ".", "-p", "no:cacheprovider"),
         *("--pyargs", "conformance.registered", *selected, *options),
     )
+
+
+@nox.session(python=PYTHON, default=False)
+def bench(session: nox.Session) -> None:
+    """Gateway overhead beside LiteLLM's proxy on one nginx mock upstream: ``nox -s bench``.
+
+    Needs ``nginx`` and ``wrk`` (installed with apt-get when missing and running as root).
+    Installs ``litellm[proxy]`` into this session; if that fails the bench still runs and
+    reports LiteLLM as missing, with the reason. Options (``python -m bench --help``):
+    ``-- --duration 10 --rounds 3 --workers 1``. Writes ``bench-results/bench.json``.
+    """
+    import shutil
+    import subprocess
+
+    missing = [tool for tool in ("nginx", "wrk") if shutil.which(tool) is None]
+    if missing and shutil.which("apt-get") and os.geteuid() == 0:
+        session.run("apt-get", "update", "-qq", external=True)
+        session.run("apt-get", "install", "-y", "-qq", "nginx", "wrk", external=True)
+    missing = [tool for tool in ("nginx", "wrk") if shutil.which(tool) is None]
+    if missing:
+        session.skip(f"needs {' and '.join(missing)} (apt-get install -y nginx wrk)")
+    session.install("-e", ".[gateway]", "openai", "httpx-sse", "pyinstrument")
+    results = Path("bench-results")
+    results.mkdir(exist_ok=True)
+    log = results / "litellm-install.log"
+    python = str(Path(session.bin) / "python")
+    if subprocess.run([python, "-c", "import litellm"], capture_output=True).returncode:
+        installed = subprocess.run(
+            [python, "-m", "bench.install_litellm"], capture_output=True, text=True
+        )
+        log.write_text(installed.stdout + installed.stderr, encoding="utf-8")
+    env = {"BENCH_LITELLM_INSTALL_LOG": str(log.resolve())}
+    session.run("python", "-m", "bench", *session.posargs, env=env)

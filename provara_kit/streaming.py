@@ -19,10 +19,10 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import httpx
 
@@ -151,8 +151,7 @@ async def normalize_stream(
                 if stream_timeout is None:
                     event = await anext(upstream)
                 else:
-                    async with asyncio.timeout(stream_timeout):
-                        event = await anext(upstream)
+                    event = await _IdleLimited(upstream, stream_timeout)
             except StopAsyncIteration:
                 break
             except TimeoutError:
@@ -227,6 +226,61 @@ async def normalize_stream(
         response_id=response_id,
         pricing=pricing,
     )
+
+
+class _IdleLimited:
+    """``await anext(upstream)`` under an idle limit of ``seconds``.
+
+    The step is started at once: an event the upstream already has (one network read
+    usually carries several) is returned without arming a timer. Only a step that has to
+    wait is finished under ``asyncio.timeout(seconds)``, which raises ``TimeoutError``.
+    """
+
+    __slots__ = ("_seconds", "_upstream")
+
+    def __init__(self, upstream: AsyncIterator[UpstreamEvent], seconds: float) -> None:
+        self._upstream = upstream
+        self._seconds = seconds
+
+    def __await__(self) -> Generator[Any, Any, UpstreamEvent]:
+        step = self._upstream.__anext__().__await__()
+        try:
+            waiting = step.send(None)
+        except StopIteration as done:
+            event: UpstreamEvent = done.value
+            return event
+        return (yield from self._finish(step, waiting).__await__())
+
+    async def _finish(
+        self, step: Generator[Any, Any, UpstreamEvent], waiting: Any
+    ) -> UpstreamEvent:
+        async with asyncio.timeout(self._seconds):
+            return await _Resumed(step, waiting)
+
+
+class _Resumed:
+    """Drives a step that already yielded ``waiting`` to its end, as ``await`` would."""
+
+    __slots__ = ("_step", "_waiting")
+
+    def __init__(self, step: Generator[Any, Any, UpstreamEvent], waiting: Any) -> None:
+        self._step = step
+        self._waiting = waiting
+
+    def __await__(self) -> Generator[Any, Any, UpstreamEvent]:
+        step = self._step
+        waiting = self._waiting
+        while True:
+            try:
+                try:
+                    value = yield waiting
+                except BaseException as exc:
+                    waiting = step.throw(exc)
+                else:
+                    waiting = step.send(value)
+            except StopIteration as done:
+                event: UpstreamEvent = done.value
+                return event
 
 
 class ChatStream:

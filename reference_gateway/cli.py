@@ -2,7 +2,7 @@
 
 ::
 
-    provara-gateway serve [--host H] [--port P] [--database URL|PATH] [--dev]
+    provara-gateway serve [--host H] [--port P] [--database URL|PATH] [--dev] [--workers N]
     provara-gateway tenants create NAME [--database ...]   # prints the token, once
     provara-gateway tenants list [--database ...]
     provara-gateway vault rotate [--database ...]          # re-encrypt keys, new master key
@@ -31,7 +31,7 @@ from reference_gateway.store import connect
 from reference_gateway.store.keys import all_ciphertexts, write_ciphertexts
 from reference_gateway.store.tenants import TenantExistsError, list_tenants
 
-__all__ = ["dev_key_path", "main"]
+__all__ = ["dev_key_path", "main", "worker_app"]
 
 
 def _say(message: str) -> None:
@@ -103,6 +103,22 @@ def _serve(args: argparse.Namespace) -> int:
         '-H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" '
         '-d \'{"model": "local/echo", "messages": [{"role": "user", "content": "Hello"}]}\''
     )
+    if args.workers > 1:
+        # Each worker process builds its own app from the environment (uvicorn needs an
+        # import string to start several): hand it the settings resolved here.
+        os.environ["PROVARA_DATABASE_URL"] = settings.database_url
+        os.environ[MASTER_KEY_ENV] = settings.master_key
+        uvicorn.run(
+            "reference_gateway.cli:worker_app",
+            factory=True,
+            workers=args.workers,
+            host=args.host,
+            port=args.port,
+            log_config=_log_config(),
+            access_log=args.access_log,
+            timeout_graceful_shutdown=10,
+        )
+        return 0
     uvicorn.run(
         app,
         host=args.host,
@@ -112,6 +128,13 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=10,
     )
     return 0
+
+
+def worker_app() -> object:
+    """The app of one ``serve --workers N`` worker process, configured from the environment."""
+    from reference_gateway.app import create_app
+
+    return create_app(Settings.from_env(os.environ))
 
 
 def _bootstrap_dev_tenant(database_path: str) -> None:
@@ -204,6 +227,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="local trial: dev master key file if PROVARA_MASTER_KEY is unset, and a 'dev' "
         "tenant on an empty database",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes sharing the port (default 1; see the README's Performance "
+        "section for when 2 helps)",
     )
     serve.add_argument(
         "--access-log",

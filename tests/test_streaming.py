@@ -234,3 +234,24 @@ def test_stream_timeout_from_env() -> None:
     for bad in ("abc", "0", "-5"):
         with pytest.raises(ConfigurationError, match="PROVARA_STREAM_TIMEOUT_MS"):
             stream_timeout_from_env({"PROVARA_STREAM_TIMEOUT_MS": bad})
+
+
+async def test_a_slow_consumer_is_not_an_idle_upstream() -> None:
+    # Events the upstream already has are handed over without a timer: only waiting on
+    # the upstream counts against the idle limit, never the consumer's own pace.
+    upstream = Upstream([TextDelta("a"), TextDelta("b"), StreamDone()])
+    seen: list[StreamEvent] = []
+    async for event in upstream.stream(timeout=0.02):
+        seen.append(event)
+        await asyncio.sleep(0.05)
+    assert seen[:2] == [TextDelta("a"), TextDelta("b")]
+
+
+async def test_cancelling_a_waiting_consumer_closes_the_upstream() -> None:
+    upstream = Upstream([TextDelta("a"), StreamDone()], delay=10)
+    task = asyncio.ensure_future(drain(upstream.stream(timeout=5.0)))
+    await asyncio.sleep(0.02)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert upstream.closed

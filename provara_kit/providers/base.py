@@ -72,6 +72,7 @@ class HTTPProvider(Provider):
         self._timeout = DEFAULT_TIMEOUT if timeout is None else timeout
         self._pricing = pricing
         self._client: httpx.AsyncClient | None = None
+        self._post_target: tuple[httpx.URL, httpx.Headers, dict[str, Any]] | None = None
 
     def __repr__(self) -> str:
         key = "set" if self._api_key else "missing"
@@ -121,9 +122,49 @@ class HTTPProvider(Provider):
         return self._client
 
     async def aclose(self) -> None:
+        self._post_target = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+    async def _post(self, payload: dict[str, Any], *, stream: bool) -> httpx.Response:
+        """POST ``payload`` as JSON to the completion endpoint.
+
+        With an explicit ``transport`` the request goes straight to it: the URL, the
+        client's merged headers and its timeouts are resolved once, so a request costs one
+        ``httpx.Request`` rather than the client's per-request URL merging, cookie jar,
+        auth and redirect handling (none of which a completion call uses). The request on
+        the wire is the one ``client.post(path, json=payload)`` would send. Without a
+        transport (httpx's default, which respx and proxies hook) the client sends it.
+        """
+        client = self.client
+        transport = self._transport
+        if transport is None:
+            outgoing = client.build_request("POST", self._completion_path(), json=payload)
+            return await client.send(outgoing, stream=stream)
+        target = self._post_target
+        if target is None:
+            template = client.build_request("POST", self._completion_path(), json={})
+            headers = httpx.Headers(
+                [(k, v) for k, v in template.headers.raw if k.lower() != b"content-length"]
+            )
+            target = (template.url, headers, template.extensions)
+            self._post_target = target
+        url, headers, extensions = target
+        content = json.dumps(
+            payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        ).encode()
+        request = httpx.Request("POST", url, headers=headers, content=content)
+        request.extensions = extensions
+        response = await transport.handle_async_request(request)
+        response.request = request
+        if not stream:
+            try:
+                await response.aread()
+            except BaseException:
+                await response.aclose()
+                raise
+        return response
 
     def _error(self, response: httpx.Response, body: bytes) -> Exception:
         return error_from_response(
@@ -168,7 +209,7 @@ class HTTPProvider(Provider):
         started = time.perf_counter()
         payload = self._build_payload(request, stream=False)
         try:
-            response = await self.client.post(self._completion_path(), json=payload)
+            response = await self._post(payload, stream=False)
         except httpx.HTTPError as exc:
             raise self._connection_error(exc) from None
         if response.status_code >= 400:
@@ -202,9 +243,8 @@ class HTTPProvider(Provider):
     @asynccontextmanager
     async def _open_stream(self, payload: dict[str, Any]) -> AsyncIterator[httpx.Response]:
         """Send the streaming request; raise the typed error for an error status."""
-        outgoing = self.client.build_request("POST", self._completion_path(), json=payload)
         try:
-            response = await self.client.send(outgoing, stream=True)
+            response = await self._post(payload, stream=True)
         except httpx.HTTPError as exc:
             raise self._connection_error(exc) from None
         try:

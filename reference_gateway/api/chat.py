@@ -276,14 +276,19 @@ class _SSEResponse(Response):
         self._pending: list[bytes] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        producer = asyncio.ensure_future(self._produce(send))
-        watcher = asyncio.ensure_future(_wait_for_disconnect(receive))
+        # Produce in this task; a watcher cancels it if the client goes away first.
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - ASGI servers always run apps in a task
+            raise RuntimeError("the SSE response must run inside an asyncio task")
+        watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task))
         try:
-            await asyncio.wait((producer, watcher), return_when=asyncio.FIRST_COMPLETED)
+            await self._produce(send)
+        except asyncio.CancelledError:
+            if not watcher.done() or watcher.cancelled():
+                raise  # cancelled from outside, not by the watcher
+            task.uncancel()  # the client went away: the stream is stopped, nothing to send
         finally:
-            for task in (producer, watcher):
-                task.cancel()
-            await asyncio.gather(producer, watcher, return_exceptions=True)
+            watcher.cancel()
 
     async def _produce(self, send: Send) -> None:
         await send(
@@ -395,9 +400,10 @@ class _NextEvent:
                 return event
 
 
-async def _wait_for_disconnect(receive: Receive) -> None:
+async def _cancel_on_disconnect(receive: Receive, task: asyncio.Task[Any]) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
+    task.cancel()
 
 
 def routes(gateway: Gateway) -> list[Route]:

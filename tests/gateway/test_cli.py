@@ -100,12 +100,16 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_serve_dev_answers_out_of_the_box(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["one-process", "workers"])
+def test_serve_dev_answers_out_of_the_box(tmp_path: Path, workers: list[str]) -> None:
     """What ``nox -s gateway`` runs: no master key, no tenant, no provider key."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROVARA_")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "reference_gateway.cli", "serve", "--dev", "--port", str(port)],
+        [
+            *(sys.executable, "-m", "reference_gateway.cli", "serve", "--dev"),
+            *("--port", str(port), *workers),
+        ],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,
