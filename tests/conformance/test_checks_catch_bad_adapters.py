@@ -30,7 +30,6 @@ class Case:
     match: str
     models: tuple[str, ...] = (MODEL,)
     control_models: tuple[str, ...] | None = None  # the fixed data, when the bug is data
-    xfail: str | None = None  # a known bug in the check itself (strict xfail)
 
     @property
     def id(self) -> str:
@@ -183,16 +182,7 @@ CASES: tuple[Case, ...] = (
 
 
 def _params() -> list[object]:
-    return [
-        pytest.param(
-            case,
-            id=case.id,
-            marks=[pytest.mark.xfail(strict=True, raises=AttributeError, reason=case.xfail)]
-            if case.xfail
-            else [],
-        )
-        for case in CASES
-    ]
+    return [pytest.param(case, id=case.id) for case in CASES]
 
 
 @pytest.fixture(scope="module")
@@ -215,7 +205,7 @@ def test_unbroken_parent_passes_the_same_check(case: Case, recordings: Path) -> 
 
 
 def test_every_check_has_a_known_bad_adapter() -> None:
-    covered = {case.check_id for case in CASES if not case.xfail}
+    covered = {case.check_id for case in CASES}
     missing = sorted(set(CHECKS) - covered)
     assert not missing, (
         f"checks with no known-bad adapter that they catch: {missing}. A check that can "
@@ -233,7 +223,7 @@ def test_every_bad_adapter_is_caught_and_says_why() -> None:
         and cls.__module__ == bad.__name__
         and not cls.__name__.startswith("_")
     }
-    caught = {case.adapter for case in CASES if not case.xfail}
+    caught = {case.adapter for case in CASES}
     assert sorted(cls.__name__ for cls in adapters - caught) == []
     for cls in adapters:
         assert cls.__doc__ and len(cls.__doc__.split()) >= 8, f"{cls.__name__}: name the bug"
