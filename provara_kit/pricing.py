@@ -265,7 +265,23 @@ def lookup_price(
     key = resolve_pricing_key(provider, model, table)
     if key is None:
         return None
-    return _parse_row(key, table[key])
+    row = table[key]
+    cached = _PARSED_ROWS.get(key)
+    if cached is not None and cached[0] is row:
+        return cached[1]
+    price = _parse_row(key, row)
+    if isinstance(row, tuple):
+        # Only immutable rows are remembered: a list could change under the same identity.
+        if len(_PARSED_ROWS) >= _PARSED_ROWS_MAX:
+            _PARSED_ROWS.clear()
+        _PARSED_ROWS[key] = (row, price)
+    return price
+
+
+# key -> (the row object, its parse); a lookup reuses the parse only for the very same row
+# object, so a table edited at run time is always read afresh.
+_PARSED_ROWS: dict[str, tuple[object, ModelPrice]] = {}
+_PARSED_ROWS_MAX = 4096
 
 
 def cost_usd(

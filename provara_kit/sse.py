@@ -20,11 +20,12 @@ which is observably the same, since nothing is dispatched before that blank line
 
 from __future__ import annotations
 
-import json
 from codecs import utf_8_decode
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+
+from provara_kit import json_codec
 
 __all__ = [
     "SSEDecoder",
@@ -49,7 +50,7 @@ class ServerSentEvent:
 
     def json(self) -> Any:
         """Parse :attr:`data` as JSON."""
-        return json.loads(self.data)
+        return json_codec.loads(self.data)
 
 
 class SSEDecoder:

@@ -251,6 +251,32 @@ def test_assignment_into_module_table_works(monkeypatch: pytest.MonkeyPatch) -> 
     )
 
 
+def test_a_row_replaced_at_run_time_is_read_afresh() -> None:
+    table: dict[str, object] = {"p/m": (1, 2)}
+    assert lookup_price("p", "m", table) == ModelPrice(Decimal(1), Decimal(2))
+    table["p/m"] = (3, 4)
+    assert lookup_price("p", "m", table) == ModelPrice(Decimal(3), Decimal(4))
+    table["p/m"] = ("oops", 4)
+    with pytest.raises(ConfigurationError, match="p/m"):
+        lookup_price("p", "m", table)
+
+
+def test_a_list_row_edited_in_place_is_read_afresh() -> None:
+    row = [1, 2]
+    table: dict[str, object] = {"p/m": row}
+    assert lookup_price("p", "m", table) == ModelPrice(Decimal(1), Decimal(2))
+    row[1] = 5
+    assert lookup_price("p", "m", table) == ModelPrice(Decimal(1), Decimal(5))
+
+
+def test_the_same_key_in_two_tables_keeps_each_price() -> None:
+    first: dict[str, object] = {"p/m": (1, 2)}
+    second: dict[str, object] = {"p/m": (7, 8)}
+    for _ in range(2):
+        assert lookup_price("p", "m", first) == ModelPrice(Decimal(1), Decimal(2))
+        assert lookup_price("p", "m", second) == ModelPrice(Decimal(7), Decimal(8))
+
+
 @pytest.mark.parametrize(
     "row",
     [

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from provara_kit import json_codec
 from provara_kit.accounting import ParsedCompletion, finish_completion
 from provara_kit.errors import (
     MalformedResponseError,
@@ -197,7 +198,7 @@ class HTTPProvider(Provider):
 
     def _decode_json(self, body: bytes) -> Any:
         try:
-            return json.loads(body)
+            return json_codec.loads(body)
         except ValueError:
             snippet = redact(body[:200].decode("utf-8", "replace"), (self._api_key,))
             raise MalformedResponseError(

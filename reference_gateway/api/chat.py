@@ -60,7 +60,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("reference_gateway")
 
-__all__ = ["ChatCompletions", "routes"]
+__all__ = ["PATH", "ChatCompletions", "routes"]
 
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -159,6 +159,18 @@ class ChatCompletions:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self.keepalive = gateway.settings.keepalive_ms / 1000
+
+    async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The endpoint as a bare ASGI app: what the gateway's fast path dispatches to.
+
+        A :class:`GatewayError` becomes its OpenAI-shaped response here; anything else is
+        left to the caller's :class:`~reference_gateway.api.errors.ErrorMiddleware`.
+        """
+        try:
+            response = await self.handle(Request(scope, receive))
+        except GatewayError as exc:
+            response = exc.response()
+        await response(scope, receive, send)
 
     async def handle(self, request: Request) -> Response:
         gateway = self.gateway
@@ -406,5 +418,8 @@ async def _cancel_on_disconnect(receive: Receive, task: asyncio.Task[Any]) -> No
     task.cancel()
 
 
-def routes(gateway: Gateway) -> list[Route]:
-    return [Route("/v1/chat/completions", ChatCompletions(gateway).handle, methods=["POST"])]
+PATH = "/v1/chat/completions"
+
+
+def routes(endpoint: ChatCompletions) -> list[Route]:
+    return [Route(PATH, endpoint.handle, methods=["POST"])]
