@@ -19,7 +19,7 @@ from typing import Any
 
 from bench import conformance_time, sse_decoders
 from bench.load import Result, run_wrk
-from bench.report import summarize, table, write
+from bench.report import check_targets, summarize, table, targets_table, write
 from bench.servers import Server, Unavailable, direct, peak_rss_mb, start_gateway, start_litellm
 from bench.upstream import Upstream
 
@@ -126,6 +126,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         extras["conformance_seconds"] = conformance_time.run()
         print("offline conformance suite, s per adapter:", extras["conformance_seconds"]["seconds"])
+    sse_rates = extras.get("sse_decoders", {}).get("mb_per_s")
+    targets = check_targets(rows, rss.get("gateway"), sse_rates)
+    print()
+    print("targets (one run, this machine):")
+    print(targets_table(targets))
     write(
         args.output,
         {
@@ -143,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             "missing": missing,
             "results": rows,
             "peak_rss_mb": {n: None if v is None else round(v, 1) for n, v in rss.items()},
+            "targets": targets,
             **extras,
         },
     )

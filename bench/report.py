@@ -9,7 +9,7 @@ from typing import Any
 
 from bench.load import Result
 
-__all__ = ["summarize", "table", "write"]
+__all__ = ["check_targets", "summarize", "table", "targets_table", "write"]
 
 TARGETS = ("direct", "gateway", "litellm")
 
@@ -62,6 +62,65 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"{row['mode']:<7}{row['concurrency']:>5} {row['target']:<8}{row['rps']:>10.1f}"
             f"{row['p50_ms']:>9.3f}{row['p99_ms']:>9.3f}{added:>9}{row['errors']:>8}{ratio:>12}"
         )
+    return "\n".join(lines)
+
+
+MIN_RATIO_VS_LITELLM = 20.0
+MAX_ADDED_P50_MS = 0.5
+MAX_PEAK_RSS_MB = 150.0
+
+
+def _row(rows: list[dict[str, Any]], mode: str, concurrency: int, target: str) -> dict[str, Any]:
+    for row in rows:
+        if (row["mode"], row["concurrency"], row["target"]) == (mode, concurrency, target):
+            return row
+    return {}
+
+
+def check_targets(
+    rows: list[dict[str, Any]],
+    peak_rss_mb: float | None,
+    sse_mb_per_s: dict[str, float] | None,
+) -> list[dict[str, Any]]:
+    """Each speed target of the gateway with what this run measured.
+
+    ``met`` is ``None`` when the run could not measure it (a peer missing, a concurrency
+    not run): a target is never counted as met without its figure.
+    """
+    checks: list[dict[str, Any]] = []
+
+    def add(name: str, measured: float | None, limit: float, higher_is_better: bool) -> None:
+        met = None
+        if measured is not None:
+            met = measured >= limit if higher_is_better else measured <= limit
+        sign = ">=" if higher_is_better else "<="
+        checks.append(
+            {"target": name, "measured": measured, "limit": f"{sign} {limit:g}", "met": met}
+        )
+
+    for mode in ("json", "stream"):
+        ratio = _row(rows, mode, 16, "gateway").get("rps_vs_litellm")
+        add(f"{mode} c16 req/s vs LiteLLM (x)", ratio, MIN_RATIO_VS_LITELLM, True)
+    for mode in ("json", "stream"):
+        added = _row(rows, mode, 1, "gateway").get("added_p50_ms")
+        add(f"{mode} c1 added p50 (ms)", added, MAX_ADDED_P50_MS, False)
+    add("gateway peak RSS (MB)", peak_rss_mb, MAX_PEAK_RSS_MB, False)
+    ours = peers = None
+    if sse_mb_per_s:
+        ours = sse_mb_per_s.get("provara_kit.sse")
+        others = [v for k, v in sse_mb_per_s.items() if k != "provara_kit.sse"]
+        peers = max(others) if others else None
+    ratio = None if ours is None or not peers else round(ours / peers, 2)
+    add("SSE decode vs fastest peer (x)", ratio, 1.0, True)
+    return checks
+
+
+def targets_table(checks: list[dict[str, Any]]) -> str:
+    lines = []
+    for check in checks:
+        verdict = {True: "met", False: "MISSED", None: "not measured"}[check["met"]]
+        measured = "-" if check["measured"] is None else f"{check['measured']:g}"
+        lines.append(f"{check['target']:<34}{measured:>10}  {check['limit']:<9} {verdict}")
     return "\n".join(lines)
 
 

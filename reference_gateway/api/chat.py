@@ -224,6 +224,7 @@ class ChatCompletions:
         completion_id: str,
         include_usage: bool,
     ) -> Response:
+        """The streaming response; it decides its own status once the first event is in."""
         try:
             stream = route.provider.complete_stream(upstream_request)
         except ProviderError as exc:
@@ -232,24 +233,11 @@ class ChatCompletions:
         except ValueError as exc:
             await route.release()
             raise _unsupported(exc) from None
-        first: asyncio.Future[StreamEvent] = asyncio.ensure_future(anext(stream))
-        done, _ = await asyncio.wait((first,), timeout=self.keepalive)
-        if done:
-            failure = first.exception()
-            if failure is not None:
-                await stream.aclose()
-                await route.release()
-                if isinstance(failure, ProviderError):
-                    raise from_provider_error(failure) from None
-                if isinstance(failure, ValueError):
-                    raise _unsupported(failure) from None
-                raise failure
         return _SSEResponse(
             gateway=self.gateway,
             tenant=tenant,
             route=route,
             stream=stream,
-            first=first,
             encoder=ChunkEncoder(completion_id, int(time.time()), route.public_model),
             completion_id=completion_id,
             include_usage=include_usage,
@@ -258,7 +246,13 @@ class ChatCompletions:
 
 
 class _SSEResponse(Response):
-    """Streams one completion; stops the upstream if the client disconnects."""
+    """Streams one completion; stops the upstream if the client disconnects.
+
+    The first event is awaited in the response's own task. If it fails before anything
+    was sent, the client gets the error's own HTTP status; if it takes longer than the
+    keep-alive interval, a timer starts the 200 stream and sends ``: keep-alive`` comments
+    until it arrives (a fast upstream never arms more than that one timer).
+    """
 
     def __init__(
         self,
@@ -267,7 +261,6 @@ class _SSEResponse(Response):
         tenant: Tenant,
         route: ProviderRoute,
         stream: ChatStream,
-        first: asyncio.Future[StreamEvent],
         encoder: ChunkEncoder,
         completion_id: str,
         include_usage: bool,
@@ -278,7 +271,6 @@ class _SSEResponse(Response):
         self.tenant = tenant
         self.route = route
         self.stream = stream
-        self.first = first
         self.encoder = encoder
         self.completion_id = completion_id
         self.include_usage = include_usage
@@ -286,23 +278,41 @@ class _SSEResponse(Response):
         self.background = None
         self.raw_headers = []
         self._pending: list[bytes] = []
+        self._started = False
+        self._closed = False
+        self._keepalives: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Future[None] | None = None
+        self._receive: Receive
+        self._task: asyncio.Task[Any]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Produce in this task; a watcher cancels it if the client goes away first.
+        # Produce in this task; a watcher cancels it if the client goes away while it waits.
         task = asyncio.current_task()
         if task is None:  # pragma: no cover - ASGI servers always run apps in a task
             raise RuntimeError("the SSE response must run inside an asyncio task")
-        watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task))
+        self._receive = receive
+        self._task = task
         try:
-            await self._produce(send)
+            await self._produce(scope, send)
         except asyncio.CancelledError:
-            if not watcher.done() or watcher.cancelled():
+            watcher = self._watcher
+            if watcher is None or not watcher.done() or watcher.cancelled():
                 raise  # cancelled from outside, not by the watcher
             task.uncancel()  # the client went away: the stream is stopped, nothing to send
         finally:
-            watcher.cancel()
+            if self._watcher is not None:
+                self._watcher.cancel()
 
-    async def _produce(self, send: Send) -> None:
+    def _watch_disconnect(self) -> None:
+        """Start the disconnect watcher, before the first wait on the upstream.
+
+        Only a stream that has to wait can outlive its client, so a stream whose events
+        all arrived with the first read (a short answer) never pays for a second task.
+        """
+        if self._watcher is None:
+            self._watcher = asyncio.ensure_future(_cancel_on_disconnect(self._receive, self._task))
+
+    async def _start(self, send: Send) -> None:
         await send(
             {
                 "type": "http.response.start",
@@ -310,39 +320,81 @@ class _SSEResponse(Response):
                 "headers": [*_SSE_HEADERS, (b"x-request-id", self.completion_id.encode())],
             }
         )
+        self._started = True  # after the await: a send cancelled before writing sent nothing
+
+    def _slow_first_event(self, send: Send) -> None:
+        """Timer callback: the first event is late, so start the stream and keep it alive."""
+        self._watch_disconnect()
+        self._keepalives = asyncio.ensure_future(self._keep_alive(send))
+
+    async def _keep_alive(self, send: Send) -> None:
+        await self._start(send)
+        while True:
+            await send({"type": "http.response.body", "body": KEEP_ALIVE, "more_body": True})
+            await asyncio.sleep(self.keepalive)
+
+    async def _first_event(self, send: Send) -> StreamEvent:
+        timer = asyncio.get_running_loop().call_later(self.keepalive, self._slow_first_event, send)
         try:
-            tail = await self._events(send)
+            return await self.stream.__anext__()
+        finally:
+            timer.cancel()
+            keepalives = self._keepalives
+            if keepalives is not None:
+                keepalives.cancel()
+                await asyncio.gather(keepalives, return_exceptions=True)
+
+    async def _produce(self, scope: Scope, send: Send) -> None:
+        tail = b""
+        try:
+            try:
+                event = await self._first_event(send)
+            except Exception as exc:
+                if self._started:
+                    raise
+                # Nothing was sent: the failure gets its own status, not a 200 stream.
+                await self._close()
+                if isinstance(exc, ProviderError):
+                    error = from_provider_error(exc)
+                elif isinstance(exc, ValueError):
+                    error = _unsupported(exc)
+                else:
+                    raise
+                await error.response()(scope, self._receive, send)
+                return
+            if not self._started:
+                await self._start(send)
+            tail = await self._events(send, event)
         except ProviderError as exc:
             tail = encode_error(from_provider_error(exc).body())
         except Exception:
+            if not self._started:
+                raise  # the error middleware answers a 500
             logger.exception("unhandled error while streaming %s", self.completion_id)
             tail = encode_error(INTERNAL_ERROR.body())
         finally:
-            pending = self._pending
-            first = self.first
-            if not first.done():
-                first.cancel()
-                # The generator runs inside that task: let it unwind before closing it.
-                await asyncio.gather(first, return_exceptions=True)
-            await self.stream.aclose()
-            await self.route.release()
+            await self._close()
+        pending = self._pending
         if pending:
             tail = b"".join(pending) + tail
         await send({"type": "http.response.body", "body": tail, "more_body": False})
 
-    async def _events(self, send: Send) -> bytes:
-        """Send every content event; return the bytes that end the stream."""
+    async def _close(self) -> None:
+        """Close the upstream stream and give the route back (once)."""
+        if self._closed:
+            return
+        self._closed = True
+        await self.stream.aclose()
+        await self.route.release()
+
+    async def _events(self, send: Send, event: StreamEvent) -> bytes:
+        """Send every content event from ``event`` on; return the bytes that end the stream."""
         encoder = self.encoder
         stream = self.stream
-        first = self.first
-        while not first.done():
-            done, _ = await asyncio.wait((first,), timeout=self.keepalive)
-            if not done:
-                await send({"type": "http.response.body", "body": KEEP_ALIVE, "more_body": True})
-        event: StreamEvent = first.result()
         pending = self._pending
 
         async def flush() -> None:
+            self._watch_disconnect()
             body = pending[0] if len(pending) == 1 else b"".join(pending)
             pending.clear()
             await send({"type": "http.response.body", "body": body, "more_body": True})
