@@ -174,7 +174,7 @@ async def normalize_stream(
                     f"upstream sent a malformed stream event: {exc}", provider=provider
                 ) from None
 
-            if isinstance(event, TextDelta | ReasoningDelta):
+            if isinstance(event, (TextDelta, ReasoningDelta)):
                 if not event.text:
                     continue
                 if first_token_at is None:

@@ -259,6 +259,10 @@ def _split_content(content: Any) -> tuple[str, str]:
 
 
 def _delta_events(delta: dict[str, Any], state: _StreamState) -> list[UpstreamEvent]:
+    content = delta.get("content")
+    if type(content) is str and (len(delta) == 1 or (len(delta) == 2 and "role" in delta)):
+        # The common delta, text alone (the first one with the role): nothing else to read.
+        return [TextDelta(content)] if content else []
     events: list[UpstreamEvent] = []
     reasoning = delta.get("reasoning_content") or delta.get("reasoning")
     if isinstance(reasoning, str) and reasoning:
