@@ -127,6 +127,7 @@ class Gateway:
             providers=self.providers,
             router=self.router,
             db=self.db,
+            usage=self.usage,
             rng=None if seed is None else random.Random(seed + 1),
         )
         self.judge.start()

@@ -7,7 +7,9 @@ asks the judge model (``PROVARA_JUDGE_MODEL``, any routable ``provider/model``, 
 of the completion's tenant) to grade the answer against :data:`RUBRIC`, parses the score
 with :func:`parse_score`, stores it in the ``feedback`` table (source ``judge``) and adds
 it to the router's posterior for the completion's cell x model. A reply with no score in
-it is counted (``unparsed``), never guessed.
+it is counted (``unparsed``), never guessed. Streamed completions are judged too (the
+draw happens when the stream starts; only a drawn stream keeps its text), and every
+grading call is recorded as the tenant's usage under ``judge-<completion id>``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from reference_gateway.providers import ProviderPool
     from reference_gateway.router import Router
     from reference_gateway.store import Database
+    from reference_gateway.usage import UsageRecorder
 
 __all__ = ["RUBRIC", "Judge", "parse_score"]
 
@@ -127,9 +130,11 @@ class Judge:
         providers: ProviderPool,
         router: Router,
         db: Database,
+        usage: UsageRecorder | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.model = model
+        self.usage = usage
         self.rate = rate
         self.providers = providers
         self.router = router
@@ -144,10 +149,21 @@ class Judge:
         self.failed = 0
         self.last_reply: str | None = None
 
+    def sample(self) -> bool:
+        """Draw whether one completion is judged: true with probability ``rate``.
+
+        A stream draws when it starts, so only the streams that will be judged keep
+        their text as it goes by.
+        """
+        return self.rate > 0 and (self.rate >= 1 or self.rng.random() < self.rate)
+
     def offer(self, completion_id: str, tenant: Tenant, request: ChatRequest, answer: str) -> None:
         """Maybe queue a finished completion for judging. Never blocks, never raises."""
-        if self.rate <= 0 or (self.rate < 1 and self.rng.random() >= self.rate):
-            return
+        if self.sample():
+            self.submit(completion_id, tenant, request, answer)
+
+    def submit(self, completion_id: str, tenant: Tenant, request: ChatRequest, answer: str) -> None:
+        """Queue a completion :meth:`sample` drew. Never blocks, never raises."""
         tracked = self.router.completion(completion_id)
         if tracked is None:
             return
@@ -187,6 +203,15 @@ class Judge:
             )
         finally:
             await route.release()
+        if self.usage is not None:
+            # The grading call is the tenant's usage too (on its key or the operator's).
+            self.usage.record(
+                request_id=f"judge-{job.completion_id}",
+                tenant_id=job.tenant.id,
+                meta=response.meta,
+                key_source=route.key_source,
+                stream=False,
+            )
         self.last_reply = response.text
         score = parse_score(response.text)
         if score is None:

@@ -30,12 +30,12 @@ __all__ = ["UsageRecorder"]
 
 logger = logging.getLogger("reference_gateway")
 
-_Pending: TypeAlias = tuple[str, str, float, ProvaraMeta, str, bool]
-"""``(request_id, tenant_id, unix time, meta, key source, streamed)``."""
+_Pending: TypeAlias = tuple[str, str, float, ProvaraMeta, str, bool, str | None]
+"""``(request_id, tenant_id, unix time, meta, key source, streamed, router cell)``."""
 
 
 def _row(item: _Pending) -> tuple[Any, ...]:
-    request_id, tenant_id, at, meta, key_source, stream = item
+    request_id, tenant_id, at, meta, key_source, stream, cell = item
     when = datetime.fromtimestamp(at, UTC)
     estimated = "estimated" in (meta.input_tokens_source, meta.output_tokens_source)
     cost = None if meta.cost_usd is None else to_picodollars(meta.cost_usd)
@@ -58,6 +58,7 @@ def _row(item: _Pending) -> tuple[Any, ...]:
         meta.finish_reason,
         meta.ttft_ms,
         meta.latency_ms,
+        cell,
     )
 
 
@@ -91,9 +92,14 @@ class UsageRecorder:
         meta: ProvaraMeta,
         key_source: str,
         stream: bool,
+        cell: str | None = None,
     ) -> None:
-        """Queue one finished request's usage. Never blocks, never touches the database."""
-        self._pending.append((request_id, tenant_id, time.time(), meta, key_source, stream))
+        """Queue one finished request's usage. Never blocks, never touches the database.
+
+        ``cell`` is the router's cell of a client's completion, kept so that feedback on it
+        still finds its cell and model after a restart.
+        """
+        self._pending.append((request_id, tenant_id, time.time(), meta, key_source, stream, cell))
         if len(self._pending) >= self._batch:
             self._wake.set()
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
@@ -91,6 +92,7 @@ class ScriptedUpstream(httpx.AsyncBaseTransport):
         error: ErrorFault | None = None,
         models: Sequence[str] | None = None,
         expected_api_key: str | None = None,
+        keep_requests: int | None = 1000,
     ) -> None:
         """Answer in ``dialect`` (a name from ``DIALECTS`` or a dialect object).
 
@@ -98,6 +100,8 @@ class ScriptedUpstream(httpx.AsyncBaseTransport):
         streamed with ``faults``, or ``error`` instead, unless :meth:`queue` scripted
         something else for it. ``models`` is served at the models path (``None``: 404).
         With ``expected_api_key`` set, a request with another key gets the wire's 401.
+        :attr:`requests` keeps the last ``keep_requests`` requests (``None``: all of them),
+        so a long-running server does not grow without bound.
         """
         self.dialect = get_dialect(dialect)
         self.script: Script[ErrorFault] = Script(
@@ -105,7 +109,7 @@ class ScriptedUpstream(httpx.AsyncBaseTransport):
         )
         self.models = None if models is None else list(models)
         self._expected_api_key = expected_api_key
-        self.requests: list[RecordedRequest] = []
+        self.requests: deque[RecordedRequest] = deque(maxlen=keep_requests)
         self.opened_streams = 0
         self.closed_streams = 0
 

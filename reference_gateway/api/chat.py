@@ -191,7 +191,9 @@ class ChatCompletions:
         completion_id = "chatcmpl-" + os.urandom(12).hex()
         gateway.router.track(completion_id, tenant.id, cell, route.public_model)
         if stream:
-            return await self._stream(tenant, route, upstream_request, completion_id, include_usage)
+            return await self._stream(
+                tenant, route, chat, upstream_request, completion_id, cell, include_usage
+            )
         try:
             try:
                 response = await route.provider.complete(upstream_request)
@@ -207,6 +209,7 @@ class ChatCompletions:
             meta=response.meta,
             key_source=route.key_source,
             stream=False,
+            cell=cell,
         )
         gateway.judge.offer(completion_id, tenant, chat, response.text)
         body = _completion_body(completion_id, int(time.time()), route.public_model, response)
@@ -220,8 +223,10 @@ class ChatCompletions:
         self,
         tenant: Tenant,
         route: ProviderRoute,
+        chat: ChatRequest,
         upstream_request: ChatRequest,
         completion_id: str,
+        cell: str,
         include_usage: bool,
     ) -> Response:
         """The streaming response; it decides its own status once the first event is in."""
@@ -237,9 +242,12 @@ class ChatCompletions:
             gateway=self.gateway,
             tenant=tenant,
             route=route,
+            request=chat,
+            judged=self.gateway.judge.sample(),
             stream=stream,
             encoder=ChunkEncoder(completion_id, int(time.time()), route.public_model),
             completion_id=completion_id,
+            cell=cell,
             include_usage=include_usage,
             keepalive=self.keepalive,
         )
@@ -260,9 +268,12 @@ class _SSEResponse(Response):
         gateway: Gateway,
         tenant: Tenant,
         route: ProviderRoute,
+        request: ChatRequest,
+        judged: bool,
         stream: ChatStream,
         encoder: ChunkEncoder,
         completion_id: str,
+        cell: str,
         include_usage: bool,
         keepalive: float,
     ) -> None:
@@ -270,9 +281,13 @@ class _SSEResponse(Response):
         self.gateway = gateway
         self.tenant = tenant
         self.route = route
+        self.request = request
+        # The answer's text, kept only when the judge drew this completion.
+        self._answer: list[str] | None = [] if judged else None
         self.stream = stream
         self.encoder = encoder
         self.completion_id = completion_id
+        self.cell = cell
         self.include_usage = include_usage
         self.keepalive = keepalive
         self.background = None
@@ -399,17 +414,26 @@ class _SSEResponse(Response):
             pending.clear()
             await send({"type": "http.response.body", "body": body, "more_body": True})
 
+        answer = self._answer
         while True:
             if isinstance(event, TextDelta):
                 chunk = encoder.text(event.text)
+                if answer is not None:
+                    answer.append(event.text)
             elif isinstance(event, ProvaraMeta):
-                self.gateway.usage.record(
+                gateway = self.gateway
+                gateway.usage.record(
                     request_id=self.completion_id,
                     tenant_id=self.tenant.id,
                     meta=event,
                     key_source=self.route.key_source,
                     stream=True,
+                    cell=self.cell,
                 )
+                if answer is not None:
+                    gateway.judge.submit(
+                        self.completion_id, self.tenant, self.request, "".join(answer)
+                    )
                 return encoder.end(event, include_usage=self.include_usage)
             elif isinstance(event, ReasoningDelta):
                 chunk = encoder.reasoning(event.text)

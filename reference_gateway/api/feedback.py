@@ -4,9 +4,10 @@ Body: ``{"completion_id" (or "request_id"): "chatcmpl-...", "score": 0..1, "comm
 instead of a number, ``score`` may be a thumb (``"up"``/``"down"``, ``true``/``false``), or
 ``"thumbs": "up" | "down"`` may be sent. The sample is stored in the ``feedback`` table and
 added to the router's posterior for the completion's cell and model (pinned completions
-included: that is how a cell bootstraps). A completion of another tenant, an unknown one
-and one the gateway no longer remembers all answer the same 404; a second grade of the
-same completion is a 409.
+included: that is how a cell bootstraps). A completion of another tenant and an unknown
+one answer the same 404; a second grade of the same completion is a 409. The router
+remembers recent completions in memory; older ones (or any after a restart) are found
+through their usage row, which keeps the cell.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from starlette.routing import Route
 
 from reference_gateway.api.errors import GatewayError
 from reference_gateway.api.http import JSONResponse, read_json_object
+from reference_gateway.router import Tracked
 from reference_gateway.store.feedback import insert_feedback
+from reference_gateway.store.usage import completion_of
 
 if TYPE_CHECKING:
     from reference_gateway.app import Gateway
@@ -71,12 +74,25 @@ class Feedback:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
 
+    async def _stored_completion(self, tenant_id: str, completion_id: str) -> Tracked | None:
+        """A completion the router no longer remembers (a restart, or pushed out), from
+        its usage row: unflushed rows are written first so a fresh one is found too."""
+        gateway = self.gateway
+        await gateway.usage.flush()
+        found = await gateway.db.run(lambda conn: completion_of(conn, tenant_id, completion_id))
+        if found is None:
+            return None
+        provider, model, cell = found
+        return Tracked(tenant_id, cell, f"{provider}/{model}")
+
     async def post(self, request: Request) -> Response:
         gateway = self.gateway
         tenant = await gateway.auth.authenticate(request.headers.get("authorization"))
         data = await read_json_object(request, _MAX_BODY)
         completion_id, score, comment = parse_feedback(data)
         tracked = gateway.router.completion(completion_id)
+        if tracked is None:
+            tracked = await self._stored_completion(tenant.id, completion_id)
         if tracked is None or tracked.tenant_id != tenant.id:
             raise GatewayError(
                 404,

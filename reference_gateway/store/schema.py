@@ -78,6 +78,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE UNIQUE INDEX feedback_request_source ON feedback (request_id, source);
     CREATE INDEX feedback_cell ON feedback (cell, provider, model);
     """,
+    """
+    ALTER TABLE usage ADD COLUMN cell TEXT;
+    CREATE INDEX usage_request ON usage (request_id);
+    """,
 )
 
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-__all__ = ["ROLLUP_COLUMNS", "USAGE_COLUMNS", "insert_usage", "usage_for_tenant", "usage_rollup"]
+__all__ = [
+    "ROLLUP_COLUMNS",
+    "USAGE_COLUMNS",
+    "completion_of",
+    "insert_usage",
+    "usage_for_tenant",
+    "usage_rollup",
+]
 
 USAGE_COLUMNS: tuple[str, ...] = (
     "request_id",
@@ -26,6 +33,7 @@ USAGE_COLUMNS: tuple[str, ...] = (
     "finish_reason",
     "ttft_ms",
     "latency_ms",
+    "cell",
 )
 """The order of the values in a row given to :func:`insert_usage`."""
 
@@ -44,6 +52,21 @@ def insert_usage(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def completion_of(
+    conn: sqlite3.Connection, tenant_id: str, request_id: str
+) -> tuple[str, str, str] | None:
+    """``(provider, model, cell)`` of one of the tenant's completions, or None.
+
+    Only completions the router tracks carry a cell (not the judge's own calls).
+    """
+    row = conn.execute(
+        "SELECT provider, model, cell FROM usage "
+        "WHERE request_id = ? AND tenant_id = ? AND cell IS NOT NULL LIMIT 1",
+        (request_id, tenant_id),
+    ).fetchone()
+    return None if row is None else (row[0], row[1], row[2])
 
 
 def usage_for_tenant(conn: sqlite3.Connection, tenant_id: str) -> list[dict[str, Any]]:

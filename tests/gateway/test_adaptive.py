@@ -189,3 +189,74 @@ def test_local_echo_as_judge_has_its_reply_parsed(tmp_path: Path) -> None:
         assert judge.unparsed == 1  # "hello" has no score in it: not guessed
         assert judge.last_reply is not None and "SCORE: <integer 1-10>" in judge.last_reply
         assert plain.id not in {row[0] for row in rows}
+
+
+def usage_rows(database: str, prefix: str) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(database)
+    try:
+        return conn.execute(
+            "SELECT request_id, provider, model, priced, cost_picodollars FROM usage "
+            "WHERE request_id LIKE ? ORDER BY id",
+            (prefix + "%",),
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+def test_streamed_completions_are_judged_and_every_grading_call_is_usage(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, judge_rate=1.0, judge_model="judge/grader")
+    with GatewayServer(settings, registry=judge_registry()) as server:
+        token = server.tenant("streamed-judged")
+        with sdk(server, token) as client:
+            chunks = list(
+                client.chat.completions.create(model="local/echo", messages=HELLO, stream=True)
+            )
+            plain = client.chat.completions.create(model="local/echo", messages=HELLO)
+        streamed_id = chunks[0].id
+        wait_for(lambda: server.gateway.judge.scored == 2)
+        rows = feedback_rows(server.database, "judge")
+        assert sorted(row[0] for row in rows) == sorted([streamed_id, plain.id])
+        wait_for(lambda: len(usage_rows(server.database, "judge-")) == 2)
+        grading = usage_rows(server.database, "judge-")
+        assert sorted(row[0] for row in grading) == sorted(
+            [f"judge-{streamed_id}", f"judge-{plain.id}"]
+        )
+        assert all(row[1:] == ("judge", "grader", 1, 0) for row in grading)
+
+
+def test_a_stream_not_drawn_keeps_no_text_and_is_not_judged(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, judge_rate=0.0, judge_model="judge/grader")
+    with GatewayServer(settings, registry=judge_registry()) as server:
+        token = server.tenant("never-judged")
+        with sdk(server, token) as client:
+            list(client.chat.completions.create(model="local/echo", messages=HELLO, stream=True))
+        judge = server.gateway.judge
+        assert (judge.offered, judge.scored) == (0, 0)
+        assert usage_rows(server.database, "judge-") == []
+
+
+def test_feedback_after_a_restart_finds_the_completion_through_its_usage(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    with GatewayServer(settings) as server:
+        token = server.tenant("remembers")
+        other = server.tenant("someone-else")
+        with sdk(server, token) as client:
+            pinned = client.chat.completions.create(
+                model="local/echo-anthropic", messages=HELLO, extra_headers=CELL
+            )
+            streamed = list(
+                client.chat.completions.create(model="local/echo", messages=HELLO, stream=True)
+            )
+    with GatewayServer(settings) as again:  # a new process: nothing tracked in memory
+        assert again.gateway.router.completion(pinned.id) is None
+        assert feedback(again, other, {"completion_id": pinned.id, "score": 1}).status_code == 404
+        graded = feedback(again, token, {"completion_id": pinned.id, "score": 1})
+        assert graded.status_code == 201, graded.text
+        assert graded.json()["model"] == "local/echo-anthropic"
+        assert graded.json()["cell"] == "math/complex"
+        thumbs = feedback(again, token, {"completion_id": streamed[0].id, "thumbs": "down"})
+        assert thumbs.status_code == 201, thumbs.text
+        assert (thumbs.json()["model"], thumbs.json()["cell"]) == ("local/echo", "chat/simple")
+        assert feedback(again, token, {"completion_id": pinned.id, "score": 0}).status_code == 409
+        posterior = again.gateway.router.posteriors["math/complex"]["local/echo-anthropic"]
+        assert (posterior.n, posterior.total) == (1, 1.0)

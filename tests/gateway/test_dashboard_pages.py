@@ -45,6 +45,7 @@ def usage_row(tenant: str, request_id: str, model: str, **values: Any) -> tuple[
         "finish_reason": "stop",
         "ttft_ms": None,
         "latency_ms": 1.0,
+        "cell": "chat/simple",
     }
     row.update(values)
     return tuple(row[column] for column in USAGE_COLUMNS)

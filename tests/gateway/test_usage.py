@@ -123,3 +123,37 @@ def test_failed_and_aborted_requests_record_no_usage(gateway: GatewayServer, tok
         )
     time.sleep(0.2)
     assert rows(gateway.database, token) == []
+
+
+def test_a_version_2_database_migrates_and_keeps_its_usage(tmp_path: Path) -> None:
+    from reference_gateway.store.schema import MIGRATIONS
+
+    path = str(tmp_path / "old.db")
+    old = sqlite3.connect(path, isolation_level=None)
+    for version, script in enumerate(MIGRATIONS[:2], start=1):
+        old.executescript(script)
+        old.execute(f"PRAGMA user_version = {version}")
+    old.execute(
+        "INSERT INTO tenants (id, name, token_sha256, token_prefix, created_at) "
+        "VALUES ('t1', 'old', 'h', 'pvk_old0', '2026-01-01')"
+    )
+    old.execute(
+        "INSERT INTO usage (request_id, tenant_id, created_at, day, provider, model, "
+        "key_source, stream, input_tokens, output_tokens, input_tokens_source, "
+        "output_tokens_source, estimated, priced, cost_picodollars, finish_reason, ttft_ms, "
+        "latency_ms) VALUES ('chatcmpl-old', 't1', '2026-01-01T00:00:00.000+00:00', "
+        "'2026-01-01', 'local', 'echo', 'operator', 0, 1, 2, 'upstream', 'upstream', 0, 1, 5, "
+        "'stop', NULL, 1.0)"
+    )
+    old.close()
+    conn = connect(path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        (row,) = usage_for_tenant(conn, "t1")
+        assert (row["request_id"], row["cost_picodollars"], row["cell"]) == (
+            "chatcmpl-old",
+            5,
+            None,
+        )
+    finally:
+        conn.close()

@@ -59,6 +59,18 @@ async def test_complete(wire: str, adapter_for: Adapter) -> None:
     assert response.id == "resp_scripted"
 
 
+async def test_requests_keep_only_the_most_recent(wire: str, adapter_for: Adapter) -> None:
+    upstream = ScriptedUpstream(wire, keep_requests=2)
+    async with adapter_for(upstream) as provider:
+        for n in range(3):
+            await provider.complete(
+                ChatRequest(model=REQUEST.model, messages=[{"role": "user", "content": f"n{n}"}])
+            )
+    assert len(upstream.requests) == 2
+    assert ["n0" in json.dumps(r.body) for r in upstream.requests] == [False, False]
+    assert "n2" in json.dumps(upstream.last_request.body)
+
+
 async def test_stream_yields_text_then_one_meta_last(wire: str, adapter_for: Adapter) -> None:
     upstream = ScriptedUpstream(wire)
     async with adapter_for(upstream) as provider:
