@@ -145,13 +145,14 @@ async def normalize_stream(
     response_id: str | None = None
     upstream_model: str | None = None
     done = False
+    limited = None if stream_timeout is None else _IdleLimited(upstream, stream_timeout)
     try:
         while True:
             try:
-                if stream_timeout is None:
+                if limited is None:
                     event = await anext(upstream)
                 else:
-                    event = await _IdleLimited(upstream, stream_timeout)
+                    event = await limited
             except StopAsyncIteration:
                 break
             except TimeoutError:
@@ -229,7 +230,7 @@ async def normalize_stream(
 
 
 class _IdleLimited:
-    """``await anext(upstream)`` under an idle limit of ``seconds``.
+    """``await anext(upstream)`` under an idle limit of ``seconds``, once per ``await``.
 
     The step is started at once: an event the upstream already has (one network read
     usually carries several) is returned without arming a timer. Only a step that has to

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import httpx
 
 from provara_kit.errors import StreamAbortedError, extract_upstream_message, redact
+from provara_kit.json_codec import loads
 from provara_kit.providers.base import KEEP_ALIVE, HTTPProvider, ParsedCompletion
 from provara_kit.sse import ServerSentEvent
 from provara_kit.streaming import (
@@ -161,7 +162,7 @@ class OpenAICompatibleProvider(HTTPProvider):
                 return
             if sse.event == "error":
                 raise self._stream_error(data)
-            chunk = sse.json()
+            chunk = loads(data)
             if not isinstance(chunk, dict):
                 raise ValueError(f"expected a JSON object, got {type(chunk).__name__}")
             if chunk.get("error"):
@@ -206,11 +207,16 @@ def _chunk_events(chunk: dict[str, Any], state: _StreamState) -> list[UpstreamEv
     for choice in chunk.get("choices") or ():
         if choice.get("index", 0) != 0:
             continue
-        events.extend(_delta_events(choice.get("delta") or {}, state))
-        if choice.get("finish_reason"):
+        delta = choice.get("delta")
+        if delta:
+            _delta_events(delta, state, events)
+        reason = choice.get("finish_reason")
+        if reason:
             state.finished = True
-            events.append(Finish(choice["finish_reason"]))
-    usage = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage")
+            events.append(Finish(reason))
+    usage = chunk.get("usage")
+    if not usage and "x_groq" in chunk:
+        usage = (chunk["x_groq"] or {}).get("usage")
     if usage:
         input_tokens, output_tokens = _usage(usage)
         events.append(UsageUpdate(input_tokens=input_tokens, output_tokens=output_tokens))
@@ -258,12 +264,14 @@ def _split_content(content: Any) -> tuple[str, str]:
     return "".join(text), "".join(reasoning)
 
 
-def _delta_events(delta: dict[str, Any], state: _StreamState) -> list[UpstreamEvent]:
+def _delta_events(delta: dict[str, Any], state: _StreamState, events: list[UpstreamEvent]) -> None:
+    """Append the events of one choice-0 delta to ``events``."""
     content = delta.get("content")
     if type(content) is str and (len(delta) == 1 or (len(delta) == 2 and "role" in delta)):
         # The common delta, text alone (the first one with the role): nothing else to read.
-        return [TextDelta(content)] if content else []
-    events: list[UpstreamEvent] = []
+        if content:
+            events.append(TextDelta(content))
+        return
     reasoning = delta.get("reasoning_content") or delta.get("reasoning")
     if isinstance(reasoning, str) and reasoning:
         events.append(ReasoningDelta(reasoning))
@@ -304,4 +312,3 @@ def _delta_events(delta: dict[str, Any], state: _StreamState) -> list[UpstreamEv
                 index=index, id=call_id, name=name, arguments=_arguments(function.get("arguments"))
             )
         )
-    return events

@@ -415,6 +415,7 @@ class _SSEResponse(Response):
             await send({"type": "http.response.body", "body": body, "more_body": True})
 
         answer = self._answer
+        next_event = _NextEvent(stream, flush)
         while True:
             if isinstance(event, TextDelta):
                 chunk = encoder.text(event.text)
@@ -440,11 +441,12 @@ class _SSEResponse(Response):
             else:
                 chunk = encoder.tool_call(event)
             pending.append(chunk)
-            event = await _NextEvent(stream, flush)
+            event = await next_event
 
 
 class _NextEvent:
-    """``await anext(stream)``, calling ``flush()`` first if that has to wait.
+    """``await anext(stream)``, calling ``flush()`` first if that has to wait (once per
+    ``await``: one instance serves a whole stream).
 
     The stream's next step is started at once; when it completes without suspending (the
     event was already read from the upstream) its result is returned and nothing is
