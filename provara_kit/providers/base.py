@@ -241,20 +241,28 @@ class HTTPProvider(Provider):
             )
         )
 
-    @asynccontextmanager
-    async def _open_stream(self, payload: dict[str, Any]) -> AsyncIterator[httpx.Response]:
-        """Send the streaming request; raise the typed error for an error status."""
+    async def _open_response(self, payload: dict[str, Any]) -> httpx.Response:
+        """Send the streaming request and return its open response (the caller closes it);
+        raise the typed error for an error status."""
         try:
             response = await self._post(payload, stream=True)
         except httpx.HTTPError as exc:
             raise self._connection_error(exc) from None
+        if response.status_code >= 400:
+            try:
+                body = await response.aread()
+            except httpx.HTTPError:
+                body = b""
+            finally:
+                await response.aclose()
+            raise self._error(response, body)
+        return response
+
+    @asynccontextmanager
+    async def _open_stream(self, payload: dict[str, Any]) -> AsyncIterator[httpx.Response]:
+        """:meth:`_open_response` as a context manager that closes the response."""
+        response = await self._open_response(payload)
         try:
-            if response.status_code >= 400:
-                try:
-                    body = await response.aread()
-                except httpx.HTTPError:
-                    body = b""
-                raise self._error(response, body)
             yield response
         finally:
             await response.aclose()
@@ -262,7 +270,8 @@ class HTTPProvider(Provider):
     async def _upstream_events(
         self, request: ChatRequest, payload: dict[str, Any]
     ) -> AsyncGenerator[UpstreamEvent, None]:
-        async with self._open_stream(payload) as response:
+        response = await self._open_response(payload)
+        try:
             mapped = self._map_stream(sse_events(response, provider=self.name), request)
             try:
                 async for event in mapped:
@@ -271,6 +280,8 @@ class HTTPProvider(Provider):
                 aclose = getattr(mapped, "aclose", None)
                 if aclose is not None:
                     await aclose()
+        finally:
+            await response.aclose()
 
 
 async def sse_events(
