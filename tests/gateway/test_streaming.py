@@ -122,3 +122,39 @@ def test_client_disconnect_closes_the_upstream(timed: GatewayServer, timed_token
     while time.monotonic() < deadline and upstream.active:
         time.sleep(0.01)
     assert upstream.active == 0
+
+
+@pytest.mark.parametrize("fault", ["stall=300; abort", "stall=300; error-event"])
+def test_a_failure_after_keep_alives_is_an_in_stream_error(
+    timed: GatewayServer, timed_token: str, fault: str
+) -> None:
+    with (
+        httpx.Client(base_url=timed.url, timeout=10) as http,
+        http.stream(
+            "POST",
+            "/v1/chat/completions",
+            json={"model": "local/echo", "messages": MESSAGES, "stream": True},
+            headers={"authorization": f"Bearer {timed_token}", FAULT: fault},
+        ) as response,
+    ):
+        assert response.status_code == 200  # the stream had started: no status to change
+        lines = sse_lines(response)
+    assert lines[0].startswith(":")
+    assert lines[-1].startswith('data: {"error":')
+    assert "data: [DONE]" not in lines
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_request_the_wire_cannot_express_is_a_400(
+    timed: GatewayServer, timed_token: str, stream: bool
+) -> None:
+    messages = [*MESSAGES, {"role": "tool", "content": "42"}]  # no tool_call_id
+    response = httpx.post(
+        f"{timed.url}/v1/chat/completions",
+        json={"model": "local/echo-anthropic", "messages": messages, "stream": stream},
+        headers={"authorization": f"Bearer {timed_token}"},
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "unsupported_request"
+    assert "tool_call_id" in error["message"]
