@@ -123,7 +123,7 @@ def bench(session: nox.Session) -> None:
     missing = [tool for tool in ("nginx", "wrk") if shutil.which(tool) is None]
     if missing:
         session.skip(f"needs {' and '.join(missing)} (apt-get install -y nginx wrk)")
-    session.install("-e", ".[gateway]", "openai", "httpx-sse", "pyinstrument")
+    session.install("-e", ".[gateway]", "openai", "httpx-sse", "httpx-aiohttp")
     results = Path("bench-results")
     results.mkdir(exist_ok=True)
     log = results / "litellm-install.log"

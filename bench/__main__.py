@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import conformance_time, sse_decoders
+from bench import conformance_time, sse_decoders, transports
 from bench.load import Result, run_wrk
 from bench.report import check_targets, summarize, table, targets_table, write
 from bench.servers import Server, Unavailable, direct, peak_rss_mb, start_gateway, start_litellm
@@ -105,6 +105,11 @@ def main(argv: list[str] | None = None) -> int:
                             flush=True,
                         )
         rss = {name: peak_rss_mb(server.process) for name, server in servers.items()}
+        transport_rates = None
+        if not args.no_extras:
+            transport_rates = transports.run(
+                upstream.base_url(stream=False), upstream.base_url(stream=True)
+            )
     finally:
         for server in servers.values():
             server.stop()
@@ -119,6 +124,13 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(f"{name} {mb:.1f} MB" for name, mb in rss.items() if mb is not None)
     )
     extras: dict[str, Any] = {}
+    if transport_rates is not None:
+        extras["transports"] = transport_rates
+        print("adapter calls per second by transport (in process, best of 3):")
+        for name, rates in transport_rates["requests_per_s"].items():
+            print(f"  {name:<22} " + "  ".join(f"{k} {v:8.1f}" for k, v in rates.items()))
+        for name, reason in transport_rates["missing"].items():
+            print(f"  {name:<22} missing ({reason})")
     if not args.no_extras:
         extras["sse_decoders"] = sse_decoders.run()
         print(
