@@ -53,6 +53,7 @@ __all__ = [
     "StreamDone",
     "UpstreamEvent",
     "UsageUpdate",
+    "normalize_batches",
     "normalize_stream",
     "stream_timeout_from_env",
 ]
@@ -108,6 +109,7 @@ UpstreamEvent: TypeAlias = (
 )
 
 _KEEP_ALIVE = KeepAlive()
+_Step: TypeAlias = "UpstreamEvent | list[UpstreamEvent]"
 
 
 def stream_timeout_from_env(environ: Mapping[str, str] = os.environ) -> float:
@@ -136,6 +138,38 @@ async def normalize_stream(
     pricing: Mapping[str, tuple[object, object]] | None = None,
 ) -> AsyncGenerator[StreamEvent, None]:
     """Run an adapter's upstream events through the shared rules (see the module doc)."""
+    batches = normalize_batches(
+        upstream,
+        provider=provider,
+        request=request,
+        stream_timeout=stream_timeout,
+        started=started,
+        pricing=pricing,
+    )
+    try:
+        async for batch in batches:
+            for event in batch:
+                yield event
+    finally:
+        await batches.aclose()
+
+
+async def normalize_batches(
+    upstream: AsyncIterator[UpstreamEvent | list[UpstreamEvent]],
+    *,
+    provider: str,
+    request: ChatRequest,
+    stream_timeout: float | None,
+    started: float | None = None,
+    pricing: Mapping[str, tuple[object, object]] | None = None,
+) -> AsyncGenerator[list[StreamEvent], None]:
+    """:func:`normalize_stream`, a batch at a time: the events of one upstream step.
+
+    ``upstream`` yields events or lists of events (an adapter that maps a whole network
+    read at once); each step's events that pass the rules leave as one list, never
+    empty, and the meta ends the last one. The rules are the same, event by event: a
+    batch only saves the per-event hand-offs between generators.
+    """
     started = time.perf_counter() if started is None else started
     first_token_at: float | None = None
     output_chars = 0
@@ -145,14 +179,15 @@ async def normalize_stream(
     response_id: str | None = None
     upstream_model: str | None = None
     done = False
+    out: list[StreamEvent] = []
     limited = None if stream_timeout is None else _IdleLimited(upstream, stream_timeout)
     try:
         while True:
             try:
                 if limited is None:
-                    event = await anext(upstream)
+                    item = await anext(upstream)
                 else:
-                    event = await limited
+                    item = await limited
             except StopAsyncIteration:
                 break
             except TimeoutError:
@@ -175,35 +210,41 @@ async def normalize_stream(
                     f"upstream sent a malformed stream event: {exc}", provider=provider
                 ) from None
 
-            if isinstance(event, (TextDelta, ReasoningDelta)):
-                if not event.text:
+            for event in item if type(item) is list else (item,):
+                if isinstance(event, (TextDelta, ReasoningDelta)):
+                    if not event.text:
+                        continue
+                    if first_token_at is None:
+                        first_token_at = time.perf_counter()
+                    output_chars += len(event.text)
+                    out.append(event)
+                elif isinstance(event, ToolCallDelta):
+                    if not (event.arguments or event.id or event.name):
+                        continue
+                    if first_token_at is None:
+                        first_token_at = time.perf_counter()
+                    output_chars += len(event.arguments) + len(event.name or "")
+                    out.append(event)
+                elif isinstance(event, KeepAlive):
                     continue
-                if first_token_at is None:
-                    first_token_at = time.perf_counter()
-                output_chars += len(event.text)
-                yield event
-            elif isinstance(event, ToolCallDelta):
-                if not (event.arguments or event.id or event.name):
-                    continue
-                if first_token_at is None:
-                    first_token_at = time.perf_counter()
-                output_chars += len(event.arguments) + len(event.name or "")
-                yield event
-            elif isinstance(event, KeepAlive):
-                continue
-            elif isinstance(event, UsageUpdate):
-                if event.input_tokens is not None:
-                    input_tokens = event.input_tokens
-                if event.output_tokens is not None:
-                    output_tokens = event.output_tokens
-            elif isinstance(event, Finish):
-                finish_reason = event.reason
-            elif isinstance(event, ResponseStarted):
-                response_id = event.id or response_id
-                upstream_model = event.model or upstream_model
-            elif isinstance(event, StreamDone):
-                done = True
+                elif isinstance(event, UsageUpdate):
+                    if event.input_tokens is not None:
+                        input_tokens = event.input_tokens
+                    if event.output_tokens is not None:
+                        output_tokens = event.output_tokens
+                elif isinstance(event, Finish):
+                    finish_reason = event.reason
+                elif isinstance(event, ResponseStarted):
+                    response_id = event.id or response_id
+                    upstream_model = event.model or upstream_model
+                elif isinstance(event, StreamDone):
+                    done = True
+                    break
+            if done:
                 break
+            if out:
+                yield out
+                out = []
     finally:
         aclose = getattr(upstream, "aclose", None)
         if aclose is not None:
@@ -214,19 +255,22 @@ async def normalize_stream(
             "truncated)",
             provider=provider,
         )
-    yield build_meta(
-        provider=provider,
-        request=request,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        output_chars=output_chars,
-        finish_reason=finish_reason,
-        started=started,
-        first_token_at=first_token_at,
-        upstream_model=upstream_model,
-        response_id=response_id,
-        pricing=pricing,
+    out.append(
+        build_meta(
+            provider=provider,
+            request=request,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            output_chars=output_chars,
+            finish_reason=finish_reason,
+            started=started,
+            first_token_at=first_token_at,
+            upstream_model=upstream_model,
+            response_id=response_id,
+            pricing=pricing,
+        )
     )
+    yield out
 
 
 class _IdleLimited:
@@ -239,22 +283,20 @@ class _IdleLimited:
 
     __slots__ = ("_seconds", "_upstream")
 
-    def __init__(self, upstream: AsyncIterator[UpstreamEvent], seconds: float) -> None:
+    def __init__(self, upstream: AsyncIterator[_Step], seconds: float) -> None:
         self._upstream = upstream
         self._seconds = seconds
 
-    def __await__(self) -> Generator[Any, Any, UpstreamEvent]:
+    def __await__(self) -> Generator[Any, Any, _Step]:
         step = self._upstream.__anext__().__await__()
         try:
             waiting = step.send(None)
         except StopIteration as done:
-            event: UpstreamEvent = done.value
+            event: _Step = done.value
             return event
         return (yield from self._finish(step, waiting).__await__())
 
-    async def _finish(
-        self, step: Generator[Any, Any, UpstreamEvent], waiting: Any
-    ) -> UpstreamEvent:
+    async def _finish(self, step: Generator[Any, Any, _Step], waiting: Any) -> _Step:
         async with asyncio.timeout(self._seconds):
             return await _Resumed(step, waiting)
 
@@ -264,11 +306,11 @@ class _Resumed:
 
     __slots__ = ("_step", "_waiting")
 
-    def __init__(self, step: Generator[Any, Any, UpstreamEvent], waiting: Any) -> None:
+    def __init__(self, step: Generator[Any, Any, _Step], waiting: Any) -> None:
         self._step = step
         self._waiting = waiting
 
-    def __await__(self) -> Generator[Any, Any, UpstreamEvent]:
+    def __await__(self) -> Generator[Any, Any, _Step]:
         step = self._step
         waiting = self._waiting
         while True:
@@ -280,7 +322,7 @@ class _Resumed:
                 else:
                     waiting = step.send(value)
             except StopIteration as done:
-                event: UpstreamEvent = done.value
+                event: _Step = done.value
                 return event
 
 
@@ -290,26 +332,86 @@ class ChatStream:
     Iterate it with ``async for``; use it as ``async with`` (or call :meth:`aclose`) so the
     upstream response is closed even when you stop early. :meth:`collect` drains it into
     a :class:`ChatResponse`. After a clean end :attr:`meta` holds the ``_provara`` meta.
+    :meth:`next_batch` hands over every event that is already in at once (a relay that
+    forwards what one upstream read carried).
+
+    Build it from an async generator of events, or with :meth:`from_batches` from one of
+    lists of events (what :func:`normalize_batches` yields).
     """
 
-    __slots__ = ("_events", "meta")
+    __slots__ = ("_batches", "_buffer", "_events", "_index", "meta")
 
     def __init__(self, events: AsyncGenerator[StreamEvent, None]) -> None:
-        self._events = events
+        self._events: AsyncGenerator[StreamEvent, None] | None = events
+        self._batches: AsyncGenerator[list[StreamEvent], None] | None = None
+        self._buffer: list[StreamEvent] = []
+        self._index = 0
         self.meta: ProvaraMeta | None = None
+
+    @classmethod
+    def from_batches(cls, batches: AsyncGenerator[list[StreamEvent], None]) -> ChatStream:
+        """A stream over non-empty lists of events, as :func:`normalize_batches` yields."""
+        stream = cls.__new__(cls)
+        stream._events = None
+        stream._batches = batches
+        stream._buffer = []
+        stream._index = 0
+        stream.meta = None
+        return stream
 
     def __aiter__(self) -> ChatStream:
         return self
 
     async def __anext__(self) -> StreamEvent:
-        event = await self._events.__anext__()
-        if type(event) is ProvaraMeta:
-            self.meta = event
-        return event
+        buffer = self._buffer
+        index = self._index
+        if index < len(buffer):
+            self._index = index + 1
+            return buffer[index]
+        if self._events is not None:
+            event = await self._events.__anext__()
+            if type(event) is ProvaraMeta:
+                self.meta = event
+            return event
+        batch = await self._next_batch()
+        self._buffer = batch
+        self._index = 1
+        return batch[0]
+
+    async def next_batch(self) -> list[StreamEvent]:
+        """Every event already in (at least one), waiting only if none is.
+
+        Raises ``StopAsyncIteration`` at the end, like ``anext``.
+        """
+        buffer = self._buffer
+        index = self._index
+        if index < len(buffer):
+            self._buffer = []
+            self._index = 0
+            return buffer[index:] if index else buffer
+        if self._events is not None:
+            event = await self._events.__anext__()
+            if type(event) is ProvaraMeta:
+                self.meta = event
+            return [event]
+        return await self._next_batch()
+
+    async def _next_batch(self) -> list[StreamEvent]:
+        assert self._batches is not None
+        batch = await self._batches.__anext__()
+        last = batch[-1]
+        if type(last) is ProvaraMeta:
+            self.meta = last
+        return batch
 
     async def aclose(self) -> None:
         """Stop the stream and close the upstream response."""
-        await self._events.aclose()
+        self._buffer = []
+        self._index = 0
+        if self._events is not None:
+            await self._events.aclose()
+        if self._batches is not None:
+            await self._batches.aclose()
 
     async def __aenter__(self) -> ChatStream:
         return self

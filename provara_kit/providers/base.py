@@ -13,7 +13,7 @@ import time
 from abc import abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -32,14 +32,31 @@ from provara_kit.streaming import (
     ChatStream,
     KeepAlive,
     UpstreamEvent,
-    normalize_stream,
+    normalize_batches,
     stream_timeout_from_env,
 )
 from provara_kit.types import ChatRequest, ChatResponse
 
-__all__ = ["KEEP_ALIVE", "HTTPProvider", "ParsedCompletion", "sse_events"]
+__all__ = ["KEEP_ALIVE", "HTTPProvider", "ParsedCompletion", "StreamMapper", "sse_events"]
 
 KEEP_ALIVE = KeepAlive()
+
+
+class StreamMapper(Protocol):
+    """Maps one stream's SSE events synchronously (see :meth:`HTTPProvider._stream_mapper`).
+
+    ``feed`` returns the upstream events of one SSE event (raising what ``_map_stream``
+    would raise); ``done`` turns true once the terminal marker was fed (nothing after it
+    is read); ``end`` returns the events of a body that ended cleanly without it.
+    """
+
+    done: bool
+
+    def feed(self, sse: ServerSentEvent) -> list[UpstreamEvent]: ...
+
+    def end(self) -> list[UpstreamEvent]: ...
+
+
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=30.0, pool=30.0)
 
 
@@ -231,15 +248,69 @@ class HTTPProvider(Provider):
     def complete_stream(self, request: ChatRequest) -> ChatStream:
         # Build the body now: a request the wire cannot express fails here, not as an abort.
         payload = self._build_payload(request, stream=True)
-        return ChatStream(
-            normalize_stream(
-                self._upstream_events(request, payload),
+        return ChatStream.from_batches(
+            normalize_batches(
+                self._upstream_batches(request, payload),
                 provider=self.name,
                 request=request,
                 stream_timeout=self.stream_timeout,
                 pricing=self._pricing,
             )
         )
+
+    def _stream_mapper(self, request: ChatRequest) -> StreamMapper | None:
+        """A synchronous mapper for this stream, or ``None`` to use :meth:`_map_stream`.
+
+        Optional: with one, each network read is decoded and mapped in one go and its
+        events travel as one batch (the built-in adapters provide one; their
+        ``_map_stream`` is written on top of it). An adapter that only writes
+        ``_map_stream`` behaves the same, an event at a time.
+        """
+        return None
+
+    async def _upstream_batches(
+        self, request: ChatRequest, payload: dict[str, Any]
+    ) -> AsyncGenerator[list[UpstreamEvent], None]:
+        """The upstream events of one streamed request, one list per network read."""
+        mapper = None
+        if type(self)._upstream_events is HTTPProvider._upstream_events:
+            mapper = self._stream_mapper(request)
+        if mapper is None:
+            events = self._upstream_events(request, payload)
+            try:
+                async for event in events:
+                    yield [event]
+            finally:
+                await events.aclose()
+            return
+        response = await self._open_response(payload)
+        try:
+            decoder = SSEDecoder()
+            async for chunk in response.aiter_bytes():
+                batch: list[UpstreamEvent] = []
+                try:
+                    for sse in decoder.feed(chunk):
+                        batch += mapper.feed(sse)
+                        if mapper.done:
+                            break
+                except Exception:
+                    if batch:
+                        yield batch  # what the read carried before the bad event
+                    raise
+                yield batch or [KEEP_ALIVE]
+                if mapper.done:
+                    return
+            decoder.end()
+            if decoder.truncated:
+                raise StreamAbortedError(
+                    "upstream body ended in the middle of an event (truncated)",
+                    provider=self.name,
+                )
+            tail = mapper.end()
+            if tail:
+                yield tail
+        finally:
+            await response.aclose()
 
     async def _open_response(self, payload: dict[str, Any]) -> httpx.Response:
         """Send the streaming request and return its open response (the caller closes it);

@@ -29,7 +29,7 @@ import httpx
 
 from provara_kit.errors import StreamAbortedError, extract_upstream_message, redact
 from provara_kit.json_codec import loads
-from provara_kit.providers.base import KEEP_ALIVE, HTTPProvider, ParsedCompletion
+from provara_kit.providers.base import KEEP_ALIVE, HTTPProvider, ParsedCompletion, StreamMapper
 from provara_kit.sse import ServerSentEvent
 from provara_kit.streaming import (
     Finish,
@@ -148,35 +148,25 @@ class OpenAICompatibleProvider(HTTPProvider):
             tool_calls=calls,
         )
 
+    def _stream_mapper(self, request: ChatRequest) -> StreamMapper | None:
+        if type(self)._map_stream is not OpenAICompatibleProvider._map_stream:
+            return None  # a subclass maps the stream its own way
+        return _ChunkMapper(self)
+
     async def _map_stream(
         self, events: AsyncIterator[ServerSentEvent | None], request: ChatRequest
     ) -> AsyncGenerator[UpstreamEvent, None]:
-        state = _StreamState()
+        mapper = _ChunkMapper(self)
         async for sse in events:
             if sse is None:
                 yield KEEP_ALIVE
                 continue
-            data = sse.data
-            if data == DONE:
-                yield StreamDone()
-                return
-            if sse.event == "error":
-                raise self._stream_error(data)
-            chunk = loads(data)
-            if not isinstance(chunk, dict):
-                raise ValueError(f"expected a JSON object, got {type(chunk).__name__}")
-            if chunk.get("error"):
-                raise self._stream_error(data)
-            try:
-                mapped = _chunk_events(chunk, state)
-            except (AttributeError, KeyError, TypeError) as exc:
-                raise ValueError(f"unexpected chunk shape: {type(exc).__name__}: {exc}") from None
-            for event in mapped:
+            for event in mapper.feed(sse):
                 yield event
-        if state.finished:
-            # The body ended cleanly after a finish_reason: providers such as Perplexity
-            # never send [DONE].
-            yield StreamDone()
+            if mapper.done:
+                return
+        for event in mapper.end():
+            yield event
 
     def _stream_error(self, data: str) -> StreamAbortedError:
         message, error_type = extract_upstream_message(data)
@@ -185,6 +175,39 @@ class OpenAICompatibleProvider(HTTPProvider):
             f"upstream error inside the stream{detail}: {redact(message, (self._api_key,))}",
             provider=self.name,
         )
+
+
+class _ChunkMapper:
+    """Maps one stream's chunks (a :class:`~provara_kit.providers.base.StreamMapper`)."""
+
+    __slots__ = ("_provider", "_state", "done")
+
+    def __init__(self, provider: OpenAICompatibleProvider) -> None:
+        self._provider = provider
+        self._state = _StreamState()
+        self.done = False
+
+    def feed(self, sse: ServerSentEvent) -> list[UpstreamEvent]:
+        data = sse.data
+        if data == DONE:
+            self.done = True
+            return [StreamDone()]
+        if sse.event == "error":
+            raise self._provider._stream_error(data)
+        chunk = loads(data)
+        if not isinstance(chunk, dict):
+            raise ValueError(f"expected a JSON object, got {type(chunk).__name__}")
+        if chunk.get("error"):
+            raise self._provider._stream_error(data)
+        try:
+            return _chunk_events(chunk, self._state)
+        except (AttributeError, KeyError, TypeError) as exc:
+            raise ValueError(f"unexpected chunk shape: {type(exc).__name__}: {exc}") from None
+
+    def end(self) -> list[UpstreamEvent]:
+        # A body that ended cleanly after a finish_reason: providers such as Perplexity
+        # never send [DONE].
+        return [StreamDone()] if self._state.finished else []
 
 
 class _StreamState:

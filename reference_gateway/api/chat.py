@@ -348,10 +348,10 @@ class _SSEResponse(Response):
             await send({"type": "http.response.body", "body": KEEP_ALIVE, "more_body": True})
             await asyncio.sleep(self.keepalive)
 
-    async def _first_event(self, send: Send) -> StreamEvent:
+    async def _first_events(self, send: Send) -> list[StreamEvent]:
         timer = asyncio.get_running_loop().call_later(self.keepalive, self._slow_first_event, send)
         try:
-            return await self.stream.__anext__()
+            return await self.stream.next_batch()
         finally:
             timer.cancel()
             keepalives = self._keepalives
@@ -363,7 +363,7 @@ class _SSEResponse(Response):
         tail = b""
         try:
             try:
-                event = await self._first_event(send)
+                batch = await self._first_events(send)
             except Exception as exc:
                 if self._started:
                     raise
@@ -379,7 +379,7 @@ class _SSEResponse(Response):
                 return
             if not self._started:
                 await self._start(send)
-            tail = await self._events(send, event)
+            tail = await self._events(send, batch)
         except ProviderError as exc:
             tail = encode_error(from_provider_error(exc).body())
         except Exception:
@@ -402,8 +402,8 @@ class _SSEResponse(Response):
         await self.stream.aclose()
         await self.route.release()
 
-    async def _events(self, send: Send, event: StreamEvent) -> bytes:
-        """Send every content event from ``event`` on; return the bytes that end the stream."""
+    async def _events(self, send: Send, batch: list[StreamEvent]) -> bytes:
+        """Send every content event from ``batch`` on; return the bytes that end the stream."""
         encoder = self.encoder
         stream = self.stream
         pending = self._pending
@@ -415,41 +415,42 @@ class _SSEResponse(Response):
             await send({"type": "http.response.body", "body": body, "more_body": True})
 
         answer = self._answer
-        next_event = _NextEvent(stream, flush)
+        next_batch = _NextBatch(stream, flush)
         while True:
-            if isinstance(event, TextDelta):
-                chunk = encoder.text(event.text)
-                if answer is not None:
-                    answer.append(event.text)
-            elif isinstance(event, ProvaraMeta):
-                gateway = self.gateway
-                gateway.usage.record(
-                    request_id=self.completion_id,
-                    tenant_id=self.tenant.id,
-                    meta=event,
-                    key_source=self.route.key_source,
-                    stream=True,
-                    cell=self.cell,
-                )
-                if answer is not None:
-                    gateway.judge.submit(
-                        self.completion_id, self.tenant, self.request, "".join(answer)
+            for event in batch:
+                if isinstance(event, TextDelta):
+                    chunk = encoder.text(event.text)
+                    if answer is not None:
+                        answer.append(event.text)
+                elif isinstance(event, ProvaraMeta):
+                    gateway = self.gateway
+                    gateway.usage.record(
+                        request_id=self.completion_id,
+                        tenant_id=self.tenant.id,
+                        meta=event,
+                        key_source=self.route.key_source,
+                        stream=True,
+                        cell=self.cell,
                     )
-                return encoder.end(event, include_usage=self.include_usage)
-            elif isinstance(event, ReasoningDelta):
-                chunk = encoder.reasoning(event.text)
-            else:
-                chunk = encoder.tool_call(event)
-            pending.append(chunk)
-            event = await next_event
+                    if answer is not None:
+                        gateway.judge.submit(
+                            self.completion_id, self.tenant, self.request, "".join(answer)
+                        )
+                    return encoder.end(event, include_usage=self.include_usage)
+                elif isinstance(event, ReasoningDelta):
+                    chunk = encoder.reasoning(event.text)
+                else:
+                    chunk = encoder.tool_call(event)
+                pending.append(chunk)
+            batch = await next_batch
 
 
-class _NextEvent:
-    """``await anext(stream)``, calling ``flush()`` first if that has to wait (once per
-    ``await``: one instance serves a whole stream).
+class _NextBatch:
+    """``await stream.next_batch()``, calling ``flush()`` first if that has to wait (once
+    per ``await``: one instance serves a whole stream).
 
     The stream's next step is started at once; when it completes without suspending (the
-    event was already read from the upstream) its result is returned and nothing is
+    events were already read from the upstream) its result is returned and nothing is
     flushed. When it suspends, ``flush()`` runs, then the suspended step is driven to its
     end exactly as ``await`` would drive it (a cancellation or an error from ``flush()`` is
     thrown into it, so the stream unwinds as if it had been cancelled while waiting).
@@ -461,13 +462,13 @@ class _NextEvent:
         self._stream = stream
         self._flush = flush
 
-    def __await__(self) -> Generator[Any, Any, StreamEvent]:
-        step = self._stream.__anext__().__await__()
+    def __await__(self) -> Generator[Any, Any, list[StreamEvent]]:
+        step = self._stream.next_batch().__await__()
         try:
             waiting = step.send(None)
         except StopIteration as done:
-            event: StreamEvent = done.value
-            return event
+            batch: list[StreamEvent] = done.value
+            return batch
         error: BaseException | None = None
         try:
             yield from self._flush().__await__()
@@ -486,8 +487,8 @@ class _NextEvent:
                         continue
                     waiting = step.send(value)
             except StopIteration as done:
-                event = done.value
-                return event
+                batch = done.value
+                return batch
 
 
 async def _cancel_on_disconnect(receive: Receive, task: asyncio.Task[Any]) -> None:
