@@ -16,6 +16,7 @@ from provara_kit.streaming import (
     StreamDone,
     UpstreamEvent,
     UsageUpdate,
+    normalize_batches,
     normalize_stream,
     stream_timeout_from_env,
 )
@@ -255,3 +256,67 @@ async def test_cancelling_a_waiting_consumer_closes_the_upstream() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert upstream.closed
+
+
+# -- batches ---------------------------------------------------------------------------
+
+
+def batched(steps: list[list[UpstreamEvent] | BaseException]) -> ChatStream:
+    async def gen() -> AsyncIterator[list[UpstreamEvent]]:
+        for step in steps:
+            await asyncio.sleep(0)
+            if isinstance(step, BaseException):
+                raise step
+            yield step
+
+    return ChatStream.from_batches(
+        normalize_batches(gen(), provider="openai", request=REQUEST, stream_timeout=5.0)
+    )
+
+
+async def test_a_step_leaves_as_one_batch_and_the_meta_ends_the_last() -> None:
+    stream = batched(
+        [
+            [ResponseStarted(id="r1", model="m"), TextDelta(""), TextDelta("Hel"), TextDelta("lo")],
+            [KeepAlive()],
+            [TextDelta("!"), Finish("stop"), UsageUpdate(3, 2), StreamDone(), TextDelta("late")],
+        ]
+    )
+    async with stream:
+        first = await stream.next_batch()
+        last = await stream.next_batch()
+        with pytest.raises(StopAsyncIteration):
+            await stream.next_batch()
+    assert first == [TextDelta("Hel"), TextDelta("lo")]  # no empty event, no keep-alive batch
+    assert last[0] == TextDelta("!")
+    assert isinstance(last[-1], ProvaraMeta) and len(last) == 2  # nothing after StreamDone
+    assert stream.meta is last[-1]
+    assert (stream.meta.input_tokens, stream.meta.output_tokens) == (3, 2)
+    assert stream.meta.response_id == "r1"
+
+
+async def test_anext_and_next_batch_share_one_buffer() -> None:
+    stream = batched([[TextDelta("a"), TextDelta("b"), TextDelta("c")], [StreamDone()]])
+    async with stream:
+        assert await stream.__anext__() == TextDelta("a")
+        assert await stream.next_batch() == [TextDelta("b"), TextDelta("c")]
+        rest = [event async for event in stream]
+    assert len(rest) == 1 and isinstance(rest[0], ProvaraMeta)
+
+
+async def test_a_failing_step_after_content_aborts_without_meta() -> None:
+    stream = batched([[TextDelta("partial")], ValueError("bad chunk")])
+    seen: list[StreamEvent] = []
+    with pytest.raises(StreamAbortedError, match="malformed"):
+        async with stream:
+            async for event in stream:
+                seen.append(event)
+    assert seen == [TextDelta("partial")]
+    assert stream.meta is None
+
+
+async def test_collect_works_on_batches() -> None:
+    stream = batched([[TextDelta("Hi "), TextDelta("there")], [Finish("stop"), StreamDone()]])
+    response = await stream.collect()
+    assert response.text == "Hi there"
+    assert response.finish_reason == "stop"

@@ -1135,3 +1135,29 @@ def test_unicode_text_round_trips(text: str, ensure_ascii: bool, data: st.DataOb
     assert content_events(events) == ([TextDelta(text)] if text else [])
     meta = only_meta(events)
     assert meta.output_tokens == ceil4(text)
+
+
+async def test_text_before_a_malformed_chunk_in_the_same_read_still_arrives() -> None:
+    body = sse(chunk(content="Hel"), chunk(content="lo")) + b"data: {not json\n\n" + sse("[DONE]")
+    events, error = await run_stream(make_provider(Upstream(body)))
+    assert [e for e in events if isinstance(e, TextDelta)] == [TextDelta("Hel"), TextDelta("lo")]
+    assert isinstance(error, StreamAbortedError)
+    assert not [e for e in events if isinstance(e, ProvaraMeta)]
+
+
+async def test_a_subclass_mapping_its_own_stream_is_used_event_by_event() -> None:
+    class Shouting(OpenAICompatibleProvider):
+        async def _map_stream(self, events, request):  # type: ignore[no-untyped-def, override]
+            async for event in super()._map_stream(events, request):
+                yield TextDelta(event.text.upper()) if isinstance(event, TextDelta) else event
+
+    provider = Shouting(
+        name="openai",
+        base_url=BASE_URL,
+        api_key=API_KEY,
+        transport=httpx.MockTransport(Upstream(sse(chunk(content="hi"), "[DONE]"))),
+        stream_timeout=5.0,
+    )
+    events, error = await run_stream(provider)
+    assert error is None
+    assert [e for e in events if isinstance(e, TextDelta)] == [TextDelta("HI")]
