@@ -34,8 +34,9 @@ from provara_kit.errors import (
     extract_upstream_message,
     redact,
 )
+from provara_kit.json_codec import loads
 from provara_kit.model_catalog import DEFAULT_MODELS as _CATALOG
-from provara_kit.providers.base import KEEP_ALIVE, HTTPProvider, ParsedCompletion
+from provara_kit.providers.base import KEEP_ALIVE, HTTPProvider, ParsedCompletion, StreamMapper
 from provara_kit.sse import ServerSentEvent
 from provara_kit.streaming import (
     Finish,
@@ -223,31 +224,23 @@ class AnthropicProvider(HTTPProvider):
             tool_calls=calls,
         )
 
+    def _stream_mapper(self, request: ChatRequest) -> StreamMapper | None:
+        if type(self)._map_stream is not AnthropicProvider._map_stream:
+            return None  # a subclass maps the stream its own way
+        return _EventMapper(self)
+
     async def _map_stream(
         self, events: AsyncIterator[ServerSentEvent | None], request: ChatRequest
     ) -> AsyncGenerator[UpstreamEvent, None]:
-        # Tool blocks whose arguments have not streamed yet: a call with no arguments gets
-        # "{}" when its block stops, so OpenAI clients can always json.loads them.
-        no_args_yet: set[int] = set()
+        mapper = _EventMapper(self)
         async for sse in events:
             if sse is None:
                 yield KEEP_ALIVE
                 continue
-            data = sse.json()
-            if not isinstance(data, dict):
-                raise ValueError(f"expected a JSON object, got {type(data).__name__}")
-            kind = data.get("type") or sse.event
-            if kind == "message_stop":
-                yield StreamDone()
-                return
-            if kind == "error":
-                raise self._stream_error(sse.data)
-            try:
-                mapped = _map_event(kind, data, no_args_yet)
-            except (KeyError, TypeError, AttributeError) as exc:
-                raise ValueError(f"{kind} event has an unexpected shape: {exc!r}") from None
-            for event in mapped:
+            for event in mapper.feed(sse):
                 yield event
+            if mapper.done:
+                return
 
     def _stream_error(self, data: str) -> StreamAbortedError:
         message, error_type = extract_upstream_message(data)
@@ -411,6 +404,38 @@ def _usage(usage: Any) -> tuple[int | None, int | None]:
     if not isinstance(usage, dict):
         return None, None
     return _input_tokens(usage), _count(usage.get("output_tokens"))
+
+
+class _EventMapper:
+    """Maps one Messages stream's events (a
+    :class:`~provara_kit.providers.base.StreamMapper`)."""
+
+    __slots__ = ("_no_args_yet", "_provider", "done")
+
+    def __init__(self, provider: AnthropicProvider) -> None:
+        self._provider = provider
+        # Tool blocks whose arguments have not streamed yet: a call with no arguments gets
+        # "{}" when its block stops, so OpenAI clients can always json.loads them.
+        self._no_args_yet: set[int] = set()
+        self.done = False
+
+    def feed(self, sse: ServerSentEvent) -> list[UpstreamEvent]:
+        data = loads(sse.data)
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        kind = data.get("type") or sse.event
+        if kind == "message_stop":
+            self.done = True
+            return [StreamDone()]
+        if kind == "error":
+            raise self._provider._stream_error(sse.data)
+        try:
+            return _map_event(kind, data, self._no_args_yet)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"{kind} event has an unexpected shape: {exc!r}") from None
+
+    def end(self) -> list[UpstreamEvent]:
+        return []  # a Messages stream always ends with message_stop
 
 
 def _map_event(kind: Any, data: dict[str, Any], no_args_yet: set[int]) -> list[UpstreamEvent]:
