@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -35,16 +36,23 @@ def sse_lines(response: httpx.Response) -> list[str]:
     return [line for line in response.iter_lines() if line]
 
 
-def test_keep_alives_while_the_first_token_is_slow(timed: GatewayServer, timed_token: str) -> None:
+@contextmanager
+def faulted_stream(server: GatewayServer, token: str, fault: str) -> Iterator[httpx.Response]:
+    """A streamed local/echo completion with a local upstream fault, as a raw response."""
     with (
-        httpx.Client(base_url=timed.url, timeout=10) as http,
+        httpx.Client(base_url=server.url, timeout=10) as http,
         http.stream(
             "POST",
             "/v1/chat/completions",
             json={"model": "local/echo", "messages": MESSAGES, "stream": True},
-            headers={"authorization": f"Bearer {timed_token}", FAULT: "stall=450"},
+            headers={"authorization": f"Bearer {token}", FAULT: fault},
         ) as response,
     ):
+        yield response
+
+
+def test_keep_alives_while_the_first_token_is_slow(timed: GatewayServer, timed_token: str) -> None:
+    with faulted_stream(timed, timed_token, "stall=450") as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         lines = sse_lines(response)
@@ -128,15 +136,7 @@ def test_client_disconnect_closes_the_upstream(timed: GatewayServer, timed_token
 def test_a_failure_after_keep_alives_is_an_in_stream_error(
     timed: GatewayServer, timed_token: str, fault: str
 ) -> None:
-    with (
-        httpx.Client(base_url=timed.url, timeout=10) as http,
-        http.stream(
-            "POST",
-            "/v1/chat/completions",
-            json={"model": "local/echo", "messages": MESSAGES, "stream": True},
-            headers={"authorization": f"Bearer {timed_token}", FAULT: fault},
-        ) as response,
-    ):
+    with faulted_stream(timed, timed_token, fault) as response:
         assert response.status_code == 200  # the stream had started: no status to change
         lines = sse_lines(response)
     assert lines[0].startswith(":")
