@@ -22,7 +22,7 @@ bottom of this module translate them to the Messages wire and back:
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar, Final
 from urllib.parse import urlencode
 
@@ -36,7 +36,13 @@ from provara_kit.errors import (
 )
 from provara_kit.json_codec import loads
 from provara_kit.model_catalog import DEFAULT_MODELS as _CATALOG
-from provara_kit.providers.base import KEEP_ALIVE, HTTPProvider, ParsedCompletion, StreamMapper
+from provara_kit.providers.base import (
+    KEEP_ALIVE,
+    HTTPProvider,
+    ParsedCompletion,
+    StreamMapper,
+    map_events,
+)
 from provara_kit.sse import ServerSentEvent
 from provara_kit.streaming import (
     Finish,
@@ -229,18 +235,10 @@ class AnthropicProvider(HTTPProvider):
             return None  # a subclass maps the stream its own way
         return _EventMapper(self)
 
-    async def _map_stream(
+    def _map_stream(
         self, events: AsyncIterator[ServerSentEvent | None], request: ChatRequest
-    ) -> AsyncGenerator[UpstreamEvent, None]:
-        mapper = _EventMapper(self)
-        async for sse in events:
-            if sse is None:
-                yield KEEP_ALIVE
-                continue
-            for event in mapper.feed(sse):
-                yield event
-            if mapper.done:
-                return
+    ) -> AsyncIterator[UpstreamEvent]:
+        return map_events(_EventMapper(self), events)
 
     def _stream_error(self, data: str) -> StreamAbortedError:
         message, error_type = extract_upstream_message(data)

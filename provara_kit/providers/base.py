@@ -37,7 +37,14 @@ from provara_kit.streaming import (
 )
 from provara_kit.types import ChatRequest, ChatResponse
 
-__all__ = ["KEEP_ALIVE", "HTTPProvider", "ParsedCompletion", "StreamMapper", "sse_events"]
+__all__ = [
+    "KEEP_ALIVE",
+    "HTTPProvider",
+    "ParsedCompletion",
+    "StreamMapper",
+    "map_events",
+    "sse_events",
+]
 
 KEEP_ALIVE = KeepAlive()
 
@@ -353,6 +360,23 @@ class HTTPProvider(Provider):
                     await aclose()
         finally:
             await response.aclose()
+
+
+async def map_events(
+    mapper: StreamMapper, events: AsyncIterator[ServerSentEvent | None]
+) -> AsyncGenerator[UpstreamEvent, None]:
+    """An adapter's ``_map_stream`` written with its :class:`StreamMapper`: the same events,
+    one at a time (``None``, bytes that completed no event, is a keep-alive)."""
+    async for sse in events:
+        if sse is None:
+            yield KEEP_ALIVE
+            continue
+        for event in mapper.feed(sse):
+            yield event
+        if mapper.done:
+            return
+    for event in mapper.end():
+        yield event
 
 
 async def sse_events(

@@ -22,14 +22,19 @@ Only choice 0 is streamed; requests asking for ``n > 1`` get the first choice.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 
 import httpx
 
 from provara_kit.errors import StreamAbortedError, extract_upstream_message, redact
 from provara_kit.json_codec import loads
-from provara_kit.providers.base import KEEP_ALIVE, HTTPProvider, ParsedCompletion, StreamMapper
+from provara_kit.providers.base import (
+    HTTPProvider,
+    ParsedCompletion,
+    StreamMapper,
+    map_events,
+)
 from provara_kit.sse import ServerSentEvent
 from provara_kit.streaming import (
     Finish,
@@ -153,20 +158,10 @@ class OpenAICompatibleProvider(HTTPProvider):
             return None  # a subclass maps the stream its own way
         return _ChunkMapper(self)
 
-    async def _map_stream(
+    def _map_stream(
         self, events: AsyncIterator[ServerSentEvent | None], request: ChatRequest
-    ) -> AsyncGenerator[UpstreamEvent, None]:
-        mapper = _ChunkMapper(self)
-        async for sse in events:
-            if sse is None:
-                yield KEEP_ALIVE
-                continue
-            for event in mapper.feed(sse):
-                yield event
-            if mapper.done:
-                return
-        for event in mapper.end():
-            yield event
+    ) -> AsyncIterator[UpstreamEvent]:
+        return map_events(_ChunkMapper(self), events)
 
     def _stream_error(self, data: str) -> StreamAbortedError:
         message, error_type = extract_upstream_message(data)
