@@ -30,7 +30,6 @@ import httpx
 
 from provara_kit.errors import (
     MalformedResponseError,
-    StreamAbortedError,
     extract_upstream_message,
     redact,
 )
@@ -239,14 +238,6 @@ class AnthropicProvider(HTTPProvider):
         self, events: AsyncIterator[ServerSentEvent | None], request: ChatRequest
     ) -> AsyncIterator[UpstreamEvent]:
         return map_events(_EventMapper(self), events)
-
-    def _stream_error(self, data: str) -> StreamAbortedError:
-        message, error_type = extract_upstream_message(data)
-        detail = f" ({error_type})" if error_type else ""
-        return StreamAbortedError(
-            f"upstream error inside the stream{detail}: {redact(message, (self._api_key,))}",
-            provider=self.name,
-        )
 
 
 # -- private mappers ----------------------------------------------------------------------

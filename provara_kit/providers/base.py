@@ -24,6 +24,7 @@ from provara_kit.errors import (
     ProviderConnectionError,
     StreamAbortedError,
     error_from_response,
+    extract_upstream_message,
     redact,
 )
 from provara_kit.provider import Provider
@@ -198,6 +199,15 @@ class HTTPProvider(Provider):
             response.headers,
             provider=self.name,
             secrets=(self._api_key,),
+        )
+
+    def _stream_error(self, data: str) -> StreamAbortedError:
+        """The abort for an error the upstream sent inside a stream (its text scrubbed)."""
+        message, error_type = extract_upstream_message(data)
+        detail = f" ({error_type})" if error_type else ""
+        return StreamAbortedError(
+            f"upstream error inside the stream{detail}: {redact(message, (self._api_key,))}",
+            provider=self.name,
         )
 
     def _connection_error(self, exc: httpx.HTTPError) -> Exception:

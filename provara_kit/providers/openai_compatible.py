@@ -27,7 +27,6 @@ from typing import Any, ClassVar
 
 import httpx
 
-from provara_kit.errors import StreamAbortedError, extract_upstream_message, redact
 from provara_kit.json_codec import loads
 from provara_kit.providers.base import (
     HTTPProvider,
@@ -162,14 +161,6 @@ class OpenAICompatibleProvider(HTTPProvider):
         self, events: AsyncIterator[ServerSentEvent | None], request: ChatRequest
     ) -> AsyncIterator[UpstreamEvent]:
         return map_events(_ChunkMapper(self), events)
-
-    def _stream_error(self, data: str) -> StreamAbortedError:
-        message, error_type = extract_upstream_message(data)
-        detail = f" ({error_type})" if error_type else ""
-        return StreamAbortedError(
-            f"upstream error inside the stream{detail}: {redact(message, (self._api_key,))}",
-            provider=self.name,
-        )
 
 
 class _ChunkMapper:
