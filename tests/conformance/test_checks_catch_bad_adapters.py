@@ -7,9 +7,11 @@ unbroken parent adapter (same target, same data) passes, so the failure is the b
 
 from __future__ import annotations
 
+import importlib
 import inspect
-from dataclasses import dataclass
+import pkgutil
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -19,29 +21,10 @@ from provara_kit.providers.base import HTTPProvider
 from provara_kit.registry import REGISTRY
 from tests.conformance import bad_adapters as bad
 from tests.conformance.bad_adapters import MODEL, PREFIXED_MODEL, UNPRICED_MODEL
+from tests.conformance.case import Case
 
 
-@dataclass(frozen=True)
-class Case:
-    """``check_id`` fails on ``adapter`` with a message matching ``match``."""
-
-    check_id: str
-    adapter: type[HTTPProvider]
-    match: str
-    models: tuple[str, ...] = (MODEL,)
-    control_models: tuple[str, ...] | None = None  # the fixed data, when the bug is data
-
-    @property
-    def id(self) -> str:
-        return f"{self.check_id}:{self.adapter.__name__}"
-
-    def target(self, fixtures: Path, *, control: bool = False) -> ConformanceTarget:
-        adapter = bad.good_parent(self.adapter) if control else self.adapter
-        models = (self.control_models or self.models) if control else self.models
-        return bad.make_target(adapter, models=models, fixtures_dir=fixtures)
-
-
-CASES: tuple[Case, ...] = (
+CORE_CASES: tuple[Case, ...] = (
     # status-200
     Case(
         "status-200",
@@ -181,6 +164,18 @@ CASES: tuple[Case, ...] = (
 )
 
 
+# Each check family keeps its broken adapters and cases in a module of its own
+# (``bad_<family>.py`` with a ``CASES`` tuple); they all join this table.
+FAMILY_MODULES: tuple[ModuleType, ...] = tuple(
+    importlib.import_module(f"tests.conformance.{info.name}")
+    for info in pkgutil.iter_modules([str(Path(__file__).parent)])
+    if info.name.startswith("bad_") and info.name != "bad_adapters"
+)
+CASES: tuple[Case, ...] = CORE_CASES + tuple(
+    case for module in FAMILY_MODULES for case in module.CASES
+)
+
+
 def _params() -> list[object]:
     return [pytest.param(case, id=case.id) for case in CASES]
 
@@ -218,9 +213,10 @@ def test_every_check_has_a_known_bad_adapter() -> None:
 def test_every_bad_adapter_is_caught_and_says_why() -> None:
     adapters = {
         cls
-        for _, cls in inspect.getmembers(bad, inspect.isclass)
+        for module in (bad, *FAMILY_MODULES)
+        for _, cls in inspect.getmembers(module, inspect.isclass)
         if issubclass(cls, HTTPProvider)
-        and cls.__module__ == bad.__name__
+        and cls.__module__ == module.__name__
         and not cls.__name__.startswith("_")
     }
     caught = {case.adapter for case in CASES}
