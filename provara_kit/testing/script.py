@@ -14,11 +14,15 @@ import json
 import re
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeAlias, TypeVar
+
+if TYPE_CHECKING:
+    from provara_kit.testing.framing import SSEFraming
 
 __all__ = [
     "UNSET",
     "CannedReply",
+    "ErrorBody",
     "ErrorFault",
     "Script",
     "ScriptStep",
@@ -30,14 +34,21 @@ __all__ = [
     "split_text",
 ]
 
-UsageMode: TypeAlias = Literal["present", "null", "absent", "partial", "zero"]
-"""How usage is reported: ``present`` (both counts), ``null`` (``"usage": null``), ``absent``
-(no usage field), ``partial`` (input tokens only), ``zero`` (real zeros)."""
+UsageMode: TypeAlias = Literal["present", "null", "absent", "partial", "zero", "cumulative"]
+"""How usage is reported: ``present`` (both counts, once at the end), ``null``
+(``"usage": null``), ``absent`` (no usage field), ``partial`` (input tokens only), ``zero``
+(real zeros), ``cumulative`` (reported again and again as the answer grows, each report
+replacing the last: the final one is the count)."""
+
+ErrorBody: TypeAlias = Literal["json", "html", "text", "empty"]
+"""The body an error status comes with: the wire's JSON error, an HTML page (a proxy or
+load balancer answering), plain text, or nothing at all."""
 
 ToolCallScript: TypeAlias = tuple[str, str, str]
 """One tool call the model makes: ``(id, name, arguments as JSON text)``."""
 
-_USAGE_MODES = frozenset({"present", "null", "absent", "partial", "zero"})
+_USAGE_MODES = frozenset({"present", "null", "absent", "partial", "zero", "cumulative"})
+_ERROR_BODIES = frozenset({"json", "html", "text", "empty"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +56,13 @@ class CannedReply:
     """The answer a scripted model gives, in the pieces it streams.
 
     ``finish_reason`` uses OpenAI's vocabulary (``stop``, ``length``, ``tool_calls``,
-    ``content_filter``); a dialect maps it to its own (Anthropic: ``end_turn`` ...).
-    ``usage`` decides how the token counts are reported (see :data:`UsageMode`).
+    ``content_filter``); a dialect maps it to its own (Anthropic: ``end_turn`` ...), unless
+    ``wire_finish_reason`` names the exact value to send (``stop_sequence``, ``pause_turn``).
+    ``usage`` decides how the token counts are reported (see :data:`UsageMode`);
+    ``cached_input_tokens`` of the input and ``reasoning_tokens`` of the output are reported
+    as the wire reports those components (the totals stay what is billed).
+    ``reasoning`` is streamed before the text, where the wire carries reasoning;
+    ``argument_pieces`` cuts each tool call's arguments into that many stream fragments.
     """
 
     chunks: tuple[str, ...]
@@ -57,6 +73,11 @@ class CannedReply:
     id: str = "resp_scripted"
     usage: UsageMode = "present"
     tool_calls: tuple[ToolCallScript, ...] = ()
+    reasoning: tuple[str, ...] = ()
+    cached_input_tokens: int = 0
+    reasoning_tokens: int = 0
+    argument_pieces: int = 1
+    wire_finish_reason: str | None = None
 
     def __post_init__(self) -> None:
         chunks: Any = self.chunks
@@ -64,6 +85,16 @@ class CannedReply:
             chunks = (chunks,)
         object.__setattr__(self, "chunks", tuple(chunks))
         object.__setattr__(self, "tool_calls", tuple(tuple(c) for c in self.tool_calls))
+        reasoning: Any = self.reasoning
+        object.__setattr__(
+            self, "reasoning", (reasoning,) if isinstance(reasoning, str) else tuple(reasoning)
+        )
+        if not 0 <= self.cached_input_tokens <= self.input_tokens:
+            raise ValueError("cached_input_tokens must be between 0 and input_tokens")
+        if not 0 <= self.reasoning_tokens <= self.output_tokens:
+            raise ValueError("reasoning_tokens must be between 0 and output_tokens")
+        if self.argument_pieces < 1:
+            raise ValueError(f"argument_pieces must be >= 1, got {self.argument_pieces}")
         if self.usage not in _USAGE_MODES:
             raise ValueError(f"usage must be one of {sorted(_USAGE_MODES)}, got {self.usage!r}")
         if self.input_tokens < 0 or self.output_tokens < 0:
@@ -83,9 +114,22 @@ class CannedReply:
         """The whole answer: the chunks joined."""
         return "".join(self.chunks)
 
+    @property
+    def reasoning_text(self) -> str:
+        """The whole reasoning: its pieces joined."""
+        return "".join(self.reasoning)
+
+    def argument_fragments(self, arguments: str) -> list[str]:
+        """``arguments`` cut into :attr:`argument_pieces` non-empty fragments (fewer when
+        the text is shorter), as a streamed tool call carries them."""
+        if not arguments:
+            return []
+        size = -(-len(arguments) // min(self.argument_pieces, len(arguments)))
+        return [arguments[i : i + size] for i in range(0, len(arguments), size)]
+
     def reported_tokens(self) -> tuple[int | None, int | None]:
         """``(input, output)`` as the upstream reports them; ``None`` where it does not."""
-        if self.usage == "present":
+        if self.usage in ("present", "cumulative"):
             return self.input_tokens, self.output_tokens
         if self.usage == "partial":
             return self.input_tokens, None
@@ -111,6 +155,8 @@ class StreamFaults:
     * ``stall_after_chunks``: sleep ``stall_seconds`` before sending the content chunk with
       that index (with fewer chunks: before what follows the last one).
     * ``split_bytes``: deliver the body in pieces of that many bytes, to exercise decoders.
+    * ``framing``: write the stream in another form the event-stream format allows (CRLF,
+      no space after the colon, multi-line data ...; see :mod:`provara_kit.testing.framing`).
     """
 
     empty_chunks: bool = False
@@ -121,6 +167,7 @@ class StreamFaults:
     stall_after_chunks: int | None = None
     stall_seconds: float = 1.0
     split_bytes: int | None = None
+    framing: SSEFraming | None = None
 
     def __post_init__(self) -> None:
         for name in ("error_event_after", "abort_after_bytes", "stall_after_chunks"):
@@ -137,7 +184,7 @@ class StreamFaults:
 class ErrorFault:
     """Answer with ``status`` and the wire's error body carrying ``message``.
 
-    ``retry_after`` is sent as the ``Retry-After`` header (seconds, or an HTTP date string);
+    ``body`` picks the body's form (see :data:`ErrorBody`); ``retry_after`` is sent as the ``Retry-After`` header (seconds, or an HTTP date string);
     ``error_type`` overrides the wire's usual error type for the status.
     """
 
@@ -145,10 +192,13 @@ class ErrorFault:
     message: str = "scripted upstream error"
     retry_after: float | str | None = None
     error_type: str | None = None
+    body: ErrorBody = "json"
 
     def __post_init__(self) -> None:
         if not 400 <= self.status <= 599:
             raise ValueError(f"an error status is 400-599, got {self.status}")
+        if self.body not in _ERROR_BODIES:
+            raise ValueError(f"body must be one of {sorted(_ERROR_BODIES)}, got {self.body!r}")
 
     def retry_after_header(self) -> str | None:
         """The ``Retry-After`` header value, or ``None``."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import html
 import json
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
@@ -193,6 +194,23 @@ class ScriptedUpstream(httpx.AsyncBaseTransport):
         body = self.dialect.render_error(status, message, error_type=error_type)
         return ScriptedResponse(status, [_JSON], _whole(body))
 
+    def _error_fault(self, fault: ErrorFault) -> ScriptedResponse:
+        """The scripted error status, with its body in the form the fault asks for."""
+        if fault.body == "json":
+            return self._error(fault.status, fault.message, error_type=fault.error_type)
+        if fault.body == "empty":
+            return ScriptedResponse(fault.status, [("content-length", "0")], _whole(b""))
+        if fault.body == "text":
+            text = f"{fault.message}\n".encode()
+            return ScriptedResponse(fault.status, [("content-type", "text/plain")], _whole(text))
+        title = html.escape(f"{fault.status} {fault.message}")
+        page = (
+            f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
+            f"<center><h1>{title}</h1></center>\r\n<hr><center>proxy</center>\r\n"
+            "</body>\r\n</html>\r\n"
+        ).encode()
+        return ScriptedResponse(fault.status, [("content-type", "text/html")], _whole(page))
+
     def _completion(self, request: Any) -> ScriptedResponse:
         dialect = self.dialect
         if not isinstance(request, dict):
@@ -200,7 +218,7 @@ class ScriptedUpstream(httpx.AsyncBaseTransport):
         step = self.script.next()
         if step.error is not None:
             fault = step.error
-            response = self._error(fault.status, fault.message, error_type=fault.error_type)
+            response = self._error_fault(fault)
             retry_after = fault.retry_after_header()
             if retry_after is not None:
                 response.headers.append(("retry-after", retry_after))
@@ -217,6 +235,8 @@ class ScriptedUpstream(httpx.AsyncBaseTransport):
             frames = [Frame(dialect.render_completion(reply))]
             return ScriptedResponse(200, [_JSON], ScriptedBody.from_frames(frames, step.faults))
         frames = dialect.stream_frames(reply, step.faults, request=request)
+        if step.faults.framing is not None:
+            frames = step.faults.framing.apply(frames)
         self.opened_streams += 1
         body = ScriptedBody.from_frames(frames, step.faults, on_close=self._stream_closed)
         return ScriptedResponse(200, list(_SSE), body)

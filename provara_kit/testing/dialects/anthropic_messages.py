@@ -61,9 +61,26 @@ class AnthropicMessagesDialect(WireDialect):
     name: ClassVar[str] = "anthropic-messages"
     completion_path: ClassVar[str] = "/messages"
     invalid_api_key_message: ClassVar[str] = "invalid x-api-key"
+    finish_reasons: ClassVar[Mapping[str, str]] = {
+        "end_turn": "stop",
+        "stop_sequence": "stop",
+        "max_tokens": "length",
+        "tool_use": "tool_calls",
+        "pause_turn": "pause_turn",
+        "refusal": "refusal",
+    }
+    carries_reasoning: ClassVar[bool] = True
+    reports_cached_tokens: ClassVar[bool] = True
+
+    def wire_finish_reason(self, reply: CannedReply) -> str:
+        return reply.wire_finish_reason or _stop_reason(reply.finish_reason)
 
     def render_completion(self, reply: CannedReply) -> bytes:
         content: list[dict[str, Any]] = []
+        if reply.reasoning:
+            content.append(
+                {"type": "thinking", "thinking": reply.reasoning_text, "signature": _SIGNATURE}
+            )
         if reply.text or not reply.tool_calls:
             content.append({"type": "text", "text": reply.text})
         content.extend(
@@ -76,7 +93,7 @@ class AnthropicMessagesDialect(WireDialect):
             "role": "assistant",
             "model": reply.model,
             "content": content,
-            "stop_reason": _stop_reason(reply.finish_reason),
+            "stop_reason": self.wire_finish_reason(reply),
             "stop_sequence": None,
         }
         if reply.usage != "absent":
@@ -104,30 +121,33 @@ class AnthropicMessagesDialect(WireDialect):
         frames = [_event({"type": "message_start", "message": message})]
         block = 0
         error_after = faults.error_event_after
+        if reply.reasoning:
+            frames += _thinking_block(reply.reasoning)
+            block = 1
         if reply.chunks or not reply.tool_calls:
             frames += [
                 _event(
                     {
                         "type": "content_block_start",
-                        "index": 0,
+                        "index": block,
                         "content_block": {"type": "text", "text": ""},
                     }
                 ),
                 Frame(_PING),
             ]
             if faults.empty_chunks:
-                frames += [Frame(_KEEP_ALIVE), _text_delta(0, ""), Frame(_PING)]
+                frames += [Frame(_KEEP_ALIVE), _text_delta(block, ""), Frame(_PING)]
             for i, text in enumerate(reply.chunks):
                 if error_after == i:
                     break
                 if faults.empty_chunks and i:
-                    frames += [_text_delta(0, ""), Frame(_KEEP_ALIVE)]
-                frames.append(_text_delta(0, text, i))
+                    frames += [_text_delta(block, ""), Frame(_KEEP_ALIVE)]
+                frames.append(_text_delta(block, text, i))
             if error_after is not None:
                 frames.append(Frame(self.render_stream_error("Overloaded")))
                 return frames
-            frames.append(_event({"type": "content_block_stop", "index": 0}))
-            block = 1
+            frames.append(_event({"type": "content_block_stop", "index": block}))
+            block += 1
         elif error_after is not None:
             frames.append(Frame(self.render_stream_error("Overloaded")))
             return frames
@@ -145,11 +165,11 @@ class AnthropicMessagesDialect(WireDialect):
                 frames.append(Frame(_PING))
             frames.append(_json_delta(index, ""))
             if json.loads(args) != {}:
-                frames.append(_json_delta(index, args))
+                frames += [_json_delta(index, part) for part in reply.argument_fragments(args)]
             frames.append(_event({"type": "content_block_stop", "index": index}))
         delta: dict[str, Any] = {
             "type": "message_delta",
-            "delta": {"stop_reason": _stop_reason(reply.finish_reason), "stop_sequence": None},
+            "delta": {"stop_reason": self.wire_finish_reason(reply), "stop_sequence": None},
         }
         if reply.usage != "absent":
             delta["usage"] = _usage(reply, reply.output_tokens)
@@ -181,12 +201,15 @@ class AnthropicMessagesDialect(WireDialect):
         return encode_event(dumps(body), event="error")
 
     def read_stream(self, body: bytes) -> StreamExpectation:
-        """Text deltas and cumulative usage (input counts cache reads and writes too); clean
-        only at ``message_stop``, never after an ``error`` event."""
+        """Text, thinking and tool-use blocks and the cumulative usage (input counts cache
+        reads and writes too); clean only at ``message_stop``, never after an ``error``."""
         events, truncated = decode_body(body)
         text: list[str] = []
+        reasoning: list[str] = []
+        calls: dict[int, list[Any]] = {}
         input_tokens = output_tokens = None
         finish: str | None = None
+        model: str | None = None
         stopped = False
         for event in events:
             try:
@@ -200,17 +223,28 @@ class AnthropicMessagesDialect(WireDialect):
                 stopped = True
                 break
             if kind == "message_start":
-                usage = (data.get("message") or {}).get("usage") or {}
+                started = data.get("message") or {}
+                model = started.get("model") if isinstance(started.get("model"), str) else None
+                usage = started.get("usage") or {}
                 input_tokens = _billed_input(usage, input_tokens)
                 output_tokens = (
                     as_count(usage.get("output_tokens"))
                     if "output_tokens" in usage
                     else output_tokens
                 )
+            elif kind == "content_block_start":
+                block = data.get("content_block") or {}
+                if block.get("type") == "tool_use":
+                    calls[data.get("index", len(calls))] = [block.get("id"), block.get("name"), []]
             elif kind == "content_block_delta":
                 delta = data.get("delta") or {}
-                if delta.get("type") == "text_delta" and isinstance(delta.get("text"), str):
+                kind = delta.get("type")
+                if kind == "text_delta" and isinstance(delta.get("text"), str):
                     text.append(delta["text"])
+                elif kind == "thinking_delta" and isinstance(delta.get("thinking"), str):
+                    reasoning.append(delta["thinking"])
+                elif kind == "input_json_delta" and data.get("index") in calls:
+                    calls[data["index"]][2].append(delta.get("partial_json") or "")
             elif kind == "message_delta":
                 usage = data.get("usage") or {}
                 input_tokens = _billed_input(usage, input_tokens)
@@ -218,9 +252,59 @@ class AnthropicMessagesDialect(WireDialect):
                     output_tokens = usage["output_tokens"]
                 reason = (data.get("delta") or {}).get("stop_reason")
                 if reason:
-                    finish = _FINISH.get(reason, reason)
-        clean = stopped and not truncated
-        return StreamExpectation(clean, "".join(text), input_tokens, output_tokens, finish)
+                    finish = self.finish_reasons.get(reason, reason)
+        return StreamExpectation(
+            stopped and not truncated,
+            "".join(text),
+            input_tokens,
+            output_tokens,
+            finish,
+            reasoning="".join(reasoning),
+            tool_calls=tuple(
+                (id_, name, "".join(parts)) for _, (id_, name, parts) in sorted(calls.items())
+            ),
+            model=model,
+        )
+
+    def read_completion(self, body: bytes) -> StreamExpectation | None:
+        """The content blocks, stop reason and usage of a non-streamed message."""
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("content"), list):
+            return None
+        text: list[str] = []
+        reasoning: list[str] = []
+        calls: list[tuple[str | None, str | None, str]] = []
+        for block in data["content"]:
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") == "text" and isinstance(block.get("text"), str):
+                text.append(block["text"])
+            elif block.get("type") == "thinking" and isinstance(block.get("thinking"), str):
+                reasoning.append(block["thinking"])
+            elif block.get("type") == "tool_use":
+                arguments = block.get("input")
+                calls.append(
+                    (
+                        block.get("id"),
+                        block.get("name"),
+                        "" if arguments in (None, {}) else json.dumps(arguments),
+                    )
+                )
+        usage = data.get("usage") or {}
+        reason = data.get("stop_reason")
+        return StreamExpectation(
+            True,
+            "".join(text),
+            _billed_input(usage, None) if isinstance(usage, dict) else None,
+            as_count(usage.get("output_tokens")) if isinstance(usage, dict) else None,
+            self.finish_reasons.get(reason, reason) if isinstance(reason, str) else None,
+            reasoning="".join(reasoning),
+            tool_calls=tuple(calls),
+            model=data.get("model") if isinstance(data.get("model"), str) else None,
+        )
 
     def render_models(self, ids: Sequence[str]) -> bytes:
         data = [
@@ -234,6 +318,26 @@ class AnthropicMessagesDialect(WireDialect):
             "last_id": ids[-1] if ids else None,
         }
         return dumps(body).encode()
+
+
+_SIGNATURE: Final = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"
+
+
+def _thinking_block(pieces: Sequence[str]) -> list[Frame]:
+    """A thinking block at index 0: its pieces, then the signature."""
+    start = {
+        "type": "content_block_start",
+        "index": 0,
+        "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+    }
+    frames = [_event(start)]
+    for piece in pieces:
+        delta = {"type": "thinking_delta", "thinking": piece}
+        frames.append(_event({"type": "content_block_delta", "index": 0, "delta": delta}))
+    signature = {"type": "signature_delta", "signature": _SIGNATURE}
+    frames.append(_event({"type": "content_block_delta", "index": 0, "delta": signature}))
+    frames.append(_event({"type": "content_block_stop", "index": 0}))
+    return frames
 
 
 def _stop_reason(finish_reason: str) -> str:
@@ -266,22 +370,17 @@ def _usage(reply: CannedReply, output_tokens: int) -> dict[str, int] | None:
     input_tokens, reported_output = reply.reported_tokens()
     if input_tokens is None:
         return None
+    # Anthropic's input_tokens leaves out the cached part; the two cache fields carry it.
+    cached = 0 if reply.usage == "zero" else reply.cached_input_tokens
+    written = cached // 3
     usage = {
-        "input_tokens": input_tokens,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "input_tokens": input_tokens - cached,
+        "cache_creation_input_tokens": written,
+        "cache_read_input_tokens": cached - written,
     }
     if reported_output is not None:
         usage["output_tokens"] = min(output_tokens, reported_output)
     return usage
-
-
-_FINISH: Final = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "max_tokens": "length",
-    "tool_use": "tool_calls",
-}
 
 
 def _billed_input(usage: Mapping[str, Any], previous: int | None) -> int | None:

@@ -6,10 +6,13 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from provara_kit.sse import ServerSentEvent, SSEDecoder
-from provara_kit.testing.script import CannedReply, StreamFaults
+from provara_kit.testing.script import CannedReply, StreamFaults, UsageMode
+
+if TYPE_CHECKING:
+    from provara_kit.testing.framing import SSEFraming
 
 __all__ = ["Frame", "StreamExpectation", "WireDialect", "as_count", "decode_body", "dumps"]
 
@@ -33,10 +36,13 @@ class Frame:
 
 @dataclass(frozen=True, slots=True)
 class StreamExpectation:
-    """What a recorded stream body says, read by the dialect's own reference reader.
+    """What a response body says, read by the dialect's own reference reader.
 
     ``clean`` is False when the body carries an error event or never reaches the wire's
-    end; the token counts are what the upstream reported (``None``: not reported).
+    end; the token counts are what the upstream bills (``None``: not reported);
+    ``finish_reason`` is in the normalized (OpenAI) vocabulary; ``tool_calls`` are
+    ``(id, name, arguments JSON text)``; ``model`` is what the body names (``None``: not
+    read).
     """
 
     clean: bool
@@ -44,6 +50,9 @@ class StreamExpectation:
     input_tokens: int | None = None
     output_tokens: int | None = None
     finish_reason: str | None = None
+    reasoning: str = ""
+    tool_calls: tuple[tuple[str | None, str | None, str], ...] = ()
+    model: str | None = None
 
 
 class WireDialect(ABC):
@@ -57,6 +66,26 @@ class WireDialect(ABC):
     completion_path: ClassVar[str]
     models_path: ClassVar[str] = "/models"
     invalid_api_key_message: ClassVar[str] = "invalid API key"
+    finish_reasons: ClassVar[Mapping[str, str]] = {
+        "stop": "stop",
+        "length": "length",
+        "tool_calls": "tool_calls",
+        "content_filter": "content_filter",
+    }
+    """Every finish reason the wire sends, and the normalized (OpenAI) reason it means."""
+    usage_modes: ClassVar[tuple[UsageMode, ...]] = (
+        "present",
+        "null",
+        "absent",
+        "partial",
+        "zero",
+        "cumulative",
+    )
+    """The ways this wire reports usage (:data:`~provara_kit.testing.UsageMode`)."""
+    carries_reasoning: ClassVar[bool] = False
+    """Whether the wire streams the model's reasoning (``CannedReply.reasoning``)."""
+    reports_cached_tokens: ClassVar[bool] = False
+    """Whether the wire reports cached input tokens as a component of the usage."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
@@ -106,6 +135,26 @@ class WireDialect(ABC):
         """What a real stream body holds, independently of any adapter (``None``: this
         dialect has no reference reader, and replays check the stream rules only)."""
         return None
+
+    def read_completion(self, body: bytes) -> StreamExpectation | None:
+        """What a real non-streamed answer holds, independently of any adapter (``None``:
+        no reference reader)."""
+        return None
+
+    def wire_finish_reason(self, reply: CannedReply) -> str:
+        """The finish reason as this wire sends it for ``reply``."""
+        return reply.wire_finish_reason or reply.finish_reason
+
+    def expected_finish_reason(self, reply: CannedReply) -> str:
+        """The normalized finish reason an adapter must report for ``reply``."""
+        wire = self.wire_finish_reason(reply)
+        return self.finish_reasons.get(wire, wire)
+
+    def framings(self) -> tuple[SSEFraming, ...]:
+        """The forms the wire's stream framing allows for the same events."""
+        from provara_kit.testing.framing import SSE_FRAMINGS
+
+        return SSE_FRAMINGS
 
     def is_stream_request(self, body: Mapping[str, Any]) -> bool:
         """Whether the request asks for a streamed answer."""

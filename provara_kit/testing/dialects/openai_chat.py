@@ -51,6 +51,16 @@ class OpenAIChatDialect(WireDialect):
         "https://platform.openai.com/account/api-keys."
     )
 
+    finish_reasons: ClassVar[Mapping[str, str]] = {
+        "stop": "stop",
+        "length": "length",
+        "tool_calls": "tool_calls",
+        "content_filter": "content_filter",
+        "function_call": "function_call",
+    }
+    carries_reasoning: ClassVar[bool] = True
+    reports_cached_tokens: ClassVar[bool] = True
+
     def __init__(self, *, done_marker: bool = True) -> None:
         self.done_marker = done_marker
 
@@ -61,6 +71,8 @@ class OpenAIChatDialect(WireDialect):
             "refusal": None,
             "annotations": [],
         }
+        if reply.reasoning:
+            message["reasoning_content"] = reply.reasoning_text
         if reply.tool_calls:
             message["tool_calls"] = [
                 {"id": id_, "type": "function", "function": {"name": name, "arguments": args}}
@@ -76,7 +88,7 @@ class OpenAIChatDialect(WireDialect):
                     "index": 0,
                     "message": message,
                     "logprobs": None,
-                    "finish_reason": reply.finish_reason,
+                    "finish_reason": self.wire_finish_reason(reply),
                 }
             ],
         }
@@ -98,9 +110,13 @@ class OpenAIChatDialect(WireDialect):
         )
         usage_field = reply.usage == "null" or (include_usage and reply.usage != "absent")
 
+        cumulative = include_usage and reply.usage == "cumulative"
+        produced = 0  # output tokens reported so far, for cumulative usage
+
         def chunk(
             delta: dict[str, Any], finish_reason: str | None = None, index: int | None = None
         ) -> Frame:
+            nonlocal produced
             body: dict[str, Any] = {
                 "id": reply.id,
                 "object": "chat.completion.chunk",
@@ -111,7 +127,13 @@ class OpenAIChatDialect(WireDialect):
                     {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
                 ],
             }
-            if usage_field:
+            if cumulative and (index is not None or finish_reason is not None):
+                # Continuous usage stats: every content chunk reports the counts so far.
+                produced = reply.output_tokens if finish_reason else min(
+                    produced + 1, reply.output_tokens
+                )
+                body["usage"] = _usage(reply, output_tokens=produced)
+            elif usage_field:
                 body["usage"] = None
             return Frame(encode_event(dumps(body)), index)
 
@@ -122,6 +144,8 @@ class OpenAIChatDialect(WireDialect):
                 chunk({"role": "assistant"}),
                 chunk({"content": ""}),
             ]
+        for piece in reply.reasoning:
+            frames.append(chunk({"content": None, "reasoning_content": piece}))
         error_after = faults.error_event_after
         for i, text in enumerate(reply.chunks):
             if error_after == i:
@@ -136,11 +160,13 @@ class OpenAIChatDialect(WireDialect):
             function = {"name": name, "arguments": ""}
             call = {"index": j, "id": id_, "type": "function", "function": function}
             frames.append(chunk({"tool_calls": [call]}))
-            frames.append(chunk({"tool_calls": [{"index": j, "function": {"arguments": args}}]}))
+            for fragment in reply.argument_fragments(args):
+                fragment_call = {"index": j, "function": {"arguments": fragment}}
+                frames.append(chunk({"tool_calls": [fragment_call]}))
         if faults.omit_terminal:
             return frames
-        frames.append(chunk({}, reply.finish_reason))
-        if include_usage and reply.usage in ("present", "partial", "zero"):
+        frames.append(chunk({}, self.wire_finish_reason(reply)))
+        if include_usage and reply.usage in ("present", "partial", "zero", "cumulative"):
             body = {
                 "id": reply.id,
                 "object": "chat.completion.chunk",
@@ -174,13 +200,11 @@ class OpenAIChatDialect(WireDialect):
         return encode_event(dumps(body))
 
     def read_stream(self, body: bytes) -> StreamExpectation:
-        """Choice 0's text and the last usage reported; clean at ``[DONE]``, or at the end of
-        a body whose last choice carried a ``finish_reason``; an error event or object (even
-        with ``[DONE]`` after it) is not clean."""
+        """Choice 0's text, reasoning and tool calls and the last usage reported; clean at
+        ``[DONE]``, or at the end of a body whose last choice carried a ``finish_reason``;
+        an error event or object (even with ``[DONE]`` after it) is not clean."""
         events, truncated = decode_body(body)
-        text: list[str] = []
-        input_tokens = output_tokens = None
-        finish: str | None = None
+        reading = _Reading()
         done = failed = False
         for event in events:
             if event.event == "error":
@@ -197,33 +221,29 @@ class OpenAIChatDialect(WireDialect):
             if not isinstance(chunk, dict) or chunk.get("error"):
                 failed = True
                 break
-            for choice in chunk.get("choices") or ():
-                if not isinstance(choice, dict) or choice.get("index", 0) != 0:
-                    continue
-                delta = choice.get("delta") or {}
-                content = delta.get("content")
-                if isinstance(content, str):
-                    text.append(content)
-                elif isinstance(content, list):
-                    text.extend(
-                        p["text"]
-                        for p in content
-                        if isinstance(p, dict)
-                        and p.get("type") == "text"
-                        and isinstance(p.get("text"), str)
-                    )
-                if isinstance(delta.get("refusal"), str):
-                    text.append(delta["refusal"])
-                if choice.get("finish_reason"):
-                    finish = choice["finish_reason"]
-            usage = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage")
-            if isinstance(usage, dict):
-                reported = as_count(usage.get("prompt_tokens"))
-                input_tokens = input_tokens if reported is None else reported
-                reported = as_count(usage.get("completion_tokens"))
-                output_tokens = output_tokens if reported is None else reported
-        clean = not failed and not truncated and (done or finish is not None)
-        return StreamExpectation(clean, "".join(text), input_tokens, output_tokens, finish)
+            reading.chunk(chunk)
+        clean = not failed and not truncated and (done or reading.finish is not None)
+        return reading.expectation(clean)
+
+    def read_completion(self, body: bytes) -> StreamExpectation | None:
+        """Choice 0's message, finish reason and usage of a non-streamed answer."""
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+            return None
+        reading = _Reading()
+        reading.model = data.get("model") if isinstance(data.get("model"), str) else None
+        for choice in data["choices"]:
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue
+            message = choice.get("message") or {}
+            reading.message(message)
+            if choice.get("finish_reason"):
+                reading.finish = choice["finish_reason"]
+        reading.usage(data.get("usage"))
+        return reading.expectation(True)
 
     def render_models(self, ids: Sequence[str]) -> bytes:
         data = [
@@ -233,14 +253,111 @@ class OpenAIChatDialect(WireDialect):
         return json.dumps({"object": "list", "data": data}, ensure_ascii=False).encode()
 
 
-def _usage(reply: CannedReply) -> dict[str, int] | None:
-    input_tokens, output_tokens = reply.reported_tokens()
+def _usage(reply: CannedReply, *, output_tokens: int | None = None) -> dict[str, Any] | None:
+    """OpenAI usage: cached input and reasoning output are parts of the two totals."""
+    input_tokens, reported_output = reply.reported_tokens()
     if input_tokens is None:
         return None
-    if output_tokens is None:
-        return {"prompt_tokens": input_tokens}
-    return {
-        "prompt_tokens": input_tokens,
-        "completion_tokens": output_tokens,
-        "total_tokens": input_tokens + output_tokens,
-    }
+    usage: dict[str, Any] = {"prompt_tokens": input_tokens}
+    if reported_output is not None:
+        output = reported_output if output_tokens is None else output_tokens
+        usage["completion_tokens"] = output
+        usage["total_tokens"] = input_tokens + output
+    if reply.cached_input_tokens and reply.usage != "zero":
+        usage["prompt_tokens_details"] = {"cached_tokens": reply.cached_input_tokens}
+    if reply.reasoning_tokens and reported_output is not None and reply.usage != "zero":
+        usage["completion_tokens_details"] = {"reasoning_tokens": reply.reasoning_tokens}
+    return usage
+
+
+class _Reading:
+    """What the reference reader gathered so far from one answer."""
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.reasoning: list[str] = []
+        self.calls: dict[int, list[Any]] = {}
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
+        self.finish: str | None = None
+        self.model: str | None = None
+
+    def chunk(self, chunk: Mapping[str, Any]) -> None:
+        if self.model is None and isinstance(chunk.get("model"), str):
+            self.model = chunk["model"]
+        for choice in chunk.get("choices") or ():
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue
+            self.message(choice.get("delta") or {})
+            if choice.get("finish_reason"):
+                self.finish = choice["finish_reason"]
+        self.usage(chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage"))
+
+    def message(self, delta: Mapping[str, Any]) -> None:
+        """A stream delta or a whole message: both carry the same fields."""
+        for key in ("reasoning_content", "reasoning"):
+            if isinstance(delta.get(key), str):
+                self.reasoning.append(delta[key])
+                break
+        content = delta.get("content")
+        if isinstance(content, str):
+            self.text.append(content)
+        elif isinstance(content, list):
+            for part in content:
+                if not isinstance(part, dict):
+                    continue
+                if part.get("type") == "text" and isinstance(part.get("text"), str):
+                    self.text.append(part["text"])
+                elif part.get("type") == "thinking":
+                    self.reasoning.append(_thinking_text(part.get("thinking")))
+        if isinstance(delta.get("refusal"), str):
+            self.text.append(delta["refusal"])
+        for position, call in enumerate(delta.get("tool_calls") or ()):
+            if not isinstance(call, dict):
+                continue
+            index = call.get("index")
+            if not isinstance(index, int) or isinstance(index, bool):
+                index = position
+            entry = self.calls.setdefault(index, [None, None, []])
+            function = call.get("function") or {}
+            entry[0] = entry[0] or call.get("id") or None
+            entry[1] = entry[1] or function.get("name") or None
+            arguments = function.get("arguments")
+            if isinstance(arguments, str):
+                entry[2].append(arguments)
+            elif arguments is not None:
+                entry[2].append(json.dumps(arguments, ensure_ascii=False))
+
+    def usage(self, usage: Any) -> None:
+        if not isinstance(usage, dict):
+            return
+        reported = as_count(usage.get("prompt_tokens"))
+        self.input_tokens = self.input_tokens if reported is None else reported
+        reported = as_count(usage.get("completion_tokens"))
+        self.output_tokens = self.output_tokens if reported is None else reported
+
+    def expectation(self, clean: bool) -> StreamExpectation:
+        calls = tuple(
+            (id_, name, "".join(arguments))
+            for _, (id_, name, arguments) in sorted(self.calls.items())
+        )
+        return StreamExpectation(
+            clean,
+            "".join(self.text),
+            self.input_tokens,
+            self.output_tokens,
+            self.finish,
+            reasoning="".join(self.reasoning),
+            tool_calls=calls,
+            model=self.model,
+        )
+
+
+def _thinking_text(thinking: Any) -> str:
+    if isinstance(thinking, str):
+        return thinking
+    if isinstance(thinking, list):
+        return "".join(
+            p.get("text") or "" for p in thinking if isinstance(p, dict)
+        )
+    return ""
