@@ -4,6 +4,10 @@ Options: ``--live`` (real API, keys from the environment), ``--record`` (with ``
 save the real exchanges as fixtures), ``--report-dir DIR`` (default
 ``conformance-report/``), ``--conformance-target NAME`` (registered providers for the
 built-in target module), ``--conformance-partial`` (allow running a subset of checks).
+
+Like the gateway, the plugin imports the modules named in ``PROVARA_PROVIDER_MODULES`` at
+start-up, so providers registered there (path A) can be checked; an unknown target or a
+module that cannot be imported is a usage error naming what is registered.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import pytest
 from conformance.checks import CHECKS
 from conformance.report import CheckRow, ConformanceReport, Status
 from conformance.suite import MARKER, TARGETS_KEY
+from conformance.target import registered_targets
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -64,6 +69,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{MARKER}(check_id): a Provara conformance check")
     config.stash[TARGETS_KEY] = {}
+    try:
+        registered_targets(config.getoption("provara_targets"))
+    except LookupError as exc:
+        raise pytest.UsageError(str(exc)) from None
     config.pluginmanager.register(ConformanceSession(config), "provara-conformance-session")
 
 

@@ -1,7 +1,8 @@
 """Conformance tests for registered providers: ``pytest --pyargs conformance.registered``.
 
 Targets come from ``--conformance-target NAME`` (repeatable); none means every provider
-in the registry, built-in and installed adapter packages alike.
+in the registry: built-in, installed adapter packages, and those registered by the modules
+in ``PROVARA_PROVIDER_MODULES``.
 """
 
 from __future__ import annotations
@@ -11,14 +12,13 @@ from pathlib import Path
 import pytest
 
 from conformance.suite import ProviderConformance
-from conformance.target import ConformanceTarget
-from provara_kit.registry import REGISTRY
+from conformance.target import ConformanceTarget, registered_targets
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "conformance_target" not in metafunc.fixturenames:
         return
-    names = metafunc.config.getoption("provara_targets") or REGISTRY.names()
+    names = registered_targets(metafunc.config.getoption("provara_targets"))
     fixtures = _fixture_folders(metafunc.config.getoption("provara_fixtures"))
     targets = [ConformanceTarget.from_registry(n, fixtures_dir=fixtures.get(n)) for n in names]
     metafunc.parametrize("conformance_target", targets, ids=[t.name for t in targets])

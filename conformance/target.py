@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, entry_points, version
@@ -13,16 +13,53 @@ from typing import Any
 import httpx
 
 from conformance.replay import Fixture, corpus_fixtures, default_corpus, load_fixtures
+from provara_kit.errors import ConfigurationError
 from provara_kit.pricing import MODEL_PRICING
 from provara_kit.provider import Provider
-from provara_kit.registry import REGISTRY, ProviderFactory, Registry
+from provara_kit.registry import (
+    PROVIDER_MODULES_ENV,
+    REGISTRY,
+    ProviderFactory,
+    Registry,
+    import_provider_modules,
+)
 from provara_kit.testing import DIALECTS, WireDialect
 
-__all__ = ["DIALECT_ENTRY_POINT_GROUP", "ConformanceTarget", "resolve_dialect"]
+__all__ = [
+    "DIALECT_ENTRY_POINT_GROUP",
+    "ConformanceTarget",
+    "registered_targets",
+    "resolve_dialect",
+]
 
 DIALECT_ENTRY_POINT_GROUP = "provara.dialects"
 SCRIPTED_BASE_URL = "https://conformance.invalid/v1"
 """Where scripted checks point an adapter that names no base URL (never reached)."""
+
+
+def registered_targets(names: Iterable[str], registry: Registry = REGISTRY) -> list[str]:
+    """The providers to check: ``names``, or every registered one when there are none.
+
+    The modules in ``PROVARA_PROVIDER_MODULES`` are imported first, as the gateway does, so
+    a path-A provider is a target like any other. A module that cannot be imported, or a
+    name nobody registered, raises :class:`LookupError` saying what is known and how to
+    register more.
+    """
+    try:
+        import_provider_modules()
+    except ConfigurationError as exc:
+        raise LookupError(str(exc)) from None
+    requested = list(names)
+    unknown = [name for name in requested if name not in registry]
+    if unknown:
+        raise LookupError(
+            f"no registered provider named {', '.join(map(repr, unknown))}; registered: "
+            f"{', '.join(registry.names())}. Register one of yours in a module named in "
+            f"{PROVIDER_MODULES_ENV} (e.g. {PROVIDER_MODULES_ENV}=my_providers, from the "
+            "directory that holds my_providers.py), or install its adapter package "
+            "(nox -s conformance -- PATH)"
+        )
+    return requested or registry.names()
 
 
 def resolve_dialect(wire: str) -> WireDialect:
@@ -52,6 +89,9 @@ class ConformanceTarget:
     registry's :class:`~provara_kit.registry.ProviderFactory`). ``dialect`` scripts its wire
     for the hermetic checks. ``expected_failures`` maps a check id to the reason the
     adapter is known not to pass it: those checks run as strict xfails.
+    ``supported_params`` and ``unsupported_params`` declare which request parameters the
+    adapter carries and which it refuses (``None``: what the adapter class declares; see
+    :func:`conformance.params.declared_params`).
     """
 
     name: str
@@ -66,6 +106,8 @@ class ConformanceTarget:
     expected_failures: Mapping[str, str] = field(default_factory=dict)
     fixtures_dir: Path | None = None
     corpus_dir: Path | None = None
+    supported_params: frozenset[str] | None = None
+    unsupported_params: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         from conformance.checks import CHECKS

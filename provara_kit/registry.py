@@ -15,14 +15,21 @@ Path A of the runbook is one call::
         base_url_env="FIREWORKS_BASE_URL",
         default_base_url="https://api.fireworks.ai/inference/v1",
     )
+
+Put such calls in a module of your own and import it before ``create``; the gateway and
+the conformance suite import the modules named in ``PROVARA_PROVIDER_MODULES``
+(:func:`import_provider_modules`), with the working directory importable.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import re
+import sys
 import time
+import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -39,6 +46,7 @@ from provara_kit.providers.openai_compatible import OpenAICompatibleProvider
 __all__ = [
     "AUTO_REGISTER",
     "ENTRY_POINT_GROUP",
+    "PROVIDER_MODULES_ENV",
     "REGISTRY",
     "ModelRefresh",
     "ProviderFactory",
@@ -47,13 +55,17 @@ __all__ = [
     "Registry",
     "create",
     "get",
+    "import_provider_modules",
     "load_entry_points",
+    "provider_modules",
     "refresh_models",
     "register",
     "register_openai_compatible",
 ]
 
 ENTRY_POINT_GROUP = "provara.providers"
+PROVIDER_MODULES_ENV = "PROVARA_PROVIDER_MODULES"
+"""Comma-separated modules that register providers when imported (path A)."""
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
@@ -259,7 +271,9 @@ class Registry:
         except KeyError:
             known = ", ".join(self.names()) or "none"
             raise ConfigurationError(
-                f"unknown provider {name!r}; registered providers: {known}"
+                f"unknown provider {name!r}; registered providers: {known} (a provider of "
+                f"yours is registered when its module is imported; {PROVIDER_MODULES_ENV} "
+                "names such modules for the gateway and the conformance suite)"
             ) from None
 
     def create(
@@ -378,6 +392,43 @@ class Registry:
                 seconds=time.perf_counter() - started,
             )
         return ModelRefresh(name, "ok", tuple(models), seconds=time.perf_counter() - started)
+
+
+def provider_modules(environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:
+    """The module names listed in ``PROVARA_PROVIDER_MODULES`` (comma-separated)."""
+    raw = environ.get(PROVIDER_MODULES_ENV, "")
+    return tuple(name.strip() for name in raw.split(",") if name.strip())
+
+
+def import_provider_modules(names: Iterable[str] | None = None) -> list[str]:
+    """Import each module (default: ``PROVARA_PROVIDER_MODULES``) so its registrations run.
+
+    The working directory is importable, as under ``python -m``, so ``my_providers.py``
+    beside the user needs no ``PYTHONPATH``. A module that cannot be imported raises a
+    one-line :class:`~provara_kit.errors.ConfigurationError` naming it and the cause.
+    """
+    modules = provider_modules() if names is None else tuple(names)
+    if modules and os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # the user's code: any failure is reported, in one line
+            raise ConfigurationError(_import_failure(module, exc)) from None
+    return list(modules)
+
+
+def _import_failure(module: str, exc: Exception) -> str:
+    prefix = f"{PROVIDER_MODULES_ENV} names {module!r}, which"
+    missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+    if missing and (module == missing or module.startswith(missing + ".")):
+        return f"{prefix} is not importable from {os.getcwd()} or the installed packages"
+    where = ""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames and not isinstance(exc, SyntaxError):
+        last = frames[-1]
+        where = f" ({last.filename}, line {last.lineno})"
+    return f"{prefix} failed to import: {type(exc).__name__}: {exc}{where}"
 
 
 def _with_source(spec: ProviderSpec, ep: Any) -> ProviderSpec:

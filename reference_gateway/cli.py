@@ -82,6 +82,9 @@ def _serve(args: argparse.Namespace) -> int:
     from reference_gateway.app import create_app
 
     settings = _settings(args)
+    # The operator's provider modules first: one that cannot be imported stops the start
+    # before a key, a tenant or a token is made (main() reports it in one line).
+    settings.load_provider_modules()
     if args.dev and not settings.master_key.strip():
         settings = Settings.from_env(
             os.environ,

@@ -21,7 +21,9 @@ variable                        meaning                                default
 ``PROVARA_FAST_TRANSPORT``      providers' HTTP through the gateway's  1
                                 lean HTTP/1.1 transport (0: httpx's)
 ``PROVARA_PROVIDER_MODULES``    comma-separated modules imported at    none
-                                start-up; each registers providers
+                                start-up (before anything is created;
+                                the working directory is importable);
+                                each registers providers
                                 (``register_openai_compatible`` ...)
 ``PROVARA_ROUTER_COST_WEIGHT``  quality points one USD of expected     10
                                 cost outweighs, for ``auto``
@@ -39,13 +41,13 @@ Operator default provider keys are the registry's ``<NAME>_API_KEY`` variables (
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from provara_kit.errors import ConfigurationError
+from provara_kit.registry import import_provider_modules, provider_modules
 from provara_kit.vault import MASTER_KEY_ENV, PREVIOUS_KEYS_ENV, Vault
 
 __all__ = ["DEFAULT_DATABASE_PATH", "DEFAULT_DATABASE_URL", "Settings", "sqlite_path"]
@@ -184,11 +186,7 @@ class Settings:
             "local_upstream": _flag(environ, "PROVARA_LOCAL_UPSTREAM", True),
             "discover_models": _flag(environ, "PROVARA_DISCOVER_MODELS", True),
             "fast_transport": _flag(environ, "PROVARA_FAST_TRANSPORT", True),
-            "provider_modules": tuple(
-                m.strip()
-                for m in environ.get("PROVARA_PROVIDER_MODULES", "").split(",")
-                if m.strip()
-            ),
+            "provider_modules": provider_modules(environ),
             "router_cost_weight": _float(
                 environ, "PROVARA_ROUTER_COST_WEIGHT", 10.0, low=0, high=1e9
             ),
@@ -228,14 +226,10 @@ class Settings:
         )
 
     def load_provider_modules(self) -> None:
-        """Import each ``PROVARA_PROVIDER_MODULES`` module so its registrations run."""
-        for name in self.provider_modules:
-            try:
-                importlib.import_module(name)
-            except ImportError as exc:
-                raise ConfigurationError(
-                    f"PROVARA_PROVIDER_MODULES names {name!r}, which cannot be imported: {exc}"
-                ) from None
+        """Import each ``PROVARA_PROVIDER_MODULES`` module so its registrations run (the
+        working directory is importable); one that cannot be imported raises a one-line
+        :class:`~provara_kit.errors.ConfigurationError`."""
+        import_provider_modules(self.provider_modules)
 
     def ensure_database_dir(self) -> None:
         """Create the database file's directory if it does not exist."""
