@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import re
+import tomllib
 import unicodedata
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -200,6 +202,17 @@ def problems(answers: Mapping[str, Any]) -> list[str]:
     return found
 
 
+def kit_source() -> str:
+    """The provara-kit checkout this template sits in (its absolute path), or ``""`` when
+    the template was copied out of one: where generated packages install the kit from."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return ""
+    return str(root) if project.get("project", {}).get("name") == "provara-kit" else ""
+
+
 class _RefusalIsNotACrash(logging.Filter):
     """Drop the traceback cookiecutter logs when the pre-generation hook refuses the answers:
     the hook has already said what is wrong, and nothing crashed."""
@@ -231,3 +244,4 @@ class ProvaraNames(Extension):
             first_model=first_model,
             template_problems=problems,
         )
+        environment.globals.update(kit_source=kit_source)

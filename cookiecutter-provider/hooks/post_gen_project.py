@@ -11,6 +11,7 @@ ADAPTER = "{{ cookiecutter.__class }}"
 ENV = "{{ cookiecutter.__env }}"
 SHAPE = "{{ cookiecutter.wire_shape }}"
 WIRE = "{{ cookiecutter.__wire }}"
+KIT = {{ cookiecutter.__kit | tojson }} or "path/to/provara-kit"
 
 shapes = Path("_shapes")
 chosen = shapes / SHAPE
@@ -28,7 +29,8 @@ Created {DIST}/ for {NAME} ({SHAPE} wire):
 
 Next:
   cd {DIST}
-  python -m pip install -e ".[test]"   # after provara-kit
+  python -m pip install -e {KIT}
+  python -m pip install -e ".[test]"
   pytest                               # your tests and every conformance check
 Then follow README.md to adapt the adapter to the real API.
 """)

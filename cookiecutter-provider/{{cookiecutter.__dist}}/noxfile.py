@@ -1,23 +1,42 @@
 """Sessions for the {{ cookiecutter.provider_name }} adapter: ``nox -l`` lists them.
 
 provara-kit is installed from ``$PROVARA_KIT`` when it is set (a path to a checkout, a git
-URL, any requirement pip understands), else from the package index.
+URL as ``provara-kit @ git+https://...``, any requirement pip understands), else from the
+checkout this package was generated from (``kit-source`` under ``[tool.provara]`` in
+pyproject.toml) -- never by its bare name from a package index, which may not be ours.
 """
 
 from __future__ import annotations
 
 import os
+import tomllib
+from pathlib import Path
 
 import nox
 
 nox.options.sessions = ["tests", "conformance", "lint"]
 
 PROVIDER = "{{ cookiecutter.__slug }}"
-KIT = os.environ.get("PROVARA_KIT", "provara-kit")
+
+
+def _kit(session: nox.Session) -> str:
+    """Where provara-kit comes from: ``$PROVARA_KIT``, else the recorded checkout."""
+    chosen = os.environ.get("PROVARA_KIT", "").strip()
+    if chosen:
+        return chosen
+    pyproject = tomllib.loads(Path("pyproject.toml").read_text(encoding="utf-8"))
+    recorded = str(pyproject.get("tool", {}).get("provara", {}).get("kit-source", ""))
+    if recorded and Path(recorded).is_dir():
+        return recorded
+    where = f"the recorded checkout {recorded} is gone" if recorded else "none is recorded"
+    session.error(
+        f"set PROVARA_KIT to provara-kit's source ({where}): a checkout path, or "
+        "'provara-kit @ git+https://...'"
+    )
 
 
 def _install(session: nox.Session, extras: str = "") -> None:
-    session.install(KIT)
+    session.install(_kit(session))
     session.install("-e", f".[{extras}]" if extras else ".")
 
 
