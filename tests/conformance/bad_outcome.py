@@ -1,0 +1,268 @@
+"""Known-bad adapters for ``outcome-fidelity`` and ``sse-framing``: each reads one dimension
+of the answer wrong, the way third-party adapters really do."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+import httpx
+
+from provara_kit.providers.anthropic import AnthropicProvider
+from provara_kit.providers.base import ParsedCompletion
+from provara_kit.providers.openai_compatible import OpenAICompatibleProvider
+from provara_kit.sse import ServerSentEvent
+from provara_kit.streaming import Finish, UpstreamEvent, UsageUpdate
+from provara_kit.types import ChatRequest, ReasoningDelta, TextDelta, ToolCallDelta
+from tests.conformance.case import Case
+
+# -- finish reasons --------------------------------------------------------------------------
+
+
+class MaxTokensUnmapped(AnthropicProvider):
+    """Maps only the stop reasons of the docs' first example (``end_turn``, ``tool_use``):
+    a truncated answer (``max_tokens``) reaches clients as ``"max_tokens"``, which no
+    OpenAI client knows, so truncation goes unnoticed."""
+
+    def _parse_completion(self, body: Any) -> ParsedCompletion:
+        parsed = super()._parse_completion(body)
+        if body.get("stop_reason") not in ("end_turn", "tool_use"):
+            parsed.finish_reason = body.get("stop_reason")
+        return parsed
+
+    async def _map_stream(
+        self, events: AsyncIterator[ServerSentEvent | None], request: ChatRequest
+    ) -> AsyncGenerator[UpstreamEvent, None]:
+        async for event in super()._map_stream(events, request):
+            if isinstance(event, Finish) and event.reason == "length":
+                event = Finish("max_tokens")
+            yield event
+
+
+# -- tool calls ------------------------------------------------------------------------------
+
+
+class LastArgumentFragmentWins(OpenAICompatibleProvider):
+    """Collects streamed tool calls in a dict and assigns each fragment's arguments
+    instead of appending them (``calls[i]["arguments"] = fragment``), then emits whole
+    calls at the finish: arguments that arrive in pieces are cut to the last piece."""
+
+    async def _map_stream(
+        self, events: AsyncIterator[ServerSentEvent | None], request: ChatRequest
+    ) -> AsyncGenerator[UpstreamEvent, None]:
+        calls: dict[int, ToolCallDelta] = {}
+        async for event in super()._map_stream(events, request):
+            if isinstance(event, ToolCallDelta):
+                known = calls.get(event.index)
+                calls[event.index] = ToolCallDelta(
+                    event.index,
+                    known.id if known else event.id,
+                    known.name if known else event.name,
+                    event.arguments or (known.arguments if known else ""),
+                )
+                continue
+            if isinstance(event, Finish):
+                for call in calls.values():
+                    yield call
+            yield event
+
+
+class MergesParallelToolCalls(OpenAICompatibleProvider):
+    """Ignores the tool call ``index`` ("the model calls one tool at a time"): parallel
+    calls are streamed as one call whose arguments are all of theirs run together."""
+
+    async def _map_stream(
+        self, events: AsyncIterator[ServerSentEvent | None], request: ChatRequest
+    ) -> AsyncGenerator[UpstreamEvent, None]:
+        async for event in super()._map_stream(events, request):
+            if isinstance(event, ToolCallDelta):
+                event = ToolCallDelta(0, event.id, event.name, event.arguments)
+            yield event
+
+
+# -- reasoning and text ------------------------------------------------------------------------
+
+
+class ReasoningAsText(OpenAICompatibleProvider):
+    """Shows the model's reasoning to the user as answer text ("it is just more text"):
+    clients print the chain of thought as the answer, streamed or not."""
+
+    async def _map_stream(
+        self, events: AsyncIterator[ServerSentEvent | None], request: ChatRequest
+    ) -> AsyncGenerator[UpstreamEvent, None]:
+        async for event in super()._map_stream(events, request):
+            yield TextDelta(event.text) if isinstance(event, ReasoningDelta) else event
+
+    def _parse_completion(self, body: Any) -> ParsedCompletion:
+        parsed = super()._parse_completion(body)
+        parsed.text, parsed.reasoning = parsed.reasoning + parsed.text, ""
+        return parsed
+
+
+class DropsWhitespaceDeltas(OpenAICompatibleProvider):
+    """Skips deltas that are only whitespace (``if delta.strip():``, to "filter empty
+    chunks"): spaces and newlines between words vanish from streamed answers."""
+
+    async def _map_stream(
+        self, events: AsyncIterator[ServerSentEvent | None], request: ChatRequest
+    ) -> AsyncGenerator[UpstreamEvent, None]:
+        async for event in super()._map_stream(events, request):
+            if isinstance(event, TextDelta) and not event.text.strip():
+                continue
+            yield event
+
+
+class StripsCompletionText(AnthropicProvider):
+    """Returns ``text.strip()`` from ``complete`` "for tidy output": leading and trailing
+    spaces the model produced are lost, and streamed and plain answers disagree."""
+
+    def _parse_completion(self, body: Any) -> ParsedCompletion:
+        parsed = super()._parse_completion(body)
+        parsed.text = parsed.text.strip()
+        return parsed
+
+
+# -- usage ---------------------------------------------------------------------------------------
+
+
+class SumsContinuousUsage(OpenAICompatibleProvider):
+    """Adds up every usage report of a stream (``total += chunk.usage``), but providers
+    with continuous usage stats report running totals on every chunk: tokens are
+    counted many times over."""
+
+    async def _map_stream(
+        self, events: AsyncIterator[ServerSentEvent | None], request: ChatRequest
+    ) -> AsyncGenerator[UpstreamEvent, None]:
+        total_in = total_out = 0
+        async for event in super()._map_stream(events, request):
+            if isinstance(event, UsageUpdate):
+                total_in += event.input_tokens or 0
+                total_out += event.output_tokens or 0
+                event = UsageUpdate(input_tokens=total_in, output_tokens=total_out)
+            yield event
+
+
+def _raw_usage(sse: ServerSentEvent | None) -> dict[str, Any] | None:
+    if sse is None or not sse.data.startswith("{"):
+        return None
+    data = json.loads(sse.data)
+    usage = data.get("usage") or (data.get("message") or {}).get("usage")
+    return usage if isinstance(usage, dict) else None
+
+
+class IgnoresCacheTokens(AnthropicProvider):
+    """Reads ``usage.input_tokens`` alone, but Anthropic leaves the cached part of the
+    prompt out of it (``cache_read_input_tokens``, ``cache_creation_input_tokens``):
+    every cached request is under-billed."""
+
+    def _parse_completion(self, body: Any) -> ParsedCompletion:
+        parsed = super()._parse_completion(body)
+        usage = body.get("usage") or {}
+        if isinstance(usage.get("input_tokens"), int):
+            parsed.input_tokens = usage["input_tokens"]
+        return parsed
+
+    async def _map_stream(
+        self, events: AsyncIterator[ServerSentEvent | None], request: ChatRequest
+    ) -> AsyncGenerator[UpstreamEvent, None]:
+        seen: dict[str, int] = {}
+
+        async def spied() -> AsyncGenerator[ServerSentEvent | None, None]:
+            async for sse in events:
+                usage = _raw_usage(sse)
+                if usage and isinstance(usage.get("input_tokens"), int):
+                    seen["input"] = usage["input_tokens"]
+                yield sse
+
+        async for event in super()._map_stream(spied(), request):
+            if isinstance(event, UsageUpdate) and event.input_tokens is not None:
+                event = UsageUpdate(seen.get("input"), event.output_tokens)
+            yield event
+
+
+class SubtractsReasoningTokens(OpenAICompatibleProvider):
+    """Bills ``completion_tokens - reasoning_tokens`` ("only the visible answer"), but
+    OpenAI bills reasoning tokens as output: reasoning models are under-billed."""
+
+    def _parse_completion(self, body: Any) -> ParsedCompletion:
+        parsed = super()._parse_completion(body)
+        details = (body.get("usage") or {}).get("completion_tokens_details") or {}
+        if parsed.output_tokens is not None:
+            parsed.output_tokens -= details.get("reasoning_tokens") or 0
+        return parsed
+
+
+# -- framing -------------------------------------------------------------------------------------
+
+
+class SplitsOnBlankLine(OpenAICompatibleProvider):
+    """Parses the event stream by hand: buffers text, splits events on ``"\\n\\n"`` and
+    takes ``line[6:]`` after ``"data: "``. Servers that end lines with CRLF, omit the
+    space after the colon or spread data over several lines break it."""
+
+    async def _upstream_events(
+        self, request: ChatRequest, payload: dict[str, Any]
+    ) -> AsyncGenerator[UpstreamEvent, None]:
+        async with self._open_stream(payload) as response:
+            mapped = self._map_stream(_naive_sse(response), request)
+            try:
+                async for event in mapped:
+                    yield event
+            finally:
+                await mapped.aclose()  # type: ignore[attr-defined]
+
+
+async def _naive_sse(response: httpx.Response) -> AsyncGenerator[ServerSentEvent | None, None]:
+    buffer = ""
+    async for chunk in response.aiter_text():
+        buffer += chunk
+        found = False
+        while "\n\n" in buffer:
+            block, buffer = buffer.split("\n\n", 1)
+            event = ""
+            data = []
+            for line in block.split("\n"):
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    data.append(line[6:])
+            if data:
+                found = True
+                yield ServerSentEvent(data="".join(data), event=event or "message")
+        if not found:
+            yield None
+
+
+CASES: tuple[Case, ...] = (
+    Case("outcome-fidelity", MaxTokensUnmapped, r"finish reason 'max_tokens' \(complete\): finish_reason 'max_tokens' != 'length'"),
+    Case(
+        "outcome-fidelity",
+        LastArgumentFragmentWins,
+        r"arguments in fragments \(stream\): tool call 0 arguments '.*' != '.*Lisbon",
+    ),
+    Case(
+        "outcome-fidelity",
+        MergesParallelToolCalls,
+        r"parallel tool calls, arguments in fragments \(stream\): 1 tool calls != 3",
+    ),
+    Case("outcome-fidelity", ReasoningAsText, r"reasoning, then text \(complete\): text 'Six times seven.42' != '42'"),
+    Case("outcome-fidelity", DropsWhitespaceDeltas, r"whitespace-only text \(stream\): text '' != ' \\n\\t '"),
+    Case(
+        "outcome-fidelity",
+        StripsCompletionText,
+        r"leading and trailing spaces \(complete\): text 'Hi there' != '  Hi there  '",
+    ),
+    Case("outcome-fidelity", SumsContinuousUsage, r"usage cumulative \(stream\): output tokens \(\d+, 'upstream'\) != \(567, 'upstream'\)"),
+    Case(
+        "outcome-fidelity",
+        IgnoresCacheTokens,
+        r"cached input and reasoning output \(complete\): input tokens \(234, 'upstream'\) != \(1234, 'upstream'\)",
+    ),
+    Case(
+        "outcome-fidelity",
+        SubtractsReasoningTokens,
+        r"cached input and reasoning output \(complete\): output tokens \(267, 'upstream'\) != \(567, 'upstream'\)",
+    ),
+    Case("sse-framing", SplitsOnBlankLine, r"space_after_colon=False: ended with StreamAbortedError"),
+)
