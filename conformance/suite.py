@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -53,6 +53,11 @@ class ProviderConformance:
     expected_failures: ClassVar[Mapping[str, str]] = {}
     fixtures_dir: ClassVar[str | Path | None] = None
     adapter_version: ClassVar[str | None] = None
+    supported_params: ClassVar[Collection[str] | None] = None
+    """Request parameters the adapter carries to its wire (``None``: as the adapter class
+    declares, else the fields ``ChatRequest`` names); ``request-shape`` sends each one."""
+    unsupported_params: ClassVar[Collection[str] | None] = None
+    """Request parameters the wire cannot express: the adapter must refuse them."""
 
     def make_provider(
         self,
@@ -89,6 +94,8 @@ class ProviderConformance:
             adapter_version=self.adapter_version or _distribution_version(adapter.__module__),
             expected_failures=dict(self.expected_failures),
             fixtures_dir=Path(self.fixtures_dir) if self.fixtures_dir else None,
+            supported_params=_params(self.supported_params),
+            unsupported_params=_params(self.unsupported_params),
         )
 
     @pytest.fixture
@@ -112,6 +119,10 @@ class ProviderConformance:
         if reason:
             request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
         yield
+
+
+def _params(names: Collection[str] | None) -> frozenset[str] | None:
+    return None if names is None else frozenset(names)
 
 
 def _check_id(node: pytest.Item) -> str | None:

@@ -6,6 +6,8 @@
     ├── ConfigurationError          bad settings: missing env var, unknown provider
     │   └── MasterKeyError          PROVARA_MASTER_KEY missing, malformed or weak
     ├── VaultError                  a stored key that cannot be decrypted here
+    ├── UnsupportedParameterError   a request parameter the wire cannot carry (also a
+    │                               ValueError); refused before anything is sent
     └── ProviderError               anything that went wrong talking to a provider
         ├── ProviderStatusError     the upstream answered with an error status
         │   ├── BadRequestError             400, and other 4xx not named below
@@ -56,6 +58,7 @@ __all__ = [
     "StreamError",
     "StreamTimeoutError",
     "UnprocessableEntityError",
+    "UnsupportedParameterError",
     "UpstreamServerError",
     "VaultError",
     "error_for_status",
@@ -82,6 +85,25 @@ class MasterKeyError(ConfigurationError):
 
 class VaultError(ProvaraError):
     """A stored key could not be decrypted: wrong master key, tenant, name or a damaged value."""
+
+
+class UnsupportedParameterError(ProvaraError, ValueError):
+    """The request sets a parameter the provider's wire cannot express (``seed`` on a wire
+    with no seed): refused before anything is sent, never silently dropped.
+
+    A ``ValueError`` too, so callers that treat "this request cannot be sent" as a client
+    error (the gateway answers 400) handle it without knowing the class.
+    """
+
+    def __init__(self, param: str, *, provider: str | None = None) -> None:
+        who = provider or "this provider"
+        super().__init__(
+            f"{who} cannot express the request parameter {param!r}: its API has no "
+            f"equivalent, so the request was not sent (remove {param!r} or route the "
+            "request to a provider that supports it)"
+        )
+        self.param = param
+        self.provider = provider
 
 
 class ProviderError(ProvaraError):

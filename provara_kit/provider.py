@@ -20,11 +20,18 @@ class Provider(ABC):
     ``discover_models`` (optional) lists the models the provider serves now, or returns
     ``None`` when it cannot. ``wire`` names the wire dialect the conformance suite scripts
     for this adapter (``openai-chat``, ``anthropic-messages`` or the adapter's own).
+
+    ``supported_params`` names the request parameters the adapter carries to its wire
+    (``None``: not declared, the fields :class:`~provara_kit.types.ChatRequest` names);
+    ``unsupported_params`` the ones its wire cannot express, which it refuses with
+    :class:`~provara_kit.errors.UnsupportedParameterError` instead of dropping them.
     """
 
     name: str
     wire: ClassVar[str] = "custom"
     default_models: tuple[str, ...] = ()
+    supported_params: ClassVar[frozenset[str] | None] = None
+    unsupported_params: ClassVar[frozenset[str]] = frozenset()
 
     @abstractmethod
     async def complete(self, request: ChatRequest) -> ChatResponse:

@@ -6,7 +6,9 @@ bottom of this module translate them to the Messages wire and back:
 * ``system`` and ``developer`` messages become the top-level ``system`` text; OpenAI
   ``tool`` messages become ``tool_result`` blocks in a user turn; assistant ``tool_calls``
   become ``tool_use`` blocks. ``max_tokens`` is required by the API, so it defaults to
-  :data:`DEFAULT_MAX_TOKENS`.
+  :data:`DEFAULT_MAX_TOKENS`. ``stop`` becomes ``stop_sequences``, ``user`` becomes
+  ``metadata.user_id``; parameters the API has no equivalent for (``seed``,
+  ``response_format``, penalties, logprobs) are refused, never silently dropped.
 * Input tokens are ``input_tokens + cache_creation_input_tokens + cache_read_input_tokens``:
   Anthropic's ``input_tokens`` counts only the uncached part of the prompt, but the whole
   prompt is billed input. (Cache reads and writes are billed at their own rates; pricing
@@ -81,8 +83,9 @@ DEFAULT_ANTHROPIC_MODELS: Final[tuple[str, ...]] = _CATALOG.get(
 )
 
 # Request fields OpenAI clients send that the Messages API also understands, under the same
-# name. Anything else (seed, n, response_format, ...) is dropped: the API rejects unknown
-# fields with a 400.
+# name. The API rejects unknown fields with a 400, so other fields are not forwarded: the
+# ones it has no equivalent for are refused (``unsupported_params``), the rest (n,
+# stream_options ...) have no effect on a Messages answer.
 _PASSTHROUGH: Final = frozenset({"top_p", "top_k", "metadata", "thinking", "service_tier"})
 
 _STOP_REASONS: Final[Mapping[str, str]] = {
@@ -99,6 +102,30 @@ class AnthropicProvider(HTTPProvider):
     """Claude models through Anthropic's Messages API (or any endpoint speaking it)."""
 
     wire: ClassVar[str] = "anthropic-messages"
+    supported_params: ClassVar[frozenset[str] | None] = frozenset(
+        {
+            "max_tokens",
+            "metadata",
+            "stop",
+            "temperature",
+            "tool_choice",
+            "tools",
+            "top_k",
+            "top_p",
+            "user",
+        }
+    )
+    unsupported_params: ClassVar[frozenset[str]] = frozenset(
+        {
+            "frequency_penalty",
+            "logit_bias",
+            "logprobs",
+            "presence_penalty",
+            "response_format",
+            "seed",
+            "top_logprobs",
+        }
+    )
 
     def __init__(
         self,
@@ -167,6 +194,9 @@ class AnthropicProvider(HTTPProvider):
             if tool_choice is not None:
                 payload["tool_choice"] = tool_choice
         payload.update({key: value for key, value in extra.items() if key in _PASSTHROUGH})
+        if extra.get("user") is not None:
+            # OpenAI's end-user id is the Messages API's metadata.user_id.
+            payload["metadata"] = {"user_id": extra["user"], **(payload.get("metadata") or {})}
         if stream:
             payload["stream"] = True
         return payload

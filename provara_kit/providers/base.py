@@ -23,6 +23,7 @@ from provara_kit.errors import (
     MalformedResponseError,
     ProviderConnectionError,
     StreamAbortedError,
+    UnsupportedParameterError,
     error_from_response,
     extract_upstream_message,
     redact,
@@ -240,8 +241,21 @@ class HTTPProvider(Provider):
                 provider=self.name,
             ) from None
 
+    def _refuse_unsupported(self, request: ChatRequest) -> None:
+        """Raise :class:`UnsupportedParameterError` for a parameter the adapter declares its
+        wire cannot express (``unsupported_params``), before anything is sent."""
+        if not self.unsupported_params:
+            return
+        extra = request.model_extra or {}
+        for param in sorted(self.unsupported_params):
+            named = param in ChatRequest.model_fields
+            value = getattr(request, param) if named else extra.get(param)
+            if value is not None:
+                raise UnsupportedParameterError(param, provider=self.name)
+
     async def complete(self, request: ChatRequest) -> ChatResponse:
         started = time.perf_counter()
+        self._refuse_unsupported(request)
         payload = self._build_payload(request, stream=False)
         try:
             response = await self._post(payload, stream=False)
@@ -264,6 +278,7 @@ class HTTPProvider(Provider):
 
     def complete_stream(self, request: ChatRequest) -> ChatStream:
         # Build the body now: a request the wire cannot express fails here, not as an abort.
+        self._refuse_unsupported(request)
         payload = self._build_payload(request, stream=True)
         return ChatStream.from_batches(
             normalize_batches(

@@ -53,6 +53,22 @@ class OpenAICompatibleProvider(HTTPProvider):
     """A provider that speaks OpenAI's Chat Completions API at ``base_url``."""
 
     wire: ClassVar[str] = "openai-chat"
+    # Named fields are sent when set; every other request field is forwarded as is.
+    supported_params: ClassVar[frozenset[str] | None] = frozenset(
+        {
+            "frequency_penalty",
+            "max_tokens",
+            "presence_penalty",
+            "response_format",
+            "seed",
+            "stop",
+            "temperature",
+            "tool_choice",
+            "tools",
+            "top_p",
+            "user",
+        }
+    )
 
     def __init__(
         self,

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Final
 
 from provara_kit.sse import encode_comment, encode_event
 from provara_kit.testing.dialects.base import (
+    MISSING,
     Frame,
     StreamExpectation,
     WireDialect,
@@ -23,7 +24,10 @@ from provara_kit.testing.dialects.base import (
 )
 from provara_kit.testing.script import CannedReply, StreamFaults
 
-__all__ = ["STOP_REASONS", "AnthropicMessagesDialect"]
+__all__ = ["API_VERSION", "STOP_REASONS", "AnthropicMessagesDialect"]
+
+API_VERSION: Final = "2023-06-01"
+"""The ``anthropic-version`` header every request carries."""
 
 STOP_REASONS: Final[Mapping[str, str]] = {
     "stop": "end_turn",
@@ -318,6 +322,53 @@ class AnthropicMessagesDialect(WireDialect):
             "last_id": ids[-1] if ids else None,
         }
         return dumps(body).encode()
+
+    auth_header: ClassVar[str] = "x-api-key"
+
+    def version_headers(self) -> Mapping[str, str]:
+        return {"anthropic-version": API_VERSION}
+
+    def read_param(self, body: Mapping[str, Any], name: str) -> Any:
+        """Messages-API fields in OpenAI's shape: ``system`` is the top-level ``system``,
+        ``stop`` is ``stop_sequences``, ``user`` is ``metadata.user_id``, tools and
+        ``tool_choice`` are mapped back to OpenAI's function shapes."""
+        if name == "system":
+            return _system_text(body["system"]) if "system" in body else MISSING
+        if name == "stop":
+            return body.get("stop_sequences", MISSING)
+        if name == "user":
+            metadata = body.get("metadata")
+            return metadata.get("user_id", MISSING) if isinstance(metadata, Mapping) else MISSING
+        if name == "tools" and isinstance(body.get("tools"), list):
+            return [_openai_tool(tool) for tool in body["tools"]]
+        if name == "tool_choice" and isinstance(body.get("tool_choice"), Mapping):
+            return _openai_tool_choice(body["tool_choice"])
+        return super().read_param(body, name)
+
+
+def _system_text(system: Any) -> Any:
+    if not isinstance(system, list):
+        return system
+    return "".join(block.get("text") or "" for block in system if isinstance(block, Mapping))
+
+
+def _openai_tool(tool: Any) -> Any:
+    if not isinstance(tool, Mapping) or "input_schema" not in tool:
+        return tool
+    function = {"name": tool.get("name"), "parameters": tool["input_schema"]}
+    if "description" in tool:
+        function["description"] = tool["description"]
+    return {"type": "function", "function": function}
+
+
+_TOOL_CHOICES: Final[Mapping[str, str]] = {"auto": "auto", "any": "required", "none": "none"}
+
+
+def _openai_tool_choice(choice: Mapping[str, Any]) -> Any:
+    kind = choice.get("type")
+    if kind == "tool":
+        return {"type": "function", "function": {"name": choice.get("name")}}
+    return _TOOL_CHOICES.get(kind, dict(choice)) if isinstance(kind, str) else dict(choice)
 
 
 _SIGNATURE: Final = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"

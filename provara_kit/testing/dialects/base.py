@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -14,7 +15,29 @@ from provara_kit.testing.script import CannedReply, StreamFaults, UsageMode
 if TYPE_CHECKING:
     from provara_kit.testing.framing import SSEFraming
 
-__all__ = ["Frame", "StreamExpectation", "WireDialect", "as_count", "decode_body", "dumps"]
+__all__ = [
+    "MISSING",
+    "Frame",
+    "Missing",
+    "StreamExpectation",
+    "WireDialect",
+    "as_count",
+    "decode_body",
+    "dumps",
+]
+
+
+class Missing(enum.Enum):
+    """The type of :data:`MISSING`."""
+
+    MISSING = "missing"
+
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+MISSING = Missing.MISSING
+"""What :meth:`WireDialect.read_param` returns for a parameter the body does not carry."""
 
 
 def dumps(data: Any) -> str:
@@ -174,6 +197,30 @@ class WireDialect(ABC):
             if message.get("role") == "user":
                 return _text(message.get("content"))
         return ""
+
+    auth_header: ClassVar[str] = "authorization"
+    """The header that carries the API key (``authorization`` carries ``Bearer <key>``)."""
+
+    def version_headers(self) -> Mapping[str, str]:
+        """Headers every request on this wire carries besides auth (an API version)."""
+        return {}
+
+    def read_param(self, body: Mapping[str, Any], name: str) -> Any:
+        """The value of the OpenAI request parameter ``name`` read back from a wire request
+        body, in OpenAI's shape, or :data:`MISSING`.
+
+        ``system`` is the system (and developer) text. By default a parameter travels
+        under its own name, as on OpenAI's wire; a dialect that renames or reshapes one
+        (``stop`` as ``stop_sequences``) overrides this.
+        """
+        if name == "system":
+            texts = [
+                _text(m.get("content"))
+                for m in _messages(body)
+                if m.get("role") in ("system", "developer")
+            ]
+            return "\n\n".join(texts) if texts else MISSING
+        return body.get(name, MISSING)
 
 
 def decode_body(body: bytes) -> tuple[list[ServerSentEvent], bool]:
