@@ -34,7 +34,7 @@ from provara_kit.providers.base import HTTPProvider, ParsedCompletion, sse_event
 from provara_kit.providers.openai_compatible import OpenAICompatibleProvider
 from provara_kit.sse import ServerSentEvent, SSEDecoder
 from provara_kit.streaming import ChatStream, Finish, StreamDone, UpstreamEvent, UsageUpdate
-from provara_kit.testing import CannedReply, get_dialect
+from provara_kit.testing import CannedReply, WireDialect, get_dialect
 from provara_kit.types import ChatRequest, ChatResponse, ProvaraMeta, StreamEvent, TextDelta
 
 NAME = "acme"
@@ -89,11 +89,33 @@ def make_target(
     )
 
 
+TOOL_REPLY = CannedReply(
+    (),
+    model=MODEL,
+    finish_reason="tool_calls",
+    reasoning=("Let me", " think."),
+    tool_calls=(
+        ("call_a", "get_weather", '{"city": "Lisbon"}'),
+        ("call_b", "get_time", '{"zone": "Europe/Lisbon"}'),
+    ),
+    argument_pieces=3,
+)
+"""A reasoning model's parallel tool calls, arguments in fragments (a second recording)."""
+
+
 def write_recording(folder: Path, wire: str = "openai-chat") -> Path:
     """A recorded streamed exchange (as ``--live --record`` writes it) for the
-    ``replay-fixtures`` check: a clean answer, role-only first chunk included."""
-    dialect = get_dialect(wire)
-    body = b"".join(dialect.render_stream(CannedReply(("Hello", " there"), model=MODEL)))
+    ``replay-fixtures`` check: a clean answer, role-only first chunk included. With
+    ``wire="openai-chat"`` a second recording holds :data:`TOOL_REPLY`."""
+    if wire == "openai-chat":
+        _write_exchange(folder, "stream-tools", get_dialect(wire), TOOL_REPLY)
+    return _write_exchange(
+        folder, "stream-hello", get_dialect(wire), CannedReply(("Hello", " there"), model=MODEL)
+    )
+
+
+def _write_exchange(folder: Path, name: str, dialect: WireDialect, reply: CannedReply) -> Path:
+    body = b"".join(dialect.render_stream(reply))
     exchange = {
         "request": {
             "method": "POST",
@@ -107,7 +129,7 @@ def write_recording(folder: Path, wire: str = "openai-chat") -> Path:
         },
     }
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "stream-hello.fixture.json"
+    path = folder / f"{name}.fixture.json"
     path.write_text(json.dumps({"provider": NAME, "exchanges": [exchange]}), encoding="utf-8")
     return path
 

@@ -264,5 +264,15 @@ CASES: tuple[Case, ...] = (
         SubtractsReasoningTokens,
         r"cached input and reasoning output \(complete\): output tokens \(267, 'upstream'\) != \(567, 'upstream'\)",
     ),
+    Case(
+        "replay-fixtures",
+        ReasoningAsText,
+        r"stream-tools #1: text 'Let me think.' != ''; stream-tools #1: reasoning '' != 'Let me think.'",
+    ),
+    Case(
+        "replay-fixtures",
+        LastArgumentFragmentWins,
+        r"stream-tools #1: tool call 0 arguments '.*' != '\{\"city\": \"Lisbon\"\}'",
+    ),
     Case("sse-framing", SplitsOnBlankLine, r"space_after_colon=False: ended with StreamAbortedError"),
 )

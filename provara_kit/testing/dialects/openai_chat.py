@@ -295,10 +295,9 @@ class _Reading:
 
     def message(self, delta: Mapping[str, Any]) -> None:
         """A stream delta or a whole message: both carry the same fields."""
-        for key in ("reasoning_content", "reasoning"):
-            if isinstance(delta.get(key), str):
-                self.reasoning.append(delta[key])
-                break
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        if isinstance(reasoning, str):
+            self.reasoning.append(reasoning)
         content = delta.get("content")
         if isinstance(content, str):
             self.text.append(content)
@@ -327,6 +326,12 @@ class _Reading:
                 entry[2].append(arguments)
             elif arguments is not None:
                 entry[2].append(json.dumps(arguments, ensure_ascii=False))
+        legacy = delta.get("function_call")
+        if isinstance(legacy, dict) and legacy.get("name"):
+            # The deprecated single function call: a tool call without an id.
+            arguments = legacy.get("arguments")
+            text = arguments if isinstance(arguments, str) else json.dumps(arguments or {})
+            self.calls[len(self.calls)] = [None, legacy["name"], [text]]
 
     def usage(self, usage: Any) -> None:
         if not isinstance(usage, dict):
