@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import nox
 
@@ -48,8 +52,87 @@ def gateway(session: nox.Session) -> None:
     session.run("provara-gateway", "serve", "--dev", *session.posargs)
 
 
-# Options of the conformance plugin that take a value (the value follows the option).
-_VALUE_OPTIONS = {"--report-dir", "--conformance-target", "--conformance-fixtures", "-k", "-m"}
+# Options the conformance session handles itself, never passed to pytest (flags, no value).
+_SESSION_FLAGS: frozenset[str] = frozenset()
+
+# Prints the option strings of pytest and its installed plugins that take a value.
+_VALUE_OPTIONS_PROBE = """
+import json
+from _pytest.config import get_config
+config = get_config()
+config.pluginmanager.load_setuptools_entrypoints("pytest11")
+actions = config._parser.optparser._actions
+print(json.dumps({s: a.nargs == "?" for a in actions if a.nargs != 0 for s in a.option_strings}))
+"""
+
+# Prints {distribution: [provider names]} of the installed adapter packages.
+_ADAPTERS_PROBE = """
+import json
+from importlib.metadata import distributions
+found = {}
+for dist in distributions():
+    names = [ep.name for ep in dist.entry_points if ep.group == "provara.providers"]
+    if names and dist.metadata["Name"] != "provara-kit":
+        found[dist.metadata["Name"]] = names
+print(json.dumps(found))
+"""
+
+
+@dataclass
+class _ConformanceArgs:
+    """``nox -s conformance -- ARGS`` split up: targets, pytest's options, session flags."""
+
+    targets: list[str] = field(default_factory=list)
+    pytest_args: list[str] = field(default_factory=list)
+    flags: set[str] = field(default_factory=set)
+
+
+def _probe(session: nox.Session, script: str) -> Any:
+    """Run ``script`` in the session's interpreter and parse the JSON it prints."""
+    output = session.run("python", "-c", script, silent=True, log=False)
+    return json.loads(str(output).strip().splitlines()[-1])
+
+
+def _needs_option_table(args: list[str]) -> bool:
+    """Whether some option might take the next argument as its value."""
+    return any(
+        arg.startswith("-") and "=" not in arg and arg not in _SESSION_FLAGS for arg in args[:-1]
+    )
+
+
+def _split_args(args: list[str], value_options: dict[str, bool]) -> _ConformanceArgs:
+    """Split ``args`` as pytest's parser would: an option that takes a value keeps it
+    (``--opt value``, ``--opt=value``, ``-p value``, ``-pvalue``, ``-xk expr``); every other
+    word is a target. ``value_options`` maps an option to whether its value is optional."""
+    parsed = _ConformanceArgs()
+    rest = deque(args)
+    while rest:
+        arg = rest.popleft()
+        if arg in _SESSION_FLAGS:
+            parsed.flags.add(arg)
+        elif arg == "--":
+            parsed.pytest_args += [arg, *rest]
+            rest.clear()
+        elif not arg.startswith("-") or arg == "-":
+            parsed.targets.append(arg)
+        else:
+            parsed.pytest_args.append(arg)
+            option = _value_option(arg, value_options)
+            optional = option is not None and value_options[option]
+            if option is not None and rest and not (optional and rest[0].startswith("-")):
+                parsed.pytest_args.append(rest.popleft())
+    return parsed
+
+
+def _value_option(arg: str, value_options: dict[str, bool]) -> str | None:
+    """The option in ``arg`` whose value is the next argument, if there is one."""
+    if arg.startswith("--"):
+        return arg if arg in value_options and "=" not in arg else None
+    for index in range(1, len(arg)):  # a cluster of short options: -xvs, -xk, -pNAME
+        short = "-" + arg[index]
+        if short in value_options:
+            return short if index == len(arg) - 1 else None
+    return None
 
 
 def _adapter_names(package: Path) -> list[str]:
@@ -64,43 +147,63 @@ def _adapter_names(package: Path) -> list[str]:
     return names
 
 
+def _uninstall_stale_adapters(session: nox.Session, targets: list[str]) -> None:
+    """Remove adapter packages earlier runs installed that register none of ``targets``, so
+    a run checks the built-ins plus exactly what it names."""
+    installed: dict[str, list[str]] = _probe(session, _ADAPTERS_PROBE)
+    stale = sorted(dist for dist, names in installed.items() if not set(names) & set(targets))
+    if not stale:
+        return
+    session.log(f"uninstalling adapter packages of earlier runs: {', '.join(stale)}")
+    if session.venv_backend == "uv":
+        python = str(Path(session.bin) / "python")
+        session.run("uv", "pip", "uninstall", "--python", python, *stale, external=True)
+    else:
+        session.run("python", "-m", "pip", "uninstall", "--yes", "--quiet", *stale)
+
+
 @nox.session(python=PYTHON)
 def conformance(session: nox.Session) -> None:
     """Run the conformance suite: ``nox -s conformance -- [TARGET ...] [--live] [--record]``.
 
     TARGET is a registered provider name or a path to an adapter package (installed first);
-    no TARGET checks every registered provider. Reports go to ``--report-dir``
-    (default ``conformance-report/``).
+    no TARGET checks every registered provider. Providers registered by the modules in
+    ``PROVARA_PROVIDER_MODULES`` are registered too, and paths and modules are found from
+    the directory nox was run in. Reports go to ``--report-dir`` (default
+    ``conformance-report/`` there). Any other pytest option passes through.
     """
     session.install("-e", ".")
-    targets: list[str] = []
-    options: list[str] = []
-    args = iter(session.posargs)
-    for arg in args:
-        if arg.startswith("-"):
-            options.append(arg)
-            if arg in _VALUE_OPTIONS:
-                options.append(next(args, ""))
-        elif Path(arg).is_dir():
-            package = Path(arg).resolve()
-            try:
-                names = _adapter_names(package)
-            except ValueError as exc:
-                session.error(str(exc))
-            session.install(str(package))
-            targets.extend(names)
-            recorded = package / "tests" / "fixtures"
-            if recorded.is_dir():
-                options += [f"--conformance-fixtures={name}={recorded}" for name in names]
-        else:
-            targets.append(arg)
+    posargs = list(session.posargs)
+    table = _probe(session, _VALUE_OPTIONS_PROBE) if _needs_option_table(posargs) else {}
+    args = _split_args(posargs, table)
+    here = Path(session.invoked_from)
+    packages: list[Path] = []
+    names: list[str] = []
+    for target in args.targets:
+        folder = here / target
+        if not folder.is_dir():
+            names.append(target)
+            continue
+        try:
+            package_names = _adapter_names(folder.resolve())
+        except ValueError as exc:
+            session.error(str(exc))
+        packages.append(folder.resolve())
+        names += package_names
+        recorded = folder.resolve() / "tests" / "fixtures"
+        if recorded.is_dir():
+            args.pytest_args += [f"--conformance-fixtures={n}={recorded}" for n in package_names]
+    _uninstall_stale_adapters(session, names)
+    for package in packages:
+        session.install(str(package))
     # The suite's own settings, not this project's test configuration.
     ini = Path(session.create_tmp()) / "conformance.ini"
     ini.write_text("[pytest]\nxfail_strict = true\n", encoding="utf-8")
-    selected = [f"--conformance-target={name}" for name in targets]
+    selected = [f"--conformance-target={name}" for name in names]
+    session.chdir(here)  # PROVARA_PROVIDER_MODULES and the reports: where the user is
     session.run(
         *("pytest", "-c", str(ini), "--rootdir", ".", "-p", "no:cacheprovider"),
-        *("--pyargs", "conformance.registered", *selected, *options),
+        *("--pyargs", "conformance.registered", *selected, *args.pytest_args),
     )
 
 
