@@ -1,0 +1,79 @@
+"""The dialects' reference readers read back exactly what the dialects render.
+
+The conformance suite holds adapters against these readers, so a reader that misreads a
+dimension (reasoning, a fragmented tool call, cached tokens, a wire finish reason) would
+pass a broken adapter or fail a good one. Generated replies cover every dimension.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+
+from conformance.checks.outcome import replies
+from conformance.outcome import expected_from_reply
+from provara_kit.testing import DIALECTS, CannedReply, StreamFaults, WireDialect
+from provara_kit.testing.dialects.base import StreamExpectation
+from provara_kit.testing.framing import SSE_FRAMINGS
+
+
+def _normalized(reading: StreamExpectation) -> StreamExpectation:
+    """No arguments and ``{}`` are the same call; JSON spacing is not meaningful."""
+    calls = tuple(
+        (id_, name, json.loads(arguments) if arguments.strip() else {})
+        for id_, name, arguments in reading.tool_calls
+    )
+    return StreamExpectation(
+        reading.clean,
+        reading.text,
+        reading.input_tokens,
+        reading.output_tokens,
+        reading.finish_reason,
+        reasoning=reading.reasoning,
+        tool_calls=calls,  # type: ignore[arg-type]
+        model=reading.model,
+    )
+
+
+@pytest.mark.parametrize("name", sorted(DIALECTS))
+def test_readers_agree_with_the_script(name: str) -> None:
+    dialect: WireDialect = DIALECTS[name]
+
+    @settings(max_examples=60, deadline=None, database=None, derandomize=True)
+    @given(reply=replies(dialect, "model-x"))
+    def agree(reply: CannedReply) -> None:
+        expected = _normalized(expected_from_reply(dialect, reply))
+        streamed = dialect.read_stream(b"".join(dialect.render_stream(reply)))
+        completed = dialect.read_completion(dialect.render_completion(reply))
+        assert streamed is not None and completed is not None
+        assert _normalized(streamed) == expected
+        assert _normalized(completed) == expected
+
+    agree()
+
+
+@pytest.mark.parametrize("name", sorted(DIALECTS))
+def test_every_framing_reads_the_same(name: str) -> None:
+    dialect = DIALECTS[name]
+    reply = CannedReply(
+        ("Olá", " 🍋\n", "x"),
+        tool_calls=(("call_1", "f", '{"a": [1, 2], "b": "c d"}'),),
+        argument_pieces=3,
+    )
+    plain = dialect.read_stream(b"".join(dialect.render_stream(reply)))
+    for framing in SSE_FRAMINGS:
+        framed = framing.apply(dialect.stream_frames(reply, StreamFaults()))
+        body = b"".join(frame.data for frame in framed)
+        assert dialect.read_stream(body) == plain, framing.label
+
+
+def test_a_framing_changes_the_bytes_it_promises() -> None:
+    dialect = DIALECTS["openai-chat"]
+    frames = dialect.stream_frames(CannedReply(("Hi",)), StreamFaults())
+    body = b"".join(f.data for f in SSE_FRAMINGS[-1].apply(frames))
+    assert body.startswith("\ufeff".encode())
+    assert b"data:{\r\ndata:" in body and b"data:[DONE]\r\n" in body
+    assert b"\nid:" not in body and b"\r\nid:" in body and b"retry:3000" in body
+    assert b": a comment inside the event" in body
