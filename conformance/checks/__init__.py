@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conformance.checks import accounting, properties, replay, status_200, status_errors, streams
 from conformance.checks import outcome as outcome_checks
-from conformance.checks import lifecycle
+from conformance.checks import lifecycle, secrets
 from conformance.checks import requests as request_checks
 from conformance.checks.registry import CHECKS, Check, check
 
@@ -12,4 +12,4 @@ __all__ = ["CHECKS", "Check", "check"]
 
 # The modules register on import; keep the names used so linters see why they are here.
 _MODULES = (status_200, status_errors, streams, accounting, properties, replay, outcome_checks)
-_REQUEST_MODULES = (request_checks, lifecycle)
+_REQUEST_MODULES = (request_checks, lifecycle, secrets)
