@@ -12,6 +12,7 @@ module that cannot be imported is a usage error naming what is registered.
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -118,15 +119,24 @@ class ConformanceSession:
         status = _status(report)
         if check_id is None or target is None or status is None:
             return
+        self._learn_live_keys()
         self.report.record(
             CheckRow(
                 target=str(target),
                 id=str(check_id),
                 status=status,
-                reason="" if status == "passed" else _reason(report),
+                reason="" if status == "passed" else self.report.scrub(_reason(report)),
                 duration_s=round(report.duration, 3),
             )
         )
+
+    def _learn_live_keys(self) -> None:
+        """Add the targets' keys from the environment to what the report scrubs: a
+        failing check's reason may quote what an adapter leaked."""
+        for target in self.config.stash[TARGETS_KEY].values():
+            key = os.environ.get(target.api_key_env) if target.api_key_env else None
+            if key and len(key) >= 8:  # a placeholder like 'x' is no secret to scrub
+                self.report.secrets.add(key)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if not self.report.rows:

@@ -13,7 +13,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from conformance.context import FAKE_KEY
+from conformance.params import declared_params
 from conformance.target import ConformanceTarget
+from provara_kit.errors import redact
 
 __all__ = ["CheckRow", "ConformanceReport", "Status"]
 
@@ -37,6 +40,12 @@ class ConformanceReport:
     partial: bool = False
     targets: dict[str, ConformanceTarget] = field(default_factory=dict)
     rows: dict[tuple[str, str], CheckRow] = field(default_factory=dict)
+    secrets: set[str] = field(default_factory=lambda: {FAKE_KEY})
+    """Keys scrubbed from everything written: the suite's fake key, and live keys."""
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every key in :attr:`secrets` replaced."""
+        return redact(text, self.secrets)
 
     def record(self, row: CheckRow) -> None:
         """Keep the worst outcome per (target, check): a failed teardown beats a passed call."""
@@ -88,6 +97,7 @@ class ConformanceReport:
             "adapter_version": target.adapter_version if target else "unknown",
             "wire": target.dialect.name if target else "",
             "models": list(target.models) if target else [],
+            "params": _params_json(target),
             "checks": [
                 {k: v for k, v in asdict(row).items() if k != "target"}
                 for (t, _), row in self.rows.items()
@@ -159,6 +169,16 @@ class ConformanceReport:
         paths = []
         for filename, text in outputs.items():
             path = folder / filename
-            path.write_text(text, encoding="utf-8")
+            path.write_text(self.scrub(text), encoding="utf-8")
             paths.append(path)
         return paths
+
+
+def _params_json(target: ConformanceTarget | None) -> dict[str, object] | None:
+    """The request parameters the target declares (see ``request-shape``)."""
+    if target is None:
+        return None
+    try:
+        return declared_params(target).to_json()
+    except Exception as exc:  # the report is written whatever the adapter does
+        return {"error": f"{type(exc).__name__}: {exc}"}
