@@ -19,6 +19,7 @@ from provara_kit.testing import (
     ErrorFault,
     ScriptedUpstream,
     StreamFaults,
+    WireDialect,
 )
 from provara_kit.types import ChatRequest, ProvaraMeta, StreamEvent, TextDelta
 
@@ -129,10 +130,12 @@ class CheckContext:
         error: ErrorFault | None = None,
         models: Sequence[str] | None = None,
         stream_timeout_ms: int | None = None,
+        dialect: WireDialect | None = None,
     ) -> AsyncIterator[tuple[Provider, ScriptedUpstream]]:
-        """The target wired to a scripted upstream speaking its dialect."""
+        """The target wired to a scripted upstream speaking its dialect (or ``dialect``,
+        one of its :meth:`~provara_kit.testing.WireDialect.wire_variants`)."""
         upstream = ScriptedUpstream(
-            self.target.dialect,
+            dialect or self.target.dialect,
             reply=reply or self.reply(),
             faults=faults,
             error=error,

@@ -141,8 +141,7 @@ def compare_outcome(
     meta = got.meta
     found.expect(
         got.finish_reason == meta.finish_reason,
-        f"{where}: meta.finish_reason {meta.finish_reason!r} != the answer's "
-        f"{got.finish_reason!r}",
+        f"{where}: meta.finish_reason {meta.finish_reason!r} != the answer's {got.finish_reason!r}",
     )
     found.expect(meta.provider == ctx.target.name, f"{where}: meta.provider {meta.provider!r}")
     found.expect(

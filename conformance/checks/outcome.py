@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from conformance.checks.registry import check
 from conformance.context import CheckContext, Findings, run_stream
 from conformance.outcome import Outcome, compare_outcome, expected_from_reply
+from provara_kit.errors import StreamAbortedError
 from provara_kit.testing import CannedReply, StreamFaults, WireDialect
 from provara_kit.testing.dialects.base import StreamExpectation
 
@@ -36,7 +37,9 @@ _NAMES = ("get_weather", "search_docs", "lookup_order")
 _WEATHER = json.dumps({"city": "Lisbon", "unit": "celsius", "days": 3})
 
 
-def _reply(ctx: CheckContext, chunks: tuple[str, ...] = ("Hello", ", world"), **fields: object) -> CannedReply:
+def _reply(
+    ctx: CheckContext, chunks: tuple[str, ...] = ("Hello", ", world"), **fields: object
+) -> CannedReply:
     values: dict[str, object] = {"input_tokens": 1234, "output_tokens": 567}
     values.update(fields)
     return ctx.reply(chunks, **values)
@@ -71,7 +74,7 @@ def dimension_cases(ctx: CheckContext) -> dict[str, CannedReply]:
         argument_pieces=4,
         tool_calls=(
             call,
-            ("call_s2", "search_docs", json.dumps({"query": "naïve 🍋 \"quoted\""})),
+            ("call_s2", "search_docs", json.dumps({"query": 'naïve 🍋 "quoted"'})),
             ("call_o3", "lookup_order", json.dumps({"id": 42, "rush": False, "note": None})),
         ),
     )
@@ -88,10 +91,16 @@ def dimension_cases(ctx: CheckContext) -> dict[str, CannedReply]:
     return cases
 
 
-async def _judge(ctx: CheckContext, reply: CannedReply, where: str, found: Findings) -> None:
-    dialect = ctx.target.dialect
+async def _judge(
+    ctx: CheckContext,
+    reply: CannedReply,
+    where: str,
+    found: Findings,
+    dialect: WireDialect | None = None,
+) -> None:
+    dialect = dialect or ctx.target.dialect
     request = ctx.request()
-    async with ctx.scripted(reply=reply) as (provider, upstream):
+    async with ctx.scripted(reply=reply, dialect=dialect) as (provider, upstream):
         try:
             response = await provider.complete(request)
         except Exception as exc:  # any error is the finding
@@ -113,15 +122,33 @@ async def _judge(ctx: CheckContext, reply: CannedReply, where: str, found: Findi
         found.fail(f"{label}: ended with {stream.error!r} and {len(stream.metas)} meta events")
         return
     compare_outcome(
-        found, label, ctx, request, _stream_expectation(dialect, reply, sent), Outcome.of_stream(stream)
+        found,
+        label,
+        ctx,
+        request,
+        _stream_expectation(dialect, reply, sent),
+        Outcome.of_stream(stream),
     )
 
 
-def _stream_expectation(dialect: WireDialect, reply: CannedReply, sent: object) -> StreamExpectation:
+async def _aborts(ctx: CheckContext, dialect: WireDialect, prefix: str, found: Findings) -> None:
+    """The variant's in-stream error event, after the first content, aborts the stream."""
+    faults = StreamFaults(error_event_after=1)
+    async with ctx.scripted(reply=_reply(ctx), faults=faults, dialect=dialect) as (provider, _):
+        stream = await run_stream(provider, ctx.request())
+    found.expect(
+        isinstance(stream.error, StreamAbortedError) and not stream.metas,
+        f"{prefix}an error event after the first content ended with "
+        f"{type(stream.error).__name__ if stream.error else 'a clean end'} and "
+        f"{len(stream.metas)} meta events, expected StreamAbortedError and none",
+    )
+
+
+def _stream_expectation(
+    dialect: WireDialect, reply: CannedReply, sent: object
+) -> StreamExpectation:
     """The reference reading of the stream the upstream sent for the adapter's request."""
-    body = b"".join(
-        dialect.render_stream(reply, request=sent if isinstance(sent, dict) else None)
-    )
+    body = b"".join(dialect.render_stream(reply, request=sent if isinstance(sent, dict) else None))
     return dialect.read_stream(body) or expected_from_reply(dialect, reply)
 
 
@@ -139,7 +166,7 @@ def replies(dialect: WireDialect, model: str) -> st.SearchStrategy[CannedReply]:
         calls = draw(st.lists(st.tuples(st.sampled_from(_NAMES), arguments), max_size=3))
         input_tokens = draw(st.integers(0, 100_000))
         output_tokens = draw(st.integers(0, 20_000))
-        reasoning = ()
+        reasoning: tuple[str, ...] = ()
         if dialect.carries_reasoning:
             reasoning = tuple(draw(st.lists(st.text(min_size=1, max_size=10), max_size=3)))
         cached = reasoning_tokens = 0
@@ -168,17 +195,23 @@ def replies(dialect: WireDialect, model: str) -> st.SearchStrategy[CannedReply]:
 def outcome_fidelity(ctx: CheckContext) -> None:
     found = Findings()
 
+    variants = ctx.target.dialect.wire_variants()
+
     async def sweep() -> None:
-        for label, reply in dimension_cases(ctx).items():
-            await _judge(ctx, reply, label, found)
+        for variant, dialect in variants.items():
+            prefix = "" if len(variants) == 1 or dialect is ctx.target.dialect else f"{variant}: "
+            for label, reply in dimension_cases(ctx).items():
+                await _judge(ctx, reply, prefix + label, found, dialect)
+            await _aborts(ctx, dialect, prefix, found)
 
     asyncio.run(sweep())
     found.raise_if_any()
     model = ctx.model
+    labels = sorted(variants)
 
     # Combinations that once slipped past narrower checks stay pinned as examples.
     @SETTINGS
-    @given(reply=replies(ctx.target.dialect, model))
+    @given(reply=replies(ctx.target.dialect, model), variant=st.sampled_from(labels))
     @example(
         reply=CannedReply(
             chunks=(" ",),
@@ -190,11 +223,12 @@ def outcome_fidelity(ctx: CheckContext) -> None:
             tool_calls=(("call_0", "search_docs", '{"q": 1}'), ("call_1", "get_weather", "{}")),
             argument_pieces=3,
             wire_finish_reason="length",
-        )
+        ),
+        variant=labels[0],
     )
-    def combined(reply: CannedReply) -> None:
+    def combined(reply: CannedReply, variant: str) -> None:
         combo = Findings()
-        asyncio.run(_judge(ctx, reply, "generated reply", combo))
+        asyncio.run(_judge(ctx, reply, f"generated reply ({variant})", combo, variants[variant]))
         if combo.problems:
             raise AssertionError("; ".join(combo.problems) + f" -- for {reply!r}")
 

@@ -184,8 +184,9 @@ class StreamFaults:
 class ErrorFault:
     """Answer with ``status`` and the wire's error body carrying ``message``.
 
-    ``body`` picks the body's form (see :data:`ErrorBody`); ``retry_after`` is sent as the ``Retry-After`` header (seconds, or an HTTP date string);
-    ``error_type`` overrides the wire's usual error type for the status.
+    ``body`` picks the body's form (see :data:`ErrorBody`); ``retry_after`` is sent as the
+    ``Retry-After`` header (seconds, or an HTTP date string); ``error_type`` overrides the
+    wire's usual error type for the status.
     """
 
     status: int

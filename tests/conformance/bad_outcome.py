@@ -193,6 +193,57 @@ class SubtractsReasoningTokens(OpenAICompatibleProvider):
         return parsed
 
 
+# -- provider variants of the OpenAI wire ------------------------------------------------------
+
+
+class _ChunkRewriter(OpenAICompatibleProvider):
+    """Shared plumbing: the adapter's reading of each chunk misses what ``_forget`` drops."""
+
+    def _forget(self, chunk: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    async def _map_stream(
+        self, events: AsyncIterator[ServerSentEvent | None], request: ChatRequest
+    ) -> AsyncGenerator[UpstreamEvent, None]:
+        async def rewritten() -> AsyncGenerator[ServerSentEvent | None, None]:
+            async for sse in events:
+                if sse is not None and sse.data.startswith("{"):
+                    chunk = json.loads(sse.data)
+                    self._forget(chunk)
+                    sse = ServerSentEvent(data=json.dumps(chunk), event=sse.event)
+                yield sse
+
+        async for event in super()._map_stream(rewritten(), request):
+            yield event
+
+
+class ReadsReasoningContentOnly(_ChunkRewriter):
+    """Reads reasoning from ``delta.reasoning_content`` only (DeepSeek's field): providers
+    that stream it as ``delta.reasoning`` (OpenRouter, Groq) lose it."""
+
+    def _forget(self, chunk: dict[str, Any]) -> None:
+        for choice in chunk.get("choices") or ():
+            (choice.get("delta") or {}).pop("reasoning", None)
+
+
+class IndexlessToolCallsShareSlotZero(_ChunkRewriter):
+    """``index = call.get("index", 0)``: Mistral sends whole tool calls without an index,
+    so parallel calls all land in slot 0 and run together."""
+
+    def _forget(self, chunk: dict[str, Any]) -> None:
+        for choice in chunk.get("choices") or ():
+            for call in (choice.get("delta") or {}).get("tool_calls") or ():
+                call.setdefault("index", 0)
+
+
+class IgnoresGroqUsage(_ChunkRewriter):
+    """Reads ``chunk["usage"]`` only: Groq's legacy streams report it under
+    ``x_groq.usage``, so their token counts are estimated instead of billed."""
+
+    def _forget(self, chunk: dict[str, Any]) -> None:
+        chunk.pop("x_groq", None)
+
+
 # -- framing -------------------------------------------------------------------------------------
 
 
@@ -235,7 +286,11 @@ async def _naive_sse(response: httpx.Response) -> AsyncGenerator[ServerSentEvent
 
 
 CASES: tuple[Case, ...] = (
-    Case("outcome-fidelity", MaxTokensUnmapped, r"finish reason 'max_tokens' \(complete\): finish_reason 'max_tokens' != 'length'"),
+    Case(
+        "outcome-fidelity",
+        MaxTokensUnmapped,
+        r"finish reason 'max_tokens' \(complete\): finish_reason 'max_tokens' != 'length'",
+    ),
     Case(
         "outcome-fidelity",
         LastArgumentFragmentWins,
@@ -246,14 +301,26 @@ CASES: tuple[Case, ...] = (
         MergesParallelToolCalls,
         r"parallel tool calls, arguments in fragments \(stream\): 1 tool calls != 3",
     ),
-    Case("outcome-fidelity", ReasoningAsText, r"reasoning, then text \(complete\): text 'Six times seven.42' != '42'"),
-    Case("outcome-fidelity", DropsWhitespaceDeltas, r"whitespace-only text \(stream\): text '' != ' \\n\\t '"),
+    Case(
+        "outcome-fidelity",
+        ReasoningAsText,
+        r"reasoning, then text \(complete\): text 'Six times seven.42' != '42'",
+    ),
+    Case(
+        "outcome-fidelity",
+        DropsWhitespaceDeltas,
+        r"whitespace-only text \(stream\): text '' != ' \\n\\t '",
+    ),
     Case(
         "outcome-fidelity",
         StripsCompletionText,
         r"leading and trailing spaces \(complete\): text 'Hi there' != '  Hi there  '",
     ),
-    Case("outcome-fidelity", SumsContinuousUsage, r"usage cumulative \(stream\): output tokens \(\d+, 'upstream'\) != \(567, 'upstream'\)"),
+    Case(
+        "outcome-fidelity",
+        SumsContinuousUsage,
+        r"usage cumulative \(stream\): output tokens \(\d+, 'upstream'\) != \(567, 'upstream'\)",
+    ),
     Case(
         "outcome-fidelity",
         IgnoresCacheTokens,
@@ -265,6 +332,21 @@ CASES: tuple[Case, ...] = (
         r"cached input and reasoning output \(complete\): output tokens \(267, 'upstream'\) != \(567, 'upstream'\)",
     ),
     Case(
+        "outcome-fidelity",
+        ReadsReasoningContentOnly,
+        r"OpenRouter-style .*: reasoning, then text \(stream\): reasoning '' != 'Six times seven.'",
+    ),
+    Case(
+        "outcome-fidelity",
+        IndexlessToolCallsShareSlotZero,
+        r"Mistral-style .*: parallel tool calls, arguments in fragments \(stream\): 1 tool calls != 3",
+    ),
+    Case(
+        "outcome-fidelity",
+        IgnoresGroqUsage,
+        r"Groq-style .*: plain text \(stream\): input tokens \(\d+, 'estimated'\) != \(1234, 'upstream'\)",
+    ),
+    Case(
         "replay-fixtures",
         ReasoningAsText,
         r"stream-tools #1: text 'Let me think.' != ''; stream-tools #1: reasoning '' != 'Let me think.'",
@@ -274,5 +356,7 @@ CASES: tuple[Case, ...] = (
         LastArgumentFragmentWins,
         r"stream-tools #1: tool call 0 arguments '.*' != '\{\"city\": \"Lisbon\"\}'",
     ),
-    Case("sse-framing", SplitsOnBlankLine, r"space_after_colon=False: ended with StreamAbortedError"),
+    Case(
+        "sse-framing", SplitsOnBlankLine, r"space_after_colon=False: ended with StreamAbortedError"
+    ),
 )

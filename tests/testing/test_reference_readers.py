@@ -37,10 +37,15 @@ def _normalized(reading: StreamExpectation) -> StreamExpectation:
     )
 
 
-@pytest.mark.parametrize("name", sorted(DIALECTS))
-def test_readers_agree_with_the_script(name: str) -> None:
-    dialect: WireDialect = DIALECTS[name]
+VARIANTS = [
+    pytest.param(variant, id=f"{name}: {label}")
+    for name in sorted(DIALECTS)
+    for label, variant in DIALECTS[name].wire_variants().items()
+]
 
+
+@pytest.mark.parametrize("dialect", VARIANTS)
+def test_readers_agree_with_the_script(dialect: WireDialect) -> None:
     @settings(max_examples=60, deadline=None, database=None, derandomize=True)
     @given(reply=replies(dialect, "model-x"))
     def agree(reply: CannedReply) -> None:
@@ -67,6 +72,21 @@ def test_every_framing_reads_the_same(name: str) -> None:
         framed = framing.apply(dialect.stream_frames(reply, StreamFaults()))
         body = b"".join(frame.data for frame in framed)
         assert dialect.read_stream(body) == plain, framing.label
+
+
+def test_the_openai_variants_differ_where_they_say() -> None:
+    variants = DIALECTS["openai-chat"].wire_variants()
+    reply = CannedReply(("Hi",), reasoning=("r",), tool_calls=(("c1", "f", '{"a": 1}'),))
+    bodies = {
+        label: b"".join(dialect.render_stream(reply)).decode()
+        for label, dialect in variants.items()
+    }
+    assert len(set(bodies.values())) == len(bodies)
+    openrouter, groq, mistral, perplexity = list(bodies.values())[1:]
+    assert '"reasoning":"r"' in openrouter and openrouter.count('"id":"c1"') == 2
+    assert '"x_groq"' in groq and '"usage":{' not in groq.replace('"req_scripted","usage":{', "")
+    assert '"type":"thinking"' in mistral and '"index":0,"id"' not in mistral
+    assert "[DONE]" not in perplexity
 
 
 def test_a_framing_changes_the_bytes_it_promises() -> None:

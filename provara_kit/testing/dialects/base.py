@@ -173,6 +173,11 @@ class WireDialect(ABC):
         wire = self.wire_finish_reason(reply)
         return self.finish_reasons.get(wire, wire)
 
+    def wire_variants(self) -> dict[str, WireDialect]:
+        """The forms this wire takes at the providers that speak it, labelled (each one a
+        dialect); by default the wire alone."""
+        return {"as specified": self}
+
     def framings(self) -> tuple[SSEFraming, ...]:
         """The forms the wire's stream framing allows for the same events."""
         from provara_kit.testing.framing import SSE_FRAMINGS

@@ -8,9 +8,11 @@ while every other chunk carries ``"usage": null``, and ``data: [DONE]``.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Final
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final, Literal
 
 from provara_kit.sse import encode_comment, encode_event
 from provara_kit.testing.dialects.base import (
@@ -23,7 +25,7 @@ from provara_kit.testing.dialects.base import (
 )
 from provara_kit.testing.script import CannedReply, StreamFaults
 
-__all__ = ["OpenAIChatDialect"]
+__all__ = ["OpenAIChatDialect", "OpenAIQuirks"]
 
 CREATED: Final = 1_755_691_077
 """The fixed ``created`` timestamp, so rendered bodies are reproducible."""
@@ -37,11 +39,55 @@ _ERROR_TYPES: Final[Mapping[int, tuple[str, str | None]]] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class OpenAIQuirks:
+    """How one OpenAI-compatible provider departs from OpenAI's own wire (all off: OpenAI).
+
+    * ``reasoning_field``: reasoning as ``reasoning_content`` (DeepSeek, Z.ai), ``reasoning``
+      (OpenRouter, Groq) or Mistral's ``thinking`` content parts.
+    * ``usage_on_finish_chunk``: usage rides on the finish chunk, no usage chunk follows.
+    * ``groq_usage``: usage under ``x_groq.usage`` (Groq's legacy streams).
+    * ``whole_tool_calls``: each call whole in one chunk, without an ``index`` (Mistral).
+    * ``repeat_tool_identity``: id and name on every fragment (OpenRouter).
+    * ``error_event``: an in-stream error as ``event: error`` (Groq) rather than a chunk
+      with an ``error`` object (OpenRouter).
+    """
+
+    reasoning_field: Literal["reasoning_content", "reasoning", "thinking_parts"] = (
+        "reasoning_content"
+    )
+    usage_on_finish_chunk: bool = False
+    groq_usage: bool = False
+    whole_tool_calls: bool = False
+    repeat_tool_identity: bool = False
+    error_event: bool = False
+
+
+_VARIANTS: Final[Mapping[str, tuple[bool, OpenAIQuirks]]] = {
+    "OpenRouter-style (reasoning, repeated tool ids, usage on the finish chunk)": (
+        True,
+        OpenAIQuirks(
+            reasoning_field="reasoning", repeat_tool_identity=True, usage_on_finish_chunk=True
+        ),
+    ),
+    "Groq-style (x_groq usage, error events)": (
+        True,
+        OpenAIQuirks(reasoning_field="reasoning", groq_usage=True, error_event=True),
+    ),
+    "Mistral-style (thinking parts, whole tool calls without index)": (
+        True,
+        OpenAIQuirks(reasoning_field="thinking_parts", whole_tool_calls=True),
+    ),
+    "Perplexity-style (no [DONE])": (False, OpenAIQuirks()),
+}
+
+
 class OpenAIChatDialect(WireDialect):
     """The ``openai-chat`` wire.
 
     ``done_marker=False`` plays a provider that never sends ``data: [DONE]`` and ends the
-    body after the finish chunk instead (Perplexity), which is a clean end too.
+    body after the finish chunk instead (Perplexity), which is a clean end too; ``quirks``
+    plays another provider's departures (:class:`OpenAIQuirks`).
     """
 
     name: ClassVar[str] = "openai-chat"
@@ -61,8 +107,27 @@ class OpenAIChatDialect(WireDialect):
     carries_reasoning: ClassVar[bool] = True
     reports_cached_tokens: ClassVar[bool] = True
 
-    def __init__(self, *, done_marker: bool = True) -> None:
+    def __init__(self, *, done_marker: bool = True, quirks: OpenAIQuirks | None = None) -> None:
         self.done_marker = done_marker
+        self.quirks = quirks or OpenAIQuirks()
+
+    def wire_variants(self) -> dict[str, WireDialect]:
+        """This wire as OpenAI sends it, and as the compatible providers do."""
+        variants: dict[str, WireDialect] = {"as OpenAI sends it": self}
+        for label, (done_marker, quirks) in _VARIANTS.items():
+            variant = copy.copy(self)
+            variant.done_marker = done_marker
+            variant.quirks = quirks
+            variants[label] = variant
+        return variants
+
+    def _reasoning_delta(self, piece: str) -> dict[str, Any]:
+        field = self.quirks.reasoning_field
+        if field == "thinking_parts":
+            return {
+                "content": [{"type": "thinking", "thinking": [{"type": "text", "text": piece}]}]
+            }
+        return {"content": None, field: piece}
 
     def render_completion(self, reply: CannedReply) -> bytes:
         message: dict[str, Any] = {
@@ -72,7 +137,14 @@ class OpenAIChatDialect(WireDialect):
             "annotations": [],
         }
         if reply.reasoning:
-            message["reasoning_content"] = reply.reasoning_text
+            if self.quirks.reasoning_field == "thinking_parts":
+                thinking = [{"type": "text", "text": reply.reasoning_text}]
+                message["content"] = [
+                    {"type": "thinking", "thinking": thinking},
+                    {"type": "text", "text": reply.text},
+                ]
+            else:
+                message[self.quirks.reasoning_field] = reply.reasoning_text
         if reply.tool_calls:
             message["tool_calls"] = [
                 {"id": id_, "type": "function", "function": {"name": name, "arguments": args}}
@@ -109,7 +181,8 @@ class OpenAIChatDialect(WireDialect):
             (request.get("stream_options") or {}).get("include_usage")
         )
         usage_field = reply.usage == "null" or (include_usage and reply.usage != "absent")
-
+        quirks = self.quirks
+        reports = include_usage and reply.usage in ("present", "partial", "zero", "cumulative")
         cumulative = include_usage and reply.usage == "cumulative"
         produced = 0  # output tokens reported so far, for cumulative usage
 
@@ -129,11 +202,13 @@ class OpenAIChatDialect(WireDialect):
             }
             if cumulative and (index is not None or finish_reason is not None):
                 # Continuous usage stats: every content chunk reports the counts so far.
-                produced = reply.output_tokens if finish_reason else min(
-                    produced + 1, reply.output_tokens
+                produced = (
+                    reply.output_tokens if finish_reason else min(produced + 1, reply.output_tokens)
                 )
-                body["usage"] = _usage(reply, output_tokens=produced)
-            elif usage_field:
+                self._put_usage(body, _usage(reply, output_tokens=produced))
+            elif finish_reason is not None and reports and quirks.usage_on_finish_chunk:
+                self._put_usage(body, _usage(reply))
+            elif usage_field and not quirks.groq_usage:
                 body["usage"] = None
             return Frame(encode_event(dumps(body)), index)
 
@@ -145,7 +220,7 @@ class OpenAIChatDialect(WireDialect):
                 chunk({"content": ""}),
             ]
         for piece in reply.reasoning:
-            frames.append(chunk({"content": None, "reasoning_content": piece}))
+            frames.append(chunk(self._reasoning_delta(piece)))
         error_after = faults.error_event_after
         for i, text in enumerate(reply.chunks):
             if error_after == i:
@@ -156,17 +231,30 @@ class OpenAIChatDialect(WireDialect):
         if error_after is not None:
             frames.append(Frame(self.render_stream_error("The server had an error")))
             return frames
-        for j, (id_, name, args) in enumerate(reply.tool_calls):
+        if quirks.whole_tool_calls and reply.tool_calls:
+            whole = [
+                {"id": id_, "type": "function", "function": {"name": name, "arguments": args}}
+                for id_, name, args in reply.tool_calls
+            ]
+            frames.append(chunk({"tool_calls": whole}))
+        for j, (id_, name, args) in enumerate(() if quirks.whole_tool_calls else reply.tool_calls):
             function = {"name": name, "arguments": ""}
             call = {"index": j, "id": id_, "type": "function", "function": function}
             frames.append(chunk({"tool_calls": [call]}))
             for fragment in reply.argument_fragments(args):
-                fragment_call = {"index": j, "function": {"arguments": fragment}}
+                fragment_call: dict[str, Any] = {"index": j, "function": {"arguments": fragment}}
+                if quirks.repeat_tool_identity:
+                    fragment_call = {
+                        "index": j,
+                        "id": id_,
+                        "type": "function",
+                        "function": {"name": name, "arguments": fragment},
+                    }
                 frames.append(chunk({"tool_calls": [fragment_call]}))
         if faults.omit_terminal:
             return frames
         frames.append(chunk({}, self.wire_finish_reason(reply)))
-        if include_usage and reply.usage in ("present", "partial", "zero", "cumulative"):
+        if reports and not quirks.usage_on_finish_chunk:
             body = {
                 "id": reply.id,
                 "object": "chat.completion.chunk",
@@ -174,8 +262,8 @@ class OpenAIChatDialect(WireDialect):
                 "model": reply.model,
                 "system_fingerprint": None,
                 "choices": [],
-                "usage": _usage(reply),
             }
+            self._put_usage(body, _usage(reply))
             frames.append(Frame(encode_event(dumps(body))))
         if self.done_marker:
             frames.append(Frame(encode_event("[DONE]")))
@@ -197,7 +285,15 @@ class OpenAIChatDialect(WireDialect):
 
     def render_stream_error(self, message: str, error_type: str | None = None) -> bytes:
         body = {"error": {"message": message, "type": error_type or "server_error"}}
+        if self.quirks.error_event:
+            return encode_event(dumps(body), event="error")
         return encode_event(dumps(body))
+
+    def _put_usage(self, body: dict[str, Any], usage: dict[str, Any] | None) -> None:
+        if self.quirks.groq_usage:
+            body["x_groq"] = {"id": "req_scripted", "usage": usage}
+        else:
+            body["usage"] = usage
 
     def read_stream(self, body: bytes) -> StreamExpectation:
         """Choice 0's text, reasoning and tool calls and the last usage reported; clean at
@@ -362,7 +458,5 @@ def _thinking_text(thinking: Any) -> str:
     if isinstance(thinking, str):
         return thinking
     if isinstance(thinking, list):
-        return "".join(
-            p.get("text") or "" for p in thinking if isinstance(p, dict)
-        )
+        return "".join(p.get("text") or "" for p in thinking if isinstance(p, dict))
     return ""
