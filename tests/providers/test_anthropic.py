@@ -29,6 +29,7 @@ from provara_kit.errors import (
     RateLimitError,
     RequestTooLargeError,
     StreamAbortedError,
+    UnsupportedParameterError,
     UpstreamServerError,
     error_from_response,
 )
@@ -339,8 +340,7 @@ async def test_sampling_fields_stop_and_passthrough() -> None:
         top_p=0.9,
         top_k=40,
         metadata={"user_id": "u-1"},
-        seed=7,  # OpenAI-only: the Messages API would reject it
-        response_format={"type": "json_object"},
+        n=1,  # no effect on a Messages answer: not sent
     )
     async with make_provider(recorder) as provider:
         await provider.complete(request)
@@ -351,9 +351,33 @@ async def test_sampling_fields_stop_and_passthrough() -> None:
     assert payload["top_p"] == 0.9
     assert payload["top_k"] == 40
     assert payload["metadata"] == {"user_id": "u-1"}
-    assert "seed" not in payload
-    assert "response_format" not in payload
+    assert "n" not in payload
     assert "stop" not in payload
+
+
+async def test_user_becomes_metadata_user_id() -> None:
+    recorder = Recorder(json_response(OK_BODY))
+    async with make_provider(recorder) as provider:
+        await provider.complete(make_request(user="tenant-7", temperature=0))
+    assert recorder.payload["metadata"] == {"user_id": "tenant-7"}
+    assert recorder.payload["temperature"] == 0
+
+
+@pytest.mark.parametrize(
+    "field", [{"seed": 0}, {"response_format": {"type": "json_object"}}, {"logprobs": True}]
+)
+@pytest.mark.parametrize("stream", [False, True])
+async def test_what_the_wire_cannot_express_is_refused_before_sending(
+    field: dict[str, Any], stream: bool
+) -> None:
+    recorder = Recorder(json_response(OK_BODY))
+    async with make_provider(recorder) as provider:
+        with pytest.raises(UnsupportedParameterError, match=repr(next(iter(field)))):
+            if stream:
+                await drain(provider, make_request(**field))
+            else:
+                await provider.complete(make_request(**field))
+    assert recorder.requests == []
 
 
 async def test_stop_list_is_kept_as_list() -> None:
