@@ -11,7 +11,7 @@ ADAPTER = "{{ cookiecutter.__class }}"
 ENV = "{{ cookiecutter.__env }}"
 SHAPE = "{{ cookiecutter.wire_shape }}"
 WIRE = "{{ cookiecutter.__wire }}"
-KIT = {{ cookiecutter.__kit | tojson }} or "path/to/provara-kit"
+KIT = "{{ cookiecutter.__kit }}"  # the checkout the template came from, if any
 
 shapes = Path("_shapes")
 chosen = shapes / SHAPE
@@ -29,7 +29,7 @@ Created {DIST}/ for {NAME} ({SHAPE} wire):
 
 Next:
   cd {DIST}
-  python -m pip install -e {KIT}
+  python -m pip install -e {KIT or "path/to/provara-kit"}
   python -m pip install -e ".[test]"
   pytest                               # your tests and every conformance check
 Then follow README.md to adapt the adapter to the real API.
