@@ -53,7 +53,19 @@ def gateway(session: nox.Session) -> None:
 
 
 # Options the conformance session handles itself, never passed to pytest (flags, no value).
-_SESSION_FLAGS: frozenset[str] = frozenset()
+_SESSION_FLAGS: frozenset[str] = frozenset({"--mutate"})
+
+# Options ``python -m conformance.mutation`` takes from the session's arguments (each with a
+# value); the plugin declares the ``--mutate-*`` ones, so the plain run accepts them too.
+_MUTATION_OPTIONS = (
+    "--report-dir",
+    "--conformance-fixtures",
+    "--mutate-module",
+    "--mutate-max",
+    "--mutate-children",
+    "--mutate-timeout",
+    "--mutate-workspace",
+)
 
 # Prints the option strings of pytest and its installed plugins that take a value.
 _VALUE_OPTIONS_PROBE = """
@@ -166,6 +178,9 @@ def _uninstall_stale_adapters(session: nox.Session, targets: list[str]) -> None:
 def conformance(session: nox.Session) -> None:
     """Run the conformance suite: ``nox -s conformance -- [TARGET ...] [--live] [--record]``.
 
+    ``--mutate`` then measures the suite's power on each TARGET: mutation score and surviving
+    mutants of its adapter module, in the same report (``--mutate-max N`` samples).
+
     TARGET is a registered provider name or a path to an adapter package (installed first);
     no TARGET checks every registered provider. Providers registered by the modules in
     ``PROVARA_PROVIDER_MODULES`` are registered too, and paths and modules are found from
@@ -205,6 +220,20 @@ def conformance(session: nox.Session) -> None:
         *("pytest", "-c", str(ini), "--rootdir", ".", "-p", "no:cacheprovider"),
         *("--pyargs", "conformance.registered", *selected, *args.pytest_args),
     )
+    if "--mutate" in args.flags:
+        _mutate(session, args.targets, args.pytest_args)
+
+
+def _mutate(session: nox.Session, targets: list[str], pytest_args: list[str]) -> None:
+    """``--mutate``: the suite's power on each target (mutmut over its adapter module),
+    written into the same report."""
+    session.install("mutmut>=3.8,<4")
+    options: list[str] = []
+    rest = iter(pytest_args)
+    for arg in rest:
+        if arg.split("=", 1)[0] in _MUTATION_OPTIONS:
+            options += [arg] if "=" in arg else [arg, next(rest, "")]
+    session.run("python", "-m", "conformance.mutation", *targets, *options)
 
 
 @nox.session(python=PYTHON, default=False)

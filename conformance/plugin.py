@@ -65,6 +65,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="provara_partial",
         help="allow a run that collects only some checks (the report is marked partial)",
     )
+    mutation = parser.getgroup(
+        "provara-mutation", "Mutation run (nox -s conformance -- TARGET --mutate); pytest ignores"
+    )
+    for option, help_text in MUTATION_OPTIONS.items():
+        mutation.addoption(option, dest="provara_" + option[2:].replace("-", "_"), help=help_text)
+
+
+MUTATION_OPTIONS = {
+    "--mutate-module": "a dotted module or .py file to mutate instead of the adapter's",
+    "--mutate-max": "test an evenly spread sample of N mutants",
+    "--mutate-children": "mutmut's parallel workers (default 2)",
+    "--mutate-timeout": "stop each target's mutation run after this many seconds",
+    "--mutate-workspace": "keep the mutation workspaces in this directory",
+}
+"""Options of ``python -m conformance.mutation`` that pytest accepts (and ignores), so
+``nox -s conformance`` can hand the same arguments to both runs."""
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,6 +1,7 @@
 """The conformance report: one row per (target, check), written as JSON and Markdown.
 
-and JUnit XML for CI systems.
+and JUnit XML for CI systems. A mutation run (``nox -s conformance -- TARGET --mutate``)
+adds a ``mutation`` section per target to report.json and a section to report.md.
 """
 
 from __future__ import annotations
@@ -11,14 +12,21 @@ import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from conformance.context import FAKE_KEY
 from conformance.params import declared_params
 from conformance.target import ConformanceTarget
 from provara_kit.errors import redact
 
-__all__ = ["CheckRow", "ConformanceReport", "Status"]
+__all__ = [
+    "CheckRow",
+    "ConformanceReport",
+    "MutationResult",
+    "Status",
+    "Survivor",
+    "write_mutation",
+]
 
 Status = Literal["passed", "failed", "skipped", "xfailed"]
 _SYMBOL = {"passed": "✅", "failed": "❌", "skipped": "⏭", "xfailed": "⚠️ xfail"}
@@ -182,3 +190,144 @@ def _params_json(target: ConformanceTarget | None) -> dict[str, object] | None:
         return declared_params(target).to_json()
     except Exception as exc:  # the report is written whatever the adapter does
         return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+MUTATION_HEADING = "## Mutation testing"
+_NOT_TESTED = ("not_checked", "skipped", "caught_by_type_check", "interrupted")
+
+
+@dataclass
+class Survivor:
+    """A mutant no check killed: where it is, what it changed, and how it got away."""
+
+    file: str
+    line: int
+    mutant: str
+    status: str
+    diff: str
+
+
+@dataclass
+class MutationResult:
+    """The suite's power on one target: mutmut's verdict on each mutant of its module(s).
+
+    ``counts`` maps a status (``killed``, ``survived``, ``timeout``, ``suspicious``,
+    ``no_tests``, ``segfault``, ``skipped``, ``not_checked``, ...) to a number of mutants.
+    """
+
+    target: str
+    tool: str
+    tool_version: str
+    modules: list[str]
+    counts: dict[str, int]
+    survivors: list[Survivor] = field(default_factory=list)
+    duration_s: float = 0.0
+    sampled_from: int | None = None
+
+    @property
+    def tested(self) -> int:
+        """Mutants with a verdict: every one but those not run, skipped or filtered."""
+        return sum(n for status, n in self.counts.items() if status not in _NOT_TESTED)
+
+    @property
+    def score(self) -> float | None:
+        """(killed + timeout) / tested; a mutant no check reaches counts against it."""
+        if not self.tested:
+            return None
+        caught = self.counts.get("killed", 0) + self.counts.get("timeout", 0)
+        return caught / self.tested
+
+    def to_json(self) -> dict[str, object]:
+        score = self.score
+        return {
+            "tool": self.tool,
+            "tool_version": self.tool_version,
+            "modules": list(self.modules),
+            "counts": dict(self.counts),
+            "tested": self.tested,
+            "score": None if score is None else round(score, 4),
+            "sampled_from": self.sampled_from,
+            "duration_s": round(self.duration_s, 1),
+            "survivors": [asdict(s) for s in self.survivors],
+        }
+
+    def summary(self) -> str:
+        score = self.score
+        shown = "n/a" if score is None else f"{score:.1%}"
+        others = ", ".join(
+            f"{n} {status.replace('_', ' ')}"
+            for status, n in self.counts.items()
+            if n and status not in ("killed",)
+        )
+        sample = f", a sample of {self.tested} of {self.sampled_from}" if self.sampled_from else ""
+        return (
+            f"score {shown}: {self.counts.get('killed', 0)} of {self.tested} mutants killed"
+            f"{f' ({others})' if others else ''}{sample}, {self.duration_s:.0f} s"
+        )
+
+    def markdown_lines(self) -> list[str]:
+        modules = ", ".join(f"`{m}`" for m in self.modules)
+        lines = [
+            f"### {self.target}",
+            "",
+            f"{modules} with {self.tool} {self.tool_version}: {self.summary()}.",
+            "",
+        ]
+        for survivor in self.survivors:
+            lines += [
+                f"- `{survivor.file}:{survivor.line}` {survivor.status.replace('_', ' ')}: "
+                f"`{survivor.mutant}`",
+                "",
+                "  ```diff",
+                *(f"  {line}" for line in survivor.diff.splitlines()),
+                "  ```",
+                "",
+            ]
+        return lines
+
+
+def mutation_markdown(results: list[MutationResult]) -> str:
+    """The report.md section for ``results``: score, then every survivor with its diff."""
+    lines = [
+        MUTATION_HEADING,
+        "",
+        "Score: mutants killed (or timed out) over mutants tested; a mutant in code no check "
+        "runs (`no tests`) counts as surviving.",
+        "",
+    ]
+    for result in results:
+        lines += result.markdown_lines()
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def write_mutation(folder: Path, results: list[MutationResult]) -> list[Path]:
+    """Add ``results`` to report.json (a ``mutation`` entry per target) and report.md (its
+    mutation section, replaced if there was one) in ``folder``, creating them if needed."""
+    from conformance import SUITE_VERSION
+
+    folder.mkdir(parents=True, exist_ok=True)
+    blank = ConformanceReport(suite_version=SUITE_VERSION)
+    json_path, md_path = folder / "report.json", folder / "report.md"
+    data: dict[str, Any] = (
+        json.loads(json_path.read_text(encoding="utf-8"))
+        if json_path.is_file()
+        else blank.to_json()
+    )
+    targets: list[dict[str, Any]] = data.setdefault("targets", [])
+    for result in results:
+        entry = next((t for t in targets if t.get("target") == result.target), None)
+        if entry is None:
+            entry = {"target": result.target, "checks": []}
+            targets.append(entry)
+        entry["mutation"] = result.to_json()
+    markdown = md_path.read_text(encoding="utf-8") if md_path.is_file() else ""
+    kept = markdown.split(MUTATION_HEADING, 1)[0].rstrip("\n")
+    if not kept:
+        kept = f"# Provara conformance report (suite {SUITE_VERSION})"
+    outputs = {
+        json_path: json.dumps(data, indent=2, ensure_ascii=False) + "\n",
+        md_path: kept + "\n\n" + mutation_markdown(results),
+    }
+    for path, text in outputs.items():
+        path.write_text(blank.scrub(text), encoding="utf-8")
+    return list(outputs)
