@@ -250,7 +250,7 @@ BREAKAGES = {
             )
         return error
 """,
-        {"status-4xx"},
+        {"status-4xx", "error-bodies"},
         True,
     ),
 }
