@@ -1,20 +1,16 @@
-"""Every conformance check, by stable id. Importing this package registers them all."""
+"""Every conformance check, by stable id. Importing this package registers them all, in
+the order reports list them: the runbook's checks first, then the deeper families."""
 
 from __future__ import annotations
 
-from conformance.checks import (
-    accounting,
-    error_bodies,
-    lifecycle,
-    properties,
-    replay,
-    secrets,
-    status_200,
-    status_errors,
-    streams,
-)
+# isort: off
+from conformance.checks import status_200, status_errors, streams, accounting
+from conformance.checks import properties, replay, error_bodies
 from conformance.checks import outcome as outcome_checks
 from conformance.checks import requests as request_checks
+from conformance.checks import lifecycle, secrets
+
+# isort: on
 from conformance.checks.registry import CHECKS, Check, check
 
 __all__ = ["CHECKS", "Check", "check"]
@@ -23,11 +19,11 @@ __all__ = ["CHECKS", "Check", "check"]
 _MODULES = (
     status_200,
     status_errors,
-    error_bodies,
     streams,
     accounting,
     properties,
     replay,
+    error_bodies,
     outcome_checks,
     request_checks,
     lifecycle,
