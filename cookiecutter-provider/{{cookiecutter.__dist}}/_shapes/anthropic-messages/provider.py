@@ -79,9 +79,23 @@ API_VERSION: Final = "2023-06-01"
 DEFAULT_MAX_TOKENS: Final = 4096
 """Sent when the request names no ``max_tokens``."""
 
-# Decide: which extra OpenAI request fields your API accepts under the same name. Anything
-# else (seed, n, response_format, ...) is dropped, since unknown fields usually get a 400.
+# Decide: which extra OpenAI request fields your API accepts under the same name. Others
+# are not sent, since unknown fields usually get a 400.
 _PASSTHROUGH: Final = frozenset({"top_p", "top_k", "metadata"})
+# Decide: the OpenAI request fields your API has no equivalent for. They are refused with
+# UnsupportedParameterError before anything is sent (dropping one silently would change the
+# answer); the conformance suite checks both lists (supported_params below).
+_UNSUPPORTED: Final = frozenset(
+    {
+        "frequency_penalty",
+        "logit_bias",
+        "logprobs",
+        "presence_penalty",
+        "response_format",
+        "seed",
+        "top_logprobs",
+    }
+)
 
 # Decide: your API's stop reasons, mapped to OpenAI finish reasons (others pass unchanged).
 _STOP_REASONS: Final[Mapping[str, str]] = {
@@ -98,6 +112,11 @@ class {{ cookiecutter.__class }}(HTTPProvider):
     """{{ cookiecutter.provider_name }} models through its Messages-shaped API."""
 
     wire: ClassVar[str] = "{{ cookiecutter.__wire }}"
+    # The request parameters this adapter carries to the wire.
+    supported_params: ClassVar[frozenset[str] | None] = frozenset(
+        {"max_tokens", "stop", "temperature", "tool_choice", "tools"} | _PASSTHROUGH
+    )
+    unsupported_params: ClassVar[frozenset[str]] = _UNSUPPORTED
 
     def __init__(
         self,

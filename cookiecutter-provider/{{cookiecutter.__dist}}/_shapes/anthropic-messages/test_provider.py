@@ -51,7 +51,7 @@ def test_sends_the_key_and_a_messages_body() -> None:
 
     async def go() -> str:
         async with _provider(upstream) as provider:
-            return (await provider.complete(_request(temperature=0.5, seed=7))).text
+            return (await provider.complete(_request(temperature=0.5, n=1))).text
 
     assert asyncio.run(go()) == "Hello there"
     sent = upstream.last_request

@@ -13,11 +13,10 @@ pipeline (:class:`~provara_kit.providers.base.HTTPProvider`), not here.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Final
+from typing import ClassVar, Final
 
 import httpx
 from provara_kit.providers.openai_compatible import OpenAICompatibleProvider
-from provara_kit.types import ChatRequest
 
 __all__ = [
     "API_KEY_ENV",
@@ -43,7 +42,10 @@ DEFAULT_MODELS: Final[tuple[str, ...]] = (
 # Without it, streamed token counts are estimated from the text and marked so.
 INCLUDE_USAGE: Final = True
 
-# Decide: the request fields OpenAI clients send that your API rejects (a 400 otherwise).
+# Decide: the request fields OpenAI clients send that your API has no equivalent for. They
+# are refused with UnsupportedParameterError before anything is sent (dropping one silently
+# would change the answer); the conformance suite sends every other one and checks it
+# arrives.
 _UNSUPPORTED: Final[frozenset[str]] = frozenset()
 
 
@@ -51,6 +53,10 @@ class {{ cookiecutter.__class }}(OpenAICompatibleProvider):
     """{{ cookiecutter.provider_name }} models through its Chat Completions-shaped API."""
 
     wire: ClassVar[str] = "{{ cookiecutter.__wire }}"
+    supported_params: ClassVar[frozenset[str] | None] = (
+        OpenAICompatibleProvider.supported_params or frozenset()
+    ) - _UNSUPPORTED
+    unsupported_params: ClassVar[frozenset[str]] = _UNSUPPORTED
 
     def __init__(
         self,
@@ -90,12 +96,6 @@ class {{ cookiecutter.__class }}(OpenAICompatibleProvider):
 
     def _completion_path(self) -> str:
         return "/chat/completions"
-
-    def _build_payload(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
-        payload = super()._build_payload(request, stream=stream)
-        for field in _UNSUPPORTED:
-            payload.pop(field, None)
-        return payload
 
     async def discover_models(self) -> list[str] | None:
         # Decide: how your API lists models. This reads OpenAI's GET /models; return None
