@@ -250,7 +250,7 @@ BREAKAGES = {
             )
         return error
 """,
-        {"status-4xx", "error-bodies"},
+        {"status-4xx", "error-bodies", "retry-after"},
         True,
     ),
 }
