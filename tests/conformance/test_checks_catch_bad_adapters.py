@@ -23,7 +23,6 @@ from tests.conformance import bad_adapters as bad
 from tests.conformance.bad_adapters import MODEL, PREFIXED_MODEL, UNPRICED_MODEL
 from tests.conformance.case import Case
 
-
 CORE_CASES: tuple[Case, ...] = (
     # status-200
     Case(
