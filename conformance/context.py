@@ -119,7 +119,8 @@ class CheckContext:
         return ChatRequest(model=model or self.model, messages=messages, **extra)
 
     def reply(self, chunks: Sequence[str] = DEFAULT_REPLY.chunks, **fields: Any) -> CannedReply:
-        return CannedReply(chunks=tuple(chunks), model=self.model, **fields)
+        fields.setdefault("model", self.model)
+        return CannedReply(chunks=tuple(chunks), **fields)
 
     @asynccontextmanager
     async def scripted(

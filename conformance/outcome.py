@@ -51,8 +51,9 @@ class Outcome:
 
     @classmethod
     def of_stream(cls, stream: StreamOutcome) -> Outcome:
-        """The stream collected as a client would: text and reasoning joined, tool-call
-        fragments gathered by index (id and name as first sent, arguments concatenated)."""
+        """The stream collected as an OpenAI client does: text and reasoning joined, tool-call
+        fragments gathered by index, every string field concatenated (so an id or a name
+        sent twice arrives twice, as it does at a client of the gateway)."""
         text: list[str] = []
         reasoning: list[str] = []
         calls: dict[int, list[Any]] = {}
@@ -63,8 +64,10 @@ class Outcome:
                 reasoning.append(event.text)
             elif isinstance(event, ToolCallDelta):
                 entry = calls.setdefault(event.index, [None, None, [], 0])
-                entry[0] = entry[0] if entry[0] is not None else event.id
-                entry[1] = entry[1] if entry[1] is not None else event.name
+                if event.id is not None:
+                    entry[0] = (entry[0] or "") + event.id
+                if event.name is not None:
+                    entry[1] = (entry[1] or "") + event.name
                 entry[2].append(event.arguments)
                 entry[3] += 1
         meta = stream.metas[0]
@@ -94,14 +97,18 @@ def expected_from_reply(dialect: WireDialect, reply: CannedReply) -> StreamExpec
     )
 
 
-def _arguments(text: str) -> Any:
-    """Tool arguments as a value: no arguments and ``{}`` are the same call."""
-    if not text.strip():
+def _arguments(text: str, *, wire: bool) -> Any:
+    """Tool arguments as a value. On the wire, no arguments at all means ``{}``; what an
+    adapter hands a client must be JSON text itself (clients ``json.loads`` it)."""
+    if wire and not text.strip():
         return {}
     try:
         return json.loads(text)
     except ValueError:
-        return text  # compared as text; the mismatch message shows it
+        return _NOT_JSON
+
+
+_NOT_JSON = object()
 
 
 def short(text: str, limit: int = 60) -> str:
@@ -147,6 +154,18 @@ def compare_outcome(
     found.expect(
         meta.model == request.model, f"{where}: meta.model {meta.model!r} != {request.model!r}"
     )
+    if expected.id is not None:
+        found.expect(
+            meta.response_id == expected.id,
+            f"{where}: meta.response_id {meta.response_id!r} != the upstream's {expected.id!r}",
+        )
+    if expected.model is not None:
+        served = meta.extra.get("upstream_model", request.model)
+        found.expect(
+            served == expected.model,
+            f"{where}: the upstream answered with model {expected.model!r}, the meta says "
+            f"{served!r} (meta.extra['upstream_model'])",
+        )
     output_chars = (
         len(got.text)
         + len(got.reasoning)
@@ -181,10 +200,15 @@ def _compare_calls(found: Findings, where: str, expected: list[Call], got: list[
         label = f"{where}: tool call {number}"
         found.expect(id_ == want_id, f"{label} id {id_!r} != {want_id!r}")
         found.expect(name == want_name, f"{label} name {name!r} != {want_name!r}")
-        found.expect(
-            _arguments(arguments) == _arguments(want_args),
-            f"{label} arguments {short(arguments)!r} != {short(want_args)!r}",
-        )
+        got_value = _arguments(arguments, wire=False)
+        if found.expect(
+            got_value is not _NOT_JSON,
+            f"{label} arguments {short(arguments)!r} are not JSON text (clients parse them)",
+        ):
+            found.expect(
+                got_value == _arguments(want_args, wire=True),
+                f"{label} arguments {short(arguments)!r} != {short(want_args) or '{}'!r}",
+            )
 
 
 def _compare_cost(found: Findings, where: str, ctx: CheckContext, meta: ProvaraMeta) -> None:

@@ -53,6 +53,9 @@ def dimension_cases(ctx: CheckContext) -> dict[str, CannedReply]:
         "empty text": _reply(ctx, ()),
         "whitespace-only text": _reply(ctx, (" ", "\n", "\t ")),
         "text with leading and trailing spaces": _reply(ctx, ("  Hi", " there  ")),
+        "the upstream answers with a dated snapshot of the model": _reply(
+            ctx, model=f"{ctx.model}-2025-06-01", id="chatcmpl-9f3Kq2"
+        ),
     }
     for reason in dialect.finish_reasons:
         cases[f"finish reason {reason!r}"] = _reply(ctx, wire_finish_reason=reason)
@@ -175,7 +178,12 @@ def replies(dialect: WireDialect, model: str) -> st.SearchStrategy[CannedReply]:
             reasoning_tokens = draw(st.integers(0, output_tokens))
         return CannedReply(
             chunks=tuple(draw(st.lists(texts, max_size=4))),
-            model=model,
+            model=draw(st.sampled_from((model, f"{model}-2025-06-01"))),
+            id=draw(
+                st.sampled_from(
+                    ("resp_scripted", "chatcmpl-9f3Kq2", "msg_01XFDUDYJgAACzvnptvVoYEL")
+                )
+            ),
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             usage=draw(st.sampled_from(dialect.usage_modes)),

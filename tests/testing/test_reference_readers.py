@@ -82,11 +82,15 @@ def test_the_openai_variants_differ_where_they_say() -> None:
         for label, dialect in variants.items()
     }
     assert len(set(bodies.values())) == len(bodies)
-    openrouter, groq, mistral, perplexity = list(bodies.values())[1:]
+    openrouter, groq, mistral, perplexity, deepseek, parts, two = list(bodies.values())[1:]
     assert '"reasoning":"r"' in openrouter and openrouter.count('"id":"c1"') == 2
     assert '"x_groq"' in groq and '"usage":{' not in groq.replace('"req_scripted","usage":{', "")
     assert '"type":"thinking"' in mistral and '"index":0,"id"' not in mistral
     assert "[DONE]" not in perplexity
+    assert '"reasoning_content":null' in deepseek
+    assert '"content":[{"type":"text","text":"Hi"}]' in parts and '"arguments":{"a":1}' in parts
+    assert '"index":0' not in parts.split('"tool_calls"')[0]
+    assert '{"index":1,"delta":{"content":"(another answer)"}' in two
 
 
 def test_a_framing_changes_the_bytes_it_promises() -> None:

@@ -8,8 +8,10 @@ reason and the cumulative usage, and ``message_stop``, the terminal marker.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
 from provara_kit.sse import encode_comment, encode_event
@@ -59,8 +61,34 @@ def _event(data: dict[str, Any], index: int | None = None) -> Frame:
     return Frame(encode_event(dumps(data), event=str(data["type"])), index)
 
 
+@dataclass(frozen=True, slots=True)
+class AnthropicQuirks:
+    """How an Anthropic-shaped endpoint departs from Anthropic's own stream (all off).
+
+    * ``first_piece_in_block_start``: text and thinking blocks start with their first piece
+      (``content_block_start`` carries it) instead of an empty block.
+    * ``whole_tool_input``: a ``tool_use`` block starts with its whole ``input``, and no
+      ``input_json_delta`` follows.
+    * ``delta_usage_output_only``: ``message_delta`` reports ``output_tokens`` alone, as the
+      API did before it repeated the input counts there.
+    """
+
+    first_piece_in_block_start: bool = False
+    whole_tool_input: bool = False
+    delta_usage_output_only: bool = False
+
+
+_VARIANTS: Final[Mapping[str, AnthropicQuirks]] = {
+    "blocks that start with their first piece, tool input whole": AnthropicQuirks(
+        first_piece_in_block_start=True, whole_tool_input=True
+    ),
+    "message_delta reports output tokens only": AnthropicQuirks(delta_usage_output_only=True),
+}
+
+
 class AnthropicMessagesDialect(WireDialect):
-    """The ``anthropic-messages`` wire."""
+    """The ``anthropic-messages`` wire; ``quirks`` plays an Anthropic-shaped endpoint's
+    departures (:class:`AnthropicQuirks`)."""
 
     name: ClassVar[str] = "anthropic-messages"
     completion_path: ClassVar[str] = "/messages"
@@ -76,8 +104,20 @@ class AnthropicMessagesDialect(WireDialect):
     carries_reasoning: ClassVar[bool] = True
     reports_cached_tokens: ClassVar[bool] = True
 
+    def __init__(self, *, quirks: AnthropicQuirks | None = None) -> None:
+        self.quirks = quirks or AnthropicQuirks()
+
     def wire_finish_reason(self, reply: CannedReply) -> str:
         return reply.wire_finish_reason or _stop_reason(reply.finish_reason)
+
+    def wire_variants(self) -> dict[str, WireDialect]:
+        """This wire as Anthropic sends it, and as Anthropic-shaped endpoints do."""
+        variants: dict[str, WireDialect] = {"as Anthropic sends it": self}
+        for label, quirks in _VARIANTS.items():
+            variant = copy.copy(self)
+            variant.quirks = quirks
+            variants[label] = variant
+        return variants
 
     def render_completion(self, reply: CannedReply) -> bytes:
         content: list[dict[str, Any]] = []
@@ -125,17 +165,20 @@ class AnthropicMessagesDialect(WireDialect):
         frames = [_event({"type": "message_start", "message": message})]
         block = 0
         error_after = faults.error_event_after
+        quirks = self.quirks
         if reply.reasoning:
-            frames += _thinking_block(reply.reasoning)
+            frames += _thinking_block(reply.reasoning, quirks.first_piece_in_block_start)
             block = 1
         if reply.chunks or not reply.tool_calls:
+            first = quirks.first_piece_in_block_start and bool(reply.chunks) and error_after != 0
             frames += [
                 _event(
                     {
                         "type": "content_block_start",
                         "index": block,
-                        "content_block": {"type": "text", "text": ""},
-                    }
+                        "content_block": {"type": "text", "text": reply.chunks[0] if first else ""},
+                    },
+                    0 if first else None,
                 ),
                 Frame(_PING),
             ]
@@ -144,6 +187,8 @@ class AnthropicMessagesDialect(WireDialect):
             for i, text in enumerate(reply.chunks):
                 if error_after == i:
                     break
+                if first and i == 0:
+                    continue
                 if faults.empty_chunks and i:
                     frames += [_text_delta(block, ""), Frame(_KEEP_ALIVE)]
                 frames.append(_text_delta(block, text, i))
@@ -156,27 +201,32 @@ class AnthropicMessagesDialect(WireDialect):
             frames.append(Frame(self.render_stream_error("Overloaded")))
             return frames
         for index, (id_, name, args) in enumerate(reply.tool_calls, start=block):
+            whole = quirks.whole_tool_input
+            tool = {
+                "type": "tool_use",
+                "id": id_,
+                "name": name,
+                "input": json.loads(args) if whole else {},
+            }
             frames.append(
-                _event(
-                    {
-                        "type": "content_block_start",
-                        "index": index,
-                        "content_block": {"type": "tool_use", "id": id_, "name": name, "input": {}},
-                    }
-                )
+                _event({"type": "content_block_start", "index": index, "content_block": tool})
             )
             if index == 0:
                 frames.append(Frame(_PING))
-            frames.append(_json_delta(index, ""))
-            if json.loads(args) != {}:
-                frames += [_json_delta(index, part) for part in reply.argument_fragments(args)]
+            if not whole:
+                frames.append(_json_delta(index, ""))
+                if json.loads(args) != {}:
+                    frames += [_json_delta(index, part) for part in reply.argument_fragments(args)]
             frames.append(_event({"type": "content_block_stop", "index": index}))
         delta: dict[str, Any] = {
             "type": "message_delta",
             "delta": {"stop_reason": self.wire_finish_reason(reply), "stop_sequence": None},
         }
         if reply.usage != "absent":
-            delta["usage"] = _usage(reply, reply.output_tokens)
+            usage = _usage(reply, reply.output_tokens)
+            if quirks.delta_usage_output_only and usage is not None:
+                usage = {k: v for k, v in usage.items() if k == "output_tokens"} or None
+            delta["usage"] = usage
         frames.append(_event(delta))
         if not faults.omit_terminal:
             frames.append(_event({"type": "message_stop"}))
@@ -214,6 +264,7 @@ class AnthropicMessagesDialect(WireDialect):
         input_tokens = output_tokens = None
         finish: str | None = None
         model: str | None = None
+        response_id: str | None = None
         stopped = False
         for event in events:
             try:
@@ -229,6 +280,7 @@ class AnthropicMessagesDialect(WireDialect):
             if kind == "message_start":
                 started = data.get("message") or {}
                 model = started.get("model") if isinstance(started.get("model"), str) else None
+                response_id = started.get("id") if isinstance(started.get("id"), str) else None
                 usage = started.get("usage") or {}
                 input_tokens = _billed_input(usage, input_tokens)
                 output_tokens = (
@@ -239,7 +291,17 @@ class AnthropicMessagesDialect(WireDialect):
             elif kind == "content_block_start":
                 block = data.get("content_block") or {}
                 if block.get("type") == "tool_use":
-                    calls[data.get("index", len(calls))] = [block.get("id"), block.get("name"), []]
+                    given = block.get("input")
+                    parts = [json.dumps(given)] if isinstance(given, dict) and given else []
+                    calls[data.get("index", len(calls))] = [
+                        block.get("id"),
+                        block.get("name"),
+                        parts,
+                    ]
+                elif block.get("type") == "text" and isinstance(block.get("text"), str):
+                    text.append(block["text"])
+                elif block.get("type") == "thinking" and isinstance(block.get("thinking"), str):
+                    reasoning.append(block["thinking"])
             elif kind == "content_block_delta":
                 delta = data.get("delta") or {}
                 kind = delta.get("type")
@@ -268,6 +330,7 @@ class AnthropicMessagesDialect(WireDialect):
                 (id_, name, "".join(parts)) for _, (id_, name, parts) in sorted(calls.items())
             ),
             model=model,
+            id=response_id,
         )
 
     def read_completion(self, body: bytes) -> StreamExpectation | None:
@@ -308,6 +371,7 @@ class AnthropicMessagesDialect(WireDialect):
             reasoning="".join(reasoning),
             tool_calls=tuple(calls),
             model=data.get("model") if isinstance(data.get("model"), str) else None,
+            id=data.get("id") if isinstance(data.get("id"), str) else None,
         )
 
     def render_models(self, ids: Sequence[str]) -> bytes:
@@ -374,15 +438,16 @@ def _openai_tool_choice(choice: Mapping[str, Any]) -> Any:
 _SIGNATURE: Final = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"
 
 
-def _thinking_block(pieces: Sequence[str]) -> list[Frame]:
+def _thinking_block(pieces: Sequence[str], first_in_start: bool = False) -> list[Frame]:
     """A thinking block at index 0: its pieces, then the signature."""
+    first = pieces[0] if first_in_start and pieces else ""
     start = {
         "type": "content_block_start",
         "index": 0,
-        "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+        "content_block": {"type": "thinking", "thinking": first, "signature": ""},
     }
     frames = [_event(start)]
-    for piece in pieces:
+    for piece in pieces[1:] if first else pieces:
         delta = {"type": "thinking_delta", "thinking": piece}
         frames.append(_event({"type": "content_block_delta", "index": 0, "delta": delta}))
     signature = {"type": "signature_delta", "signature": _SIGNATURE}

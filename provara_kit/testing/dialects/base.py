@@ -64,8 +64,8 @@ class StreamExpectation:
     ``clean`` is False when the body carries an error event or never reaches the wire's
     end; the token counts are what the upstream bills (``None``: not reported);
     ``finish_reason`` is in the normalized (OpenAI) vocabulary; ``tool_calls`` are
-    ``(id, name, arguments JSON text)``; ``model`` is what the body names (``None``: not
-    read).
+    ``(id, name, arguments JSON text)``; ``model`` and ``id`` are what the body names
+    (``None``: not read).
     """
 
     clean: bool
@@ -76,6 +76,7 @@ class StreamExpectation:
     reasoning: str = ""
     tool_calls: tuple[tuple[str | None, str | None, str], ...] = ()
     model: str | None = None
+    id: str | None = None
 
 
 class WireDialect(ABC):

@@ -51,6 +51,12 @@ class OpenAIQuirks:
     * ``repeat_tool_identity``: id and name on every fragment (OpenRouter).
     * ``error_event``: an in-stream error as ``event: error`` (Groq) rather than a chunk
       with an ``error`` object (OpenRouter).
+    * ``null_reasoning_beside_content``: text deltas also carry ``"reasoning_content":
+      null`` (DeepSeek's reasoning models).
+    * ``text_parts``: text as a list of ``{"type": "text"}`` content parts.
+    * ``object_arguments``: tool-call arguments as JSON objects rather than JSON text.
+    * ``choice_index``: choices carry their ``index`` (False: it is left out).
+    * ``second_choice``: a second choice (``n=2``) rides in every content chunk, first.
     """
 
     reasoning_field: Literal["reasoning_content", "reasoning", "thinking_parts"] = (
@@ -61,6 +67,28 @@ class OpenAIQuirks:
     whole_tool_calls: bool = False
     repeat_tool_identity: bool = False
     error_event: bool = False
+    null_reasoning_beside_content: bool = False
+    text_parts: bool = False
+    object_arguments: bool = False
+    choice_index: bool = True
+    second_choice: bool = False
+
+    def choices(self, choice: dict[str, Any], *, content: bool) -> list[dict[str, Any]]:
+        """The ``choices`` list around choice 0."""
+        if not self.choice_index:
+            choice.pop("index", None)
+        if self.second_choice and content:
+            other = {"index": 1, "delta": {"content": "(another answer)"}, "finish_reason": None}
+            return [other, choice]
+        return [choice]
+
+    def text(self, text: str) -> str | list[dict[str, str]]:
+        """A text content as this provider sends it."""
+        return [{"type": "text", "text": text}] if self.text_parts else text
+
+    def arguments(self, arguments: str) -> Any:
+        """Tool-call arguments as this provider sends them."""
+        return json.loads(arguments) if self.object_arguments else arguments
 
 
 _VARIANTS: Final[Mapping[str, tuple[bool, OpenAIQuirks]]] = {
@@ -79,6 +107,20 @@ _VARIANTS: Final[Mapping[str, tuple[bool, OpenAIQuirks]]] = {
         OpenAIQuirks(reasoning_field="thinking_parts", whole_tool_calls=True),
     ),
     "Perplexity-style (no [DONE])": (False, OpenAIQuirks()),
+    "DeepSeek-style (reasoning_content: null beside the text)": (
+        True,
+        OpenAIQuirks(null_reasoning_beside_content=True),
+    ),
+    "text as content parts, whole tool calls with JSON-object arguments, no choice index": (
+        True,
+        OpenAIQuirks(
+            text_parts=True, whole_tool_calls=True, object_arguments=True, choice_index=False
+        ),
+    ),
+    "two choices per chunk (n=2), the second one first": (
+        True,
+        OpenAIQuirks(second_choice=True),
+    ),
 }
 
 
@@ -130,9 +172,10 @@ class OpenAIChatDialect(WireDialect):
         return {"content": None, field: piece}
 
     def render_completion(self, reply: CannedReply) -> bytes:
+        quirks = self.quirks
         message: dict[str, Any] = {
             "role": "assistant",
-            "content": None if reply.tool_calls and not reply.text else reply.text,
+            "content": None if reply.tool_calls and not reply.text else quirks.text(reply.text),
             "refusal": None,
             "annotations": [],
         }
@@ -147,22 +190,30 @@ class OpenAIChatDialect(WireDialect):
                 message[self.quirks.reasoning_field] = reply.reasoning_text
         if reply.tool_calls:
             message["tool_calls"] = [
-                {"id": id_, "type": "function", "function": {"name": name, "arguments": args}}
+                {
+                    "id": id_,
+                    "type": "function",
+                    "function": {"name": name, "arguments": quirks.arguments(args)},
+                }
                 for id_, name, args in reply.tool_calls
             ]
+        choice = {
+            "index": 0,
+            "message": message,
+            "logprobs": None,
+            "finish_reason": self.wire_finish_reason(reply),
+        }
+        choices = quirks.choices(choice, content=False)
+        if quirks.second_choice:
+            other = {"role": "assistant", "content": "(another answer)"}
+            # A whole answer lists its choices in index order; only streams interleave them.
+            choices.append({"index": 1, "message": other, "finish_reason": "stop"})
         body: dict[str, Any] = {
             "id": reply.id,
             "object": "chat.completion",
             "created": CREATED,
             "model": reply.model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": message,
-                    "logprobs": None,
-                    "finish_reason": self.wire_finish_reason(reply),
-                }
-            ],
+            "choices": choices,
         }
         if reply.usage != "absent":
             body["usage"] = _usage(reply)
@@ -196,9 +247,10 @@ class OpenAIChatDialect(WireDialect):
                 "created": CREATED,
                 "model": reply.model,
                 "system_fingerprint": None,
-                "choices": [
-                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-                ],
+                "choices": quirks.choices(
+                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason},
+                    content=index is not None,
+                ),
             }
             if cumulative and (index is not None or finish_reason is not None):
                 # Continuous usage stats: every content chunk reports the counts so far.
@@ -227,13 +279,20 @@ class OpenAIChatDialect(WireDialect):
                 break
             if faults.empty_chunks and i:
                 frames += [chunk({"content": ""}), Frame(_KEEP_ALIVE)]
-            frames.append(chunk({"content": text}, index=i))
+            delta: dict[str, Any] = {"content": quirks.text(text)}
+            if quirks.null_reasoning_beside_content:
+                delta["reasoning_content"] = None
+            frames.append(chunk(delta, index=i))
         if error_after is not None:
             frames.append(Frame(self.render_stream_error("The server had an error")))
             return frames
         if quirks.whole_tool_calls and reply.tool_calls:
             whole = [
-                {"id": id_, "type": "function", "function": {"name": name, "arguments": args}}
+                {
+                    "id": id_,
+                    "type": "function",
+                    "function": {"name": name, "arguments": quirks.arguments(args)},
+                }
                 for id_, name, args in reply.tool_calls
             ]
             frames.append(chunk({"tool_calls": whole}))
@@ -331,6 +390,7 @@ class OpenAIChatDialect(WireDialect):
             return None
         reading = _Reading()
         reading.model = data.get("model") if isinstance(data.get("model"), str) else None
+        reading.id = data.get("id") if isinstance(data.get("id"), str) else None
         for choice in data["choices"]:
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
@@ -377,10 +437,13 @@ class _Reading:
         self.output_tokens: int | None = None
         self.finish: str | None = None
         self.model: str | None = None
+        self.id: str | None = None
 
     def chunk(self, chunk: Mapping[str, Any]) -> None:
         if self.model is None and isinstance(chunk.get("model"), str):
             self.model = chunk["model"]
+        if self.id is None and isinstance(chunk.get("id"), str):
+            self.id = chunk["id"]
         for choice in chunk.get("choices") or ():
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
@@ -451,6 +514,7 @@ class _Reading:
             reasoning="".join(self.reasoning),
             tool_calls=calls,
             model=self.model,
+            id=self.id,
         )
 
 
