@@ -205,6 +205,8 @@ class Survivor:
     mutant: str
     status: str
     diff: str
+    equivalent: str | None = None
+    """Why the mutant cannot change behaviour, when its diff shows it (else ``None``)."""
 
 
 @dataclass
@@ -237,6 +239,20 @@ class MutationResult:
         caught = self.counts.get("killed", 0) + self.counts.get("timeout", 0)
         return caught / self.tested
 
+    @property
+    def equivalent(self) -> int:
+        """Survivors whose diff shows they cannot change behaviour."""
+        return sum(1 for s in self.survivors if s.equivalent)
+
+    @property
+    def score_without_equivalent(self) -> float | None:
+        """The score with the provably equivalent mutants left out of the tested ones."""
+        tested = self.tested - self.equivalent
+        if tested <= 0:
+            return None
+        caught = self.counts.get("killed", 0) + self.counts.get("timeout", 0)
+        return caught / tested
+
     def to_json(self) -> dict[str, object]:
         score = self.score
         return {
@@ -246,6 +262,8 @@ class MutationResult:
             "counts": dict(self.counts),
             "tested": self.tested,
             "score": None if score is None else round(score, 4),
+            "equivalent": self.equivalent,
+            "score_without_equivalent": _rounded(self.score_without_equivalent),
             "sampled_from": self.sampled_from,
             "duration_s": round(self.duration_s, 1),
             "survivors": [asdict(s) for s in self.survivors],
@@ -260,9 +278,15 @@ class MutationResult:
             if n and status not in ("killed",)
         )
         sample = f", a sample of {self.tested} of {self.sampled_from}" if self.sampled_from else ""
+        without = self.score_without_equivalent
+        equivalent = (
+            f"; {self.equivalent} equivalent, {without:.1%} without them"
+            if self.equivalent and without is not None
+            else ""
+        )
         return (
             f"score {shown}: {self.counts.get('killed', 0)} of {self.tested} mutants killed"
-            f"{f' ({others})' if others else ''}{sample}, {self.duration_s:.0f} s"
+            f"{f' ({others})' if others else ''}{sample}{equivalent}, {self.duration_s:.0f} s"
         )
 
     def markdown_lines(self) -> list[str]:
@@ -274,9 +298,10 @@ class MutationResult:
             "",
         ]
         for survivor in self.survivors:
+            why = f" — equivalent: {survivor.equivalent}" if survivor.equivalent else ""
             lines += [
                 f"- `{survivor.file}:{survivor.line}` {survivor.status.replace('_', ' ')}: "
-                f"`{survivor.mutant}`",
+                f"`{survivor.mutant}`{why}",
                 "",
                 "  ```diff",
                 *(f"  {line}" for line in survivor.diff.splitlines()),
@@ -284,6 +309,10 @@ class MutationResult:
                 "",
             ]
         return lines
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def mutation_markdown(results: list[MutationResult]) -> str:

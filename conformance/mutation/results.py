@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from conformance.mutation.equivalence import why_equivalent
 from conformance.report import Survivor
 
 __all__ = ["CAUGHT", "changed_line", "count_statuses", "function_of", "read_verdicts"]
@@ -138,4 +139,11 @@ def survivor(mutant: str, status: str, diff: str, *, source: str, file: str) -> 
         line = changed_line(source, mutant, diff)
     except (LookupError, ValueError, SyntaxError):
         line = 0
-    return Survivor(file=file, line=line, mutant=mutant, status=status, diff=diff)
+    return Survivor(
+        file=file,
+        line=line,
+        mutant=mutant,
+        status=status,
+        diff=diff,
+        equivalent=why_equivalent(diff) if status == "survived" else None,
+    )
