@@ -186,7 +186,9 @@ class ErrorFault:
 
     ``body`` picks the body's form (see :data:`ErrorBody`); ``retry_after`` is sent as the
     ``Retry-After`` header (seconds, or an HTTP date string); ``error_type`` overrides the
-    wire's usual error type for the status.
+    wire's usual error type for the status. ``wire_status`` is the status line sent with
+    that body when it is not ``status``: ``200`` plays a provider that answers an error with
+    a success status and the error in the body (OpenRouter, Anthropic behind some proxies).
     """
 
     status: int
@@ -194,10 +196,13 @@ class ErrorFault:
     retry_after: float | str | None = None
     error_type: str | None = None
     body: ErrorBody = "json"
+    wire_status: int | None = None
 
     def __post_init__(self) -> None:
         if not 400 <= self.status <= 599:
             raise ValueError(f"an error status is 400-599, got {self.status}")
+        if self.wire_status is not None and not 200 <= self.wire_status <= 599:
+            raise ValueError(f"wire_status is 200-599, got {self.wire_status}")
         if self.body not in _ERROR_BODIES:
             raise ValueError(f"body must be one of {sorted(_ERROR_BODIES)}, got {self.body!r}")
 

@@ -15,6 +15,7 @@ Both front ends share :meth:`ScriptedUpstream.handle`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import html
 import json
@@ -22,6 +23,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
+from urllib.parse import parse_qsl
 
 import httpx
 
@@ -94,21 +96,31 @@ class ScriptedUpstream(httpx.AsyncBaseTransport):
         models: Sequence[str] | None = None,
         expected_api_key: str | None = None,
         keep_requests: int | None = 1000,
+        models_error: ErrorFault | None = None,
+        models_page_size: int | None = None,
+        models_body: bytes | None = None,
     ) -> None:
         """Answer in ``dialect`` (a name from ``DIALECTS`` or a dialect object).
 
         Every completion request gets ``reply`` (``None``: echo the last user message)
         streamed with ``faults``, or ``error`` instead, unless :meth:`queue` scripted
-        something else for it. ``models`` is served at the models path (``None``: 404).
+        something else for it. ``models`` is served at the models path (``None``: 404), in
+        pages of at most ``models_page_size`` where the wire pages its list; the listing
+        gets ``models_error`` instead when set, or ``models_body`` as is with a 200.
         With ``expected_api_key`` set, a request with another key gets the wire's 401.
         :attr:`requests` keeps the last ``keep_requests`` requests (``None``: all of them),
         so a long-running server does not grow without bound.
         """
+        if models_page_size is not None and models_page_size < 1:
+            raise ValueError(f"models_page_size must be >= 1, got {models_page_size}")
         self.dialect = get_dialect(dialect)
         self.script: Script[ErrorFault] = Script(
             ScriptStep(reply=reply, faults=faults or StreamFaults(), error=error)
         )
         self.models = None if models is None else list(models)
+        self.models_error = models_error
+        self.models_page_size = models_page_size
+        self.models_body = models_body
         self._expected_api_key = expected_api_key
         self.requests: deque[RecordedRequest] = deque(maxlen=keep_requests)
         self.opened_streams = 0
@@ -173,9 +185,7 @@ class ScriptedUpstream(httpx.AsyncBaseTransport):
         if route.endswith(dialect.models_path):
             if method.upper() != "GET":
                 return self._error(405, f"Method {method} not allowed on {path}")
-            if self.models is None:
-                return self._error(404, f"Invalid URL ({method} {path})")
-            return ScriptedResponse(200, [_JSON], _whole(dialect.render_models(self.models)))
+            return self._models(method, path, query)
         return self._error(404, f"Invalid URL ({method} {path})")
 
     def _authorized(self, headers: Mapping[str, str]) -> bool | None:
@@ -194,8 +204,30 @@ class ScriptedUpstream(httpx.AsyncBaseTransport):
         body = self.dialect.render_error(status, message, error_type=error_type)
         return ScriptedResponse(status, [_JSON], _whole(body))
 
+    def _models(self, method: str, path: str, query: str) -> ScriptedResponse:
+        if self.models_error is not None:
+            return self._error_fault(self.models_error)
+        if self.models_body is not None:
+            return ScriptedResponse(200, [_JSON], _whole(self.models_body))
+        if self.models is None:
+            return self._error(404, f"Invalid URL ({method} {path})")
+        page = self.dialect.render_models_page(
+            self.models, dict(parse_qsl(query)), page_size=self.models_page_size
+        )
+        return ScriptedResponse(200, [_JSON], _whole(page))
+
     def _error_fault(self, fault: ErrorFault) -> ScriptedResponse:
-        """The scripted error status, with its body in the form the fault asks for."""
+        """The scripted error, with its body in the form the fault asks for, its
+        ``Retry-After`` and its status line (``wire_status`` when set)."""
+        response = self._error_body(fault)
+        retry_after = fault.retry_after_header()
+        if retry_after is not None:
+            response.headers.append(("retry-after", retry_after))
+        if fault.wire_status is not None:
+            response = dataclasses.replace(response, status=fault.wire_status)
+        return response
+
+    def _error_body(self, fault: ErrorFault) -> ScriptedResponse:
         if fault.body == "json":
             return self._error(fault.status, fault.message, error_type=fault.error_type)
         if fault.body == "empty":
@@ -217,12 +249,7 @@ class ScriptedUpstream(httpx.AsyncBaseTransport):
             return self._error(400, "the request body must be a JSON object")
         step = self.script.next()
         if step.error is not None:
-            fault = step.error
-            response = self._error_fault(fault)
-            retry_after = fault.retry_after_header()
-            if retry_after is not None:
-                response.headers.append(("retry-after", retry_after))
-            return response
+            return self._error_fault(step.error)
         reply = step.reply
         if reply is None:
             model = request.get("model")

@@ -375,17 +375,26 @@ class AnthropicMessagesDialect(WireDialect):
         )
 
     def render_models(self, ids: Sequence[str]) -> bytes:
-        data = [
-            {"type": "model", "id": id_, "display_name": id_, "created_at": "2025-01-01T00:00:00Z"}
-            for id_ in ids
-        ]
-        body = {
-            "data": data,
-            "has_more": False,
-            "first_id": ids[0] if ids else None,
-            "last_id": ids[-1] if ids else None,
-        }
-        return dumps(body).encode()
+        return _models_page(ids, has_more=False)
+
+    def render_models_page(
+        self, ids: Sequence[str], query: Mapping[str, str], *, page_size: int | None = None
+    ) -> bytes:
+        """The page ``GET /v1/models`` serves: ``limit`` entries (default 20, 1 to 1000, at
+        most ``page_size``) after ``after_id`` or before ``before_id``, ``first_id`` and
+        ``last_id`` naming its ends, ``has_more`` whether more lie in that direction."""
+        ids = list(ids)
+        limit = _models_limit(query.get("limit"))
+        if page_size is not None:
+            limit = min(limit, page_size)
+        before = query.get("before_id")
+        if before is not None:
+            end = ids.index(before) if before in ids else 0
+            start = max(0, end - limit)
+            return _models_page(ids[start:end], has_more=start > 0)
+        after = query.get("after_id")
+        start = 0 if after is None else ids.index(after) + 1 if after in ids else len(ids)
+        return _models_page(ids[start : start + limit], has_more=start + limit < len(ids))
 
     auth_header: ClassVar[str] = "x-api-key"
 
@@ -454,6 +463,32 @@ def _thinking_block(pieces: Sequence[str], first_in_start: bool = False) -> list
     frames.append(_event({"type": "content_block_delta", "index": 0, "delta": signature}))
     frames.append(_event({"type": "content_block_stop", "index": 0}))
     return frames
+
+
+def _models_limit(value: str | None) -> int:
+    """The page size a ``limit`` query asks for (default 20, clamped to 1-1000)."""
+    if value is None or not value.isdigit():
+        return 20
+    return max(1, min(int(value), 1000))
+
+
+def _models_page(ids: Sequence[str], *, has_more: bool) -> bytes:
+    data = [
+        {
+            "type": "model",
+            "id": id_,
+            "display_name": id_.replace("-", " ").title(),
+            "created_at": "2025-01-01T00:00:00Z",
+        }
+        for id_ in ids
+    ]
+    body = {
+        "data": data,
+        "has_more": has_more,
+        "first_id": ids[0] if ids else None,
+        "last_id": ids[-1] if ids else None,
+    }
+    return dumps(body).encode()
 
 
 def _stop_reason(finish_reason: str) -> str:

@@ -155,6 +155,19 @@ class WireDialect(ABC):
     def render_models(self, ids: Sequence[str]) -> bytes:
         """The JSON body of the model list."""
 
+    def render_models_page(
+        self, ids: Sequence[str], query: Mapping[str, str], *, page_size: int | None = None
+    ) -> bytes:
+        """The body answering ``GET models_path?query``. A wire that pages its list serves
+        the page the query asks for, of at most ``page_size`` entries (a server's own cap);
+        by default the whole list, :meth:`render_models`."""
+        return self.render_models(ids)
+
+    def model_list_forms(self) -> dict[str, WireDialect]:
+        """The forms the model list takes at the providers that speak this wire, labelled
+        (each one a dialect whose :meth:`render_models` writes it); by default the wire's."""
+        return {"as specified": self}
+
     def read_stream(self, body: bytes) -> StreamExpectation | None:
         """What a real stream body holds, independently of any adapter (``None``: this
         dialect has no reference reader, and replays check the stream rules only)."""

@@ -401,12 +401,35 @@ class OpenAIChatDialect(WireDialect):
         reading.usage(data.get("usage"))
         return reading.expectation(True)
 
+    models_form: Literal["list", "bare", "unnamed"] = "list"
+    """How :meth:`render_models` writes the list: OpenAI's ``{"object": "list", "data":
+    [...]}``, a bare JSON array (Together), or OpenAI's with entries that name no model."""
+
+    def model_list_forms(self) -> dict[str, WireDialect]:
+        forms: dict[str, WireDialect] = {}
+        for label, form in _MODEL_LIST_FORMS.items():
+            variant = copy.copy(self)
+            variant.models_form = form
+            forms[label] = variant
+        return forms
+
     def render_models(self, ids: Sequence[str]) -> bytes:
-        data = [
+        data: list[dict[str, Any]] = [
             {"id": id_, "object": "model", "created": CREATED, "owned_by": "scripted"}
             for id_ in ids
         ]
-        return json.dumps({"object": "list", "data": data}, ensure_ascii=False).encode()
+        if self.models_form == "unnamed":
+            data.insert(len(data) // 2, {"object": "model", "created": CREATED})
+            data.append({"object": "model", "owned_by": "system", "permission": []})
+        body: Any = data if self.models_form == "bare" else {"object": "list", "data": data}
+        return json.dumps(body, ensure_ascii=False).encode()
+
+
+_MODEL_LIST_FORMS: Final[Mapping[str, Literal["list", "bare", "unnamed"]]] = {
+    "as OpenAI sends it": "list",
+    "as a bare JSON array (Together)": "bare",
+    "with entries that carry no id": "unnamed",
+}
 
 
 def _usage(reply: CannedReply, *, output_tokens: int | None = None) -> dict[str, Any] | None:
