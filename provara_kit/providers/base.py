@@ -211,6 +211,16 @@ class HTTPProvider(Provider):
             provider=self.name,
         )
 
+    def _error_in_body(self, data: str) -> MalformedResponseError:
+        """The error for a 200 whose body is the wire's error object (its text scrubbed)."""
+        message, error_type = extract_upstream_message(data)
+        detail = f" ({error_type})" if error_type else ""
+        return MalformedResponseError(
+            f"{self.name} answered 200 with an error body{detail}: "
+            f"{redact(message, (self._api_key,))}",
+            provider=self.name,
+        )
+
     def _connection_error(self, exc: httpx.HTTPError) -> Exception:
         if isinstance(exc, httpx.TimeoutException):
             return ProviderConnectionError(

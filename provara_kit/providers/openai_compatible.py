@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from provara_kit.errors import MalformedResponseError
 from provara_kit.json_codec import loads
 from provara_kit.providers.base import (
     HTTPProvider,
@@ -133,12 +134,20 @@ class OpenAICompatibleProvider(HTTPProvider):
         body = await self._get_json("/models")
         entries = body.get("data") if isinstance(body, dict) else body
         if not isinstance(entries, list):
-            return None
+            if isinstance(body, dict) and body.get("error"):
+                raise self._error_in_body(json.dumps(body))
+            raise MalformedResponseError(
+                f"{self.name} /models answered with an unexpected body shape: no model list",
+                provider=self.name,
+            )
         return [str(entry["id"]) for entry in entries if isinstance(entry, dict) and "id" in entry]
 
     # -- wire responses -----------------------------------------------------------------
 
     def _parse_completion(self, body: Any) -> ParsedCompletion:
+        if isinstance(body, dict) and body.get("error"):
+            # OpenRouter and others answer some errors with a 200 and the error object.
+            raise self._error_in_body(json.dumps(body))
         choice = body["choices"][0]
         message = choice.get("message") or {}
         text, reasoning = _split_content(message.get("content"))

@@ -1027,6 +1027,24 @@ async def test_discover_models() -> None:
     assert sent.headers["authorization"] == f"Bearer {API_KEY}"
 
 
+async def test_complete_error_body_with_200_keeps_the_message() -> None:
+    body = {"error": {"message": f"Provider returned error for {API_KEY}", "code": 502}}
+    upstream = Upstream(json.dumps(body).encode(), content_type="application/json")
+    provider = make_provider(upstream)
+    with pytest.raises(MalformedResponseError, match=r"error body \(502\): Provider returned"):
+        await provider.complete(make_request())
+    await provider.aclose()
+
+
+@pytest.mark.parametrize("body", [{"object": "list"}, {"data": "soon"}, "o3", {"error": "no"}])
+async def test_discover_models_unexpected_body_is_malformed(body: Any) -> None:
+    upstream = Upstream(json.dumps(body).encode(), content_type="application/json")
+    provider = make_provider(upstream)
+    with pytest.raises(MalformedResponseError):
+        await provider.discover_models()
+    await provider.aclose()
+
+
 async def test_discover_models_error_is_typed() -> None:
     provider = make_provider(error_upstream(401, "bad key"))
     with pytest.raises(AuthenticationError):
