@@ -142,6 +142,7 @@ class CheckContext:
             error=error,
             models=models,
             expected_api_key=FAKE_KEY,
+            validate=True,
         )
         provider = self.target.build(
             api_key=FAKE_KEY, transport=upstream, stream_timeout_ms=stream_timeout_ms

@@ -186,7 +186,8 @@ class AnthropicProvider(HTTPProvider):
             payload["tools"] = [_map_tool(tool) for tool in request.tools]
             # The API rejects a tool_choice sent without tools; OpenAI tolerates it.
             tool_choice = _map_tool_choice(request.tool_choice)
-            if extra.get("parallel_tool_calls") is False:
+            # With "none" no tool is called, and the API refuses the flag on it.
+            if extra.get("parallel_tool_calls") is False and request.tool_choice != "none":
                 tool_choice = {
                     **(tool_choice or {"type": "auto"}),
                     "disable_parallel_tool_use": True,

@@ -99,6 +99,7 @@ class ScriptedUpstream(httpx.AsyncBaseTransport):
         models_error: ErrorFault | None = None,
         models_page_size: int | None = None,
         models_body: bytes | None = None,
+        validate: bool = False,
     ) -> None:
         """Answer in ``dialect`` (a name from ``DIALECTS`` or a dialect object).
 
@@ -109,7 +110,9 @@ class ScriptedUpstream(httpx.AsyncBaseTransport):
         gets ``models_error`` instead when set, or ``models_body`` as is with a 200.
         With ``expected_api_key`` set, a request with another key gets the wire's 401.
         :attr:`requests` keeps the last ``keep_requests`` requests (``None``: all of them),
-        so a long-running server does not grow without bound.
+        so a long-running server does not grow without bound. With ``validate``, a
+        completion request the real API would refuse
+        (:meth:`~provara_kit.testing.WireDialect.validate_request`) gets its 400.
         """
         if models_page_size is not None and models_page_size < 1:
             raise ValueError(f"models_page_size must be >= 1, got {models_page_size}")
@@ -121,6 +124,7 @@ class ScriptedUpstream(httpx.AsyncBaseTransport):
         self.models_error = models_error
         self.models_page_size = models_page_size
         self.models_body = models_body
+        self.validate = validate
         self._expected_api_key = expected_api_key
         self.requests: deque[RecordedRequest] = deque(maxlen=keep_requests)
         self.opened_streams = 0
@@ -247,6 +251,9 @@ class ScriptedUpstream(httpx.AsyncBaseTransport):
         dialect = self.dialect
         if not isinstance(request, dict):
             return self._error(400, "the request body must be a JSON object")
+        refused = dialect.validate_request(request) if self.validate else []
+        if refused:
+            return self._error(400, "; ".join(refused))  # as the real API would
         step = self.script.next()
         if step.error is not None:
             return self._error_fault(step.error)

@@ -15,6 +15,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
 from provara_kit.sse import encode_comment, encode_event
+from provara_kit.testing.conversation import LIMITS, NormalizedConversation
+from provara_kit.testing.dialects.anthropic_requests import (
+    read_messages_conversation,
+    validate_messages_request,
+)
 from provara_kit.testing.dialects.base import (
     MISSING,
     Frame,
@@ -400,6 +405,23 @@ class AnthropicMessagesDialect(WireDialect):
 
     def version_headers(self) -> Mapping[str, str]:
         return {"anthropic-version": API_VERSION}
+
+    conversation_limits: ClassVar[Mapping[str, str]] = {
+        "message-name": LIMITS["message-name"],
+        "user-in-metadata": LIMITS["user-in-metadata"],
+    }
+    requires_max_tokens: ClassVar[bool] = True
+
+    def read_conversation(self, body: Mapping[str, Any]) -> NormalizedConversation:
+        """The top-level ``system``, ``tool_use``/``tool_result`` and image blocks,
+        ``stop_sequences`` and ``disable_parallel_tool_use``, in OpenAI's terms."""
+        return read_messages_conversation(body)
+
+    def validate_request(self, body: Mapping[str, Any]) -> list[str]:
+        """``max_tokens`` required; user and assistant turns only, the first a user turn;
+        every ``tool_use`` answered by a ``tool_result`` in the next turn; image sources,
+        non-empty text and a ``tool_choice`` the API takes."""
+        return validate_messages_request(body)
 
     def read_param(self, body: Mapping[str, Any], name: str) -> Any:
         """Messages-API fields in OpenAI's shape: ``system`` is the top-level ``system``,

@@ -99,7 +99,9 @@ def validate_messages_request(body: Mapping[str, Any]) -> list[str]:
         }
         if previous_calls:
             answered = {str(b.get("tool_use_id")) for b in blocks if b.get("type") == "tool_result"}
-            missing = sorted(previous_calls - answered) if role == "user" else sorted(previous_calls)
+            missing = (
+                sorted(previous_calls - answered) if role == "user" else sorted(previous_calls)
+            )
             if missing:
                 problems.append(
                     f"{where}: `tool_use` ids were found without `tool_result` blocks "

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from provara_kit.sse import ServerSentEvent, SSEDecoder
+from provara_kit.testing.conversation import NormalizedConversation, read_openai_conversation
 from provara_kit.testing.script import CannedReply, StreamFaults, UsageMode
 
 if TYPE_CHECKING:
@@ -240,6 +241,26 @@ class WireDialect(ABC):
             ]
             return "\n\n".join(texts) if texts else MISSING
         return body.get(name, MISSING)
+
+    # -- whole conversations ---------------------------------------------------------------
+
+    conversation_limits: ClassVar[Mapping[str, str]] = {}
+    """What the wire cannot express by design, by a name from
+    :data:`~provara_kit.testing.conversation.LIMITS`, each with the reason (data the
+    ``request-conversation`` check reads, so a limit is never a finding)."""
+    requires_max_tokens: ClassVar[bool] = False
+    """Whether every request must name an output limit (an adapter sends its default)."""
+
+    def read_conversation(self, body: Mapping[str, Any]) -> NormalizedConversation:
+        """The conversation a wire request body holds, in OpenAI's terms: the reference
+        the ``request-conversation`` check holds what an adapter sent to. By default the
+        body is read as OpenAI's Chat Completions."""
+        return read_openai_conversation(body)
+
+    def validate_request(self, body: Mapping[str, Any]) -> list[str]:
+        """What the real API would answer 400 to in a completion request ``body``, in its
+        words (``[]``: nothing, the default). The scripted upstream answers so."""
+        return []
 
 
 def decode_body(body: bytes) -> tuple[list[ServerSentEvent], bool]:

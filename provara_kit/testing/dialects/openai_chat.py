@@ -23,6 +23,7 @@ from provara_kit.testing.dialects.base import (
     decode_body,
     dumps,
 )
+from provara_kit.testing.dialects.openai_requests import validate_chat_request
 from provara_kit.testing.script import CannedReply, StreamFaults
 
 __all__ = ["OpenAIChatDialect", "OpenAIQuirks"]
@@ -412,6 +413,11 @@ class OpenAIChatDialect(WireDialect):
             variant.models_form = form
             forms[label] = variant
         return forms
+
+    def validate_request(self, body: Mapping[str, Any]) -> list[str]:
+        """Tool messages answer the calls before them, every call is answered, arguments
+        are JSON text, ``tool_choice`` and ``parallel_tool_calls`` come with ``tools``."""
+        return validate_chat_request(body)
 
     def render_models(self, ids: Sequence[str]) -> bytes:
         data: list[dict[str, Any]] = [
