@@ -6,7 +6,8 @@ back:
 
 * ``system`` and ``developer`` messages become the top-level ``system`` text; ``tool``
   messages become ``tool_result`` blocks in a user turn; assistant ``tool_calls`` become
-  ``tool_use`` blocks. ``max_tokens`` defaults to :data:`DEFAULT_MAX_TOKENS`.
+  ``tool_use`` blocks. ``max_tokens`` defaults to :data:`DEFAULT_MAX_TOKENS`; ``user``
+  becomes ``metadata.user_id``.
 * Input tokens are ``input_tokens`` plus the cache writes and reads, which are billed input.
 * The stream ends cleanly only at ``message_stop``; an ``error`` event aborts it. Events are
   told apart by their JSON ``type`` (else the SSE event name); unknown ones are ignored.
@@ -114,7 +115,7 @@ class {{ cookiecutter.__class }}(HTTPProvider):
     wire: ClassVar[str] = "{{ cookiecutter.__wire }}"
     # The request parameters this adapter carries to the wire.
     supported_params: ClassVar[frozenset[str] | None] = frozenset(
-        {"max_tokens", "stop", "temperature", "tool_choice", "tools"} | _PASSTHROUGH
+        {"max_tokens", "stop", "temperature", "tool_choice", "tools", "user"} | _PASSTHROUGH
     )
     unsupported_params: ClassVar[frozenset[str]] = _UNSUPPORTED
 
@@ -178,7 +179,8 @@ class {{ cookiecutter.__class }}(HTTPProvider):
         if request.tools:
             payload["tools"] = [_map_tool(tool) for tool in request.tools]
             tool_choice = _map_tool_choice(request.tool_choice)
-            if extra.get("parallel_tool_calls") is False:
+            # With "none" no tool is called, and the API refuses the flag on it.
+            if extra.get("parallel_tool_calls") is False and request.tool_choice != "none":
                 tool_choice = {
                     **(tool_choice or {"type": "auto"}),
                     "disable_parallel_tool_use": True,
@@ -186,6 +188,9 @@ class {{ cookiecutter.__class }}(HTTPProvider):
             if tool_choice is not None:
                 payload["tool_choice"] = tool_choice
         payload.update({key: value for key, value in extra.items() if key in _PASSTHROUGH})
+        if extra.get("user") is not None:
+            # Decide: where your API takes OpenAI's end-user id (Anthropic: metadata.user_id).
+            payload["metadata"] = {"user_id": extra["user"], **(payload.get("metadata") or {})}
         if stream:
             payload["stream"] = True
         return payload
@@ -198,6 +203,8 @@ class {{ cookiecutter.__class }}(HTTPProvider):
         while True:
             body = await self._get_json(f"/models?{urlencode(query)}")
             if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+                if isinstance(body, dict) and body.get("type") == "error":
+                    raise self._error_in_body(json.dumps(body))  # an error sent with a 200
                 raise MalformedResponseError(
                     f"{self.name} /models answered with an unexpected body shape",
                     provider=self.name,
