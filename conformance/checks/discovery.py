@@ -186,6 +186,13 @@ async def _paged(found: Findings, ctx: CheckContext, served: list[str]) -> None:
     )
 
 
+def _expect_provider(found: Findings, where: str, ctx: CheckContext, error: object) -> None:
+    name = getattr(error, "provider", None)
+    found.expect(
+        name == ctx.target.name, f"{where}: the error names provider {name!r}, not the target's"
+    )
+
+
 async def _errors(found: Findings, ctx: CheckContext) -> None:
     for status, (expected, retryable) in STATUSES.items():
         message = f"model listing refused with {status}"
@@ -202,6 +209,7 @@ async def _errors(found: Findings, ctx: CheckContext) -> None:
         ):
             continue
         assert isinstance(result, ProviderStatusError)
+        _expect_provider(found, where, ctx, result)
         found.expect(
             result.retryable is retryable,
             f"{where}: retryable {result.retryable}, expected {retryable}",
@@ -209,17 +217,19 @@ async def _errors(found: Findings, ctx: CheckContext) -> None:
         found.expect(message in str(result), f"{where}: the upstream's words are lost: {result}")
     for label, body in MALFORMED.items():
         result = await _discover(_upstream(ctx, IDS, body=body), ctx)
-        found.expect(
+        where = f"a 200 model list that is {label}"
+        if found.expect(
             isinstance(result, MalformedResponseError),
-            f"a 200 model list that is {label}: {_describe(result)}, "
-            "expected MalformedResponseError",
-        )
-    fault = ErrorFault(503, message="models are being reloaded", wire_status=200)
+            f"{where}: {_describe(result)}, expected MalformedResponseError",
+        ):
+            _expect_provider(found, where, ctx, result)
+    words = "models are being reloaded"
+    fault = ErrorFault(503, message=words, wire_status=200)
     result = await _discover(_upstream(ctx, IDS, error=fault), ctx)
     found.expect(
-        isinstance(result, ProviderError),
+        isinstance(result, ProviderError) and words in str(result),
         f"a 200 model list that is the wire's error body: {_describe(result)}, "
-        "expected a provider error",
+        "expected a provider error with the upstream's words",
     )
 
 

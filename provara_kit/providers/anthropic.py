@@ -30,11 +30,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from provara_kit.errors import (
-    MalformedResponseError,
-    extract_upstream_message,
-    redact,
-)
+from provara_kit.errors import MalformedResponseError
 from provara_kit.json_codec import loads
 from provara_kit.model_catalog import DEFAULT_MODELS as _CATALOG
 from provara_kit.providers.base import (
@@ -208,6 +204,8 @@ class AnthropicProvider(HTTPProvider):
         while True:
             body = await self._get_json(f"/models?{urlencode(query)}")
             if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+                if isinstance(body, dict) and body.get("type") == "error":
+                    raise self._error_in_body(json.dumps(body))
                 raise MalformedResponseError(
                     f"{self.name} /models answered with an unexpected body shape",
                     provider=self.name,
@@ -225,12 +223,7 @@ class AnthropicProvider(HTTPProvider):
         if not isinstance(body, dict):
             raise TypeError(f"expected a JSON object, got {type(body).__name__}")
         if body.get("type") == "error":
-            message, error_type = extract_upstream_message(json.dumps(body))
-            raise MalformedResponseError(
-                f"{self.name} answered 200 with an error body ({error_type}): "
-                f"{redact(message, (self._api_key,))}",
-                provider=self.name,
-            )
+            raise self._error_in_body(json.dumps(body))
         text: list[str] = []
         reasoning: list[str] = []
         calls: list[ToolCall] = []

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from provara_kit import json_codec
-from provara_kit.errors import ProviderStatusError
+from provara_kit.errors import MalformedResponseError, ProviderStatusError
 from provara_kit.providers.anthropic import AnthropicProvider
 from provara_kit.providers.base import ParsedCompletion
 from provara_kit.providers.openai_compatible import OpenAICompatibleProvider
@@ -84,6 +84,19 @@ class ListsWithoutVersionHeader(AnthropicProvider):
         if response.status_code >= 400:
             raise self._error(response, response.content)
         return self._decode_json(response.content)
+
+
+class ListingErrorIsShapeError(AnthropicProvider):
+    """Reads any listing without a ``data`` list as "unexpected body shape": a 200 that
+    carries the API's error object loses its message, and the operator sees no reason."""
+
+    async def _get_json(self, path: str) -> Any:
+        body = await super()._get_json(path)
+        if not isinstance(body, dict) or "data" not in body:
+            raise MalformedResponseError(
+                f"{self.name} /models answered with an unexpected body shape", provider=self.name
+            )
+        return body
 
 
 class DropsDefaultModels(OpenAICompatibleProvider):
@@ -166,6 +179,12 @@ CASES: tuple[Case, ...] = (
         "model-discovery",
         ListsWithoutVersionHeader,
         r"the model list: header anthropic-version None, expected '2023-06-01'",
+    ),
+    Case(
+        "model-discovery",
+        ListingErrorIsShapeError,
+        r"a 200 model list that is the wire's error body: raised MalformedResponseError "
+        r"\(.*unexpected body shape\), expected a provider error with the upstream's words",
     ),
     Case(
         "model-discovery",
