@@ -77,6 +77,7 @@ class TestAcmeConformance(ProviderConformance):
             api_key=api_key,
             base_url={base_url},
             transport=transport,
+            default_models=self.models,
             pricing=self.pricing,
         )
 '''
