@@ -220,6 +220,34 @@ async def _discovery(found: Findings, ctx: CheckContext, sender: _Sender) -> Non
         _expect_auth(found, where, ctx, request)
 
 
+async def _client_stream_flags(found: Findings, ctx: CheckContext, sender: _Sender) -> None:
+    """A client's own ``stream`` field (a body passed through a gateway carries one) never
+    overrides the call: ``complete`` sends no stream request, ``complete_stream`` one."""
+    dialect = ctx.target.dialect
+    for mode, flag in (("complete", True), ("stream", False)):
+        where = f"{mode} of a request that says stream={flag}"
+        extra: dict[str, Any] = {"stream": flag}
+        if flag:
+            extra["stream_options"] = {"include_usage": True}
+        error, sent = await sender.send(ctx.request(USER, system=SYSTEM, **extra), mode)
+        if len(sent) != 1 or not isinstance(sent[0].body, dict):
+            found.fail(f"{where}: {len(sent)} requests with a JSON body sent ({error!r})")
+            continue
+        body = sent[0].body
+        streamed = dialect.is_stream_request(body)
+        if not found.expect(
+            streamed is (mode == "stream"),
+            f"{where}: the body {'asks' if streamed else 'does not ask'} for a stream",
+        ):
+            continue
+        if mode == "complete":
+            found.expect(
+                "stream_options" not in body,
+                f"{where}: stream_options sent on a request that does not stream",
+            )
+        found.expect(error is None, f"{where}: raised {error!r}")
+
+
 async def request_shape(ctx: CheckContext) -> None:
     found = Findings()
     declared = declared_params(ctx.target)
@@ -234,6 +262,7 @@ async def request_shape(ctx: CheckContext) -> None:
             _expect_shape(found, mode, ctx, sent, mode)
         if failed == len(MODES):
             found.raise_if_any()  # nothing gets through: the parameters cannot be judged
+        await _client_stream_flags(found, ctx, sender)
         for name in sorted(declared.supported):
             await _supported(found, ctx, sender, name)
         for name in sorted(declared.unsupported):

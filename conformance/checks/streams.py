@@ -65,7 +65,23 @@ async def stream_timeout(ctx: CheckContext) -> None:
         )
         found.expect(not outcome.metas, "a _provara meta event was yielded after the stall")
         found.expect(upstream.open_streams == 0, "the upstream response was left open")
+    # The terminal marker ends the stream; a connection kept open after it must not matter.
+    if ctx.target.dialect.has_terminal_marker:
+        await _held_open(ctx, found)
     found.raise_if_any()
+
+
+async def _held_open(ctx: CheckContext, found: Findings) -> None:
+    held = StreamFaults(hold_open=True, stall_seconds=2.0)
+    async with ctx.scripted(faults=held, stream_timeout_ms=300) as (provider, upstream):
+        outcome = await run_stream(provider, ctx.request())
+        found.expect(
+            outcome.error is None and len(outcome.metas) == 1,
+            "a connection held open after the terminal marker ended the stream with "
+            f"{type(outcome.error).__name__ if outcome.error else 'a clean end'} and "
+            f"{len(outcome.metas)} meta events: the stream must end at the marker",
+        )
+        found.expect(upstream.open_streams == 0, "the held-open response was left open")
 
 
 async def empty_chunk_filter(ctx: CheckContext) -> None:

@@ -63,7 +63,9 @@ class ScriptedBody(httpx.AsyncByteStream):
             offset += len(frame.data)
 
         stall_at: int | None = None
-        if faults.stall_after_chunks is not None:
+        if faults.hold_open:
+            stall_at = len(body)
+        elif faults.stall_after_chunks is not None:
             stall_at = _stall_offset(frames, starts, faults.stall_after_chunks, len(body))
 
         cut_after: int | None = None

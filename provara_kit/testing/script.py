@@ -155,6 +155,9 @@ class StreamFaults:
     * ``stall_after_chunks``: sleep ``stall_seconds`` before sending the content chunk with
       that index (with fewer chunks: before what follows the last one).
     * ``split_bytes``: deliver the body in pieces of that many bytes, to exercise decoders.
+    * ``hold_open``: after the whole body (terminal marker included), keep the connection
+      open for ``stall_seconds`` before it closes, as servers with keep-alive may: the
+      stream must end at the marker, not when the connection closes.
     * ``framing``: write the stream in another form the event-stream format allows (CRLF,
       no space after the colon, multi-line data ...; see :mod:`provara_kit.testing.framing`).
     """
@@ -167,6 +170,7 @@ class StreamFaults:
     stall_after_chunks: int | None = None
     stall_seconds: float = 1.0
     split_bytes: int | None = None
+    hold_open: bool = False
     framing: SSEFraming | None = None
 
     def __post_init__(self) -> None:

@@ -244,6 +244,15 @@ class IgnoresGroqUsage(_ChunkRewriter):
         chunk.pop("x_groq", None)
 
 
+class SkipsErrorObjects(_ChunkRewriter):
+    """Skips chunks it does not recognise, an ``{"error": ...}`` chunk among them:
+    OpenRouter sends the error and then ``[DONE]``, so a failed answer ends "cleanly"
+    with whatever text came before the error."""
+
+    def _forget(self, chunk: dict[str, Any]) -> None:
+        chunk.pop("error", None)
+
+
 class ReasoningOrContent(_ChunkRewriter):
     """Reads a delta as reasoning *or* text (``if "reasoning_content" in delta: ... elif``):
     DeepSeek's text deltas carry ``"reasoning_content": null`` beside the text, which is
@@ -408,6 +417,16 @@ CASES: tuple[Case, ...] = (
         "outcome-fidelity",
         IgnoresGroqUsage,
         r"Groq-style .*: plain text \(stream\): input tokens \(\d+, 'estimated'\) != \(1234, 'upstream'\)",
+    ),
+    Case(
+        "stream-aborted",
+        SkipsErrorObjects,
+        r"upstream error event after the first content: ended with a clean end",
+    ),
+    Case(
+        "outcome-fidelity",
+        SkipsErrorObjects,
+        r"an error event after the first content ended with a clean end",
     ),
     Case(
         "outcome-fidelity",

@@ -88,7 +88,8 @@ def test_the_openai_variants_differ_where_they_say() -> None:
     assert '"type":"thinking"' in mistral and '"index":0,"id"' not in mistral
     assert "[DONE]" not in perplexity
     assert '"reasoning_content":null' in deepseek
-    assert '"content":[{"type":"text","text":"Hi"}]' in parts and '"arguments":{"a":1}' in parts
+    assert '"content":[{"type":"text","text":"H"},{"type":"text","text":"i"}]' in parts
+    assert '"arguments":{"a":1}' in parts
     assert '"index":0' not in parts.split('"tool_calls"')[0]
     assert '{"index":1,"delta":{"content":"(another answer)"}' in two
 

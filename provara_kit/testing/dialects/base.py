@@ -179,6 +179,12 @@ class WireDialect(ABC):
         no reference reader)."""
         return None
 
+    @property
+    def has_terminal_marker(self) -> bool:
+        """Whether a stream ends with a marker of its own (``[DONE]``, ``message_stop``)
+        rather than with the end of the body."""
+        return True
+
     def wire_finish_reason(self, reply: CannedReply) -> str:
         """The finish reason as this wire sends it for ``reply``."""
         return reply.wire_finish_reason or reply.finish_reason

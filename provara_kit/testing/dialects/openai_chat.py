@@ -84,8 +84,8 @@ class OpenAIQuirks:
         return [choice]
 
     def text(self, text: str) -> str | list[dict[str, str]]:
-        """A text content as this provider sends it."""
-        return [{"type": "text", "text": text}] if self.text_parts else text
+        """A text content as this provider sends it (as parts: two, when it can be cut)."""
+        return _parts(text) if self.text_parts else text
 
     def arguments(self, arguments: str) -> Any:
         """Tool-call arguments as this provider sends them."""
@@ -154,6 +154,10 @@ class OpenAIChatDialect(WireDialect):
         self.done_marker = done_marker
         self.quirks = quirks or OpenAIQuirks()
 
+    @property
+    def has_terminal_marker(self) -> bool:
+        return self.done_marker
+
     def wire_variants(self) -> dict[str, WireDialect]:
         """This wire as OpenAI sends it, and as the compatible providers do."""
         variants: dict[str, WireDialect] = {"as OpenAI sends it": self}
@@ -182,10 +186,10 @@ class OpenAIChatDialect(WireDialect):
         }
         if reply.reasoning:
             if self.quirks.reasoning_field == "thinking_parts":
-                thinking = [{"type": "text", "text": reply.reasoning_text}]
+                thinking = _parts(reply.reasoning_text)
                 message["content"] = [
                     {"type": "thinking", "thinking": thinking},
-                    {"type": "text", "text": reply.text},
+                    *_parts(reply.text),
                 ]
             else:
                 message[self.quirks.reasoning_field] = reply.reasoning_text
@@ -286,6 +290,10 @@ class OpenAIChatDialect(WireDialect):
             frames.append(chunk(delta, index=i))
         if error_after is not None:
             frames.append(Frame(self.render_stream_error("The server had an error")))
+            if self.done_marker and not self.quirks.error_event:
+                # As OpenRouter does: the error, then [DONE] (Groq's error event ends the
+                # body instead). Either way the stream is broken.
+                frames.append(Frame(encode_event("[DONE]")))
             return frames
         if quirks.whole_tool_calls and reply.tool_calls:
             whole = [
@@ -453,6 +461,13 @@ def _usage(reply: CannedReply, *, output_tokens: int | None = None) -> dict[str,
     if reply.reasoning_tokens and reported_output is not None and reply.usage != "zero":
         usage["completion_tokens_details"] = {"reasoning_tokens": reply.reasoning_tokens}
     return usage
+
+
+def _parts(text: str) -> list[dict[str, str]]:
+    """``text`` as text content parts: two when it can be cut, so readers must join them."""
+    middle = len(text) // 2
+    pieces = [text[:middle], text[middle:]] if middle else [text]
+    return [{"type": "text", "text": piece} for piece in pieces]
 
 
 class _Reading:
