@@ -46,7 +46,7 @@ if NAME not in REGISTRY:
     REGISTRY.register(
         ProviderSpec(
             name=NAME,
-            factory=partial(TinyProvider, name=NAME),
+            factory=partial(TinyProvider, name=NAME, default_models=(MODEL,)),
             api_key_env="TINY_API_KEY",
             default_base_url=BASE_URL,
             default_models=(MODEL,),
