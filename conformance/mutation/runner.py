@@ -126,10 +126,12 @@ def _sample(workspace: Workspace, modules: list[MutatedModule], limit: int | Non
     from mutmut.utils.format_utils import get_mutant_name
 
     names: list[str] = []
-    for module in modules:
-        code = (workspace.path / module.relpath).read_text(encoding="utf-8")
-        mutated = mutate_file_contents(str(module.relpath), code)
-        names += [get_mutant_name(module.relpath, name) for name in mutated.mutant_names]
+    # mutmut reads its settings from the working directory: the workspace's, not the caller's.
+    with contextlib.chdir(workspace.path):
+        for module in modules:
+            code = (workspace.path / module.relpath).read_text(encoding="utf-8")
+            mutated = mutate_file_contents(str(module.relpath), code)
+            names += [get_mutant_name(module.relpath, name) for name in mutated.mutant_names]
     if limit >= len(names):
         return []
     return [names[index * len(names) // limit] for index in range(limit)]
