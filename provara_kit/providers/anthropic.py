@@ -1,4 +1,4 @@
-"""Anthropic's native Messages API (``POST /v1/messages``): the template every adapter copies.
+"""Anthropic's native Messages API (``POST /v1/messages``), and the base of Messages-shaped ones.
 
 Requests are OpenAI-shaped :class:`~provara_kit.types.ChatRequest` values; the mappers at the
 bottom of this module translate them to the Messages wire and back:
@@ -19,6 +19,11 @@ bottom of this module translate them to the Messages wire and back:
   event types do not break old adapters.
 * Usage in ``message_start`` and ``message_delta`` is cumulative: each report replaces the
   previous one, it is never added to it.
+
+An Anthropic-shaped provider subclasses :class:`AnthropicProvider` and changes only what is
+its own: ``_headers`` (key and version headers), ``_completion_path``, ``discover_models``,
+``supported_params`` / ``unsupported_params``, and the class attributes
+``default_max_tokens`` and ``stop_reasons``.
 """
 
 from __future__ import annotations
@@ -122,6 +127,10 @@ class AnthropicProvider(HTTPProvider):
             "top_logprobs",
         }
     )
+    default_max_tokens: ClassVar[int] = DEFAULT_MAX_TOKENS
+    """Sent as ``max_tokens`` when a request names none (the wire requires it)."""
+    stop_reasons: ClassVar[Mapping[str, str]] = _STOP_REASONS
+    """The wire's stop reasons as OpenAI finish reasons; one not listed passes unchanged."""
 
     def __init__(
         self,
@@ -164,7 +173,9 @@ class AnthropicProvider(HTTPProvider):
     def _build_payload(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         system, messages = _map_messages(request.messages)
         extra = request.passthrough()
-        max_tokens = request.max_tokens or extra.get("max_completion_tokens") or DEFAULT_MAX_TOKENS
+        max_tokens = (
+            request.max_tokens or extra.get("max_completion_tokens") or self.default_max_tokens
+        )
         payload: dict[str, Any] = {
             "model": request.model,
             "max_tokens": max_tokens,
@@ -245,7 +256,7 @@ class AnthropicProvider(HTTPProvider):
         return ParsedCompletion(
             text="".join(text),
             reasoning="".join(reasoning),
-            finish_reason=_finish_reason(body.get("stop_reason")),
+            finish_reason=_finish_reason(body.get("stop_reason"), self.stop_reasons),
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             id=body.get("id"),
@@ -395,10 +406,10 @@ def _map_tool_choice(choice: str | dict[str, Any] | None) -> dict[str, Any] | No
     return dict(choice)  # Anthropic's own shape ({"type": "any"} ...)
 
 
-def _finish_reason(stop_reason: Any) -> str | None:
+def _finish_reason(stop_reason: Any, stop_reasons: Mapping[str, str]) -> str | None:
     if stop_reason is None:
         return None
-    return _STOP_REASONS.get(stop_reason, str(stop_reason))
+    return stop_reasons.get(stop_reason, str(stop_reason))
 
 
 def _count(value: Any) -> int | None:
@@ -425,10 +436,11 @@ class _EventMapper:
     """Maps one Messages stream's events (a
     :class:`~provara_kit.providers.base.StreamMapper`)."""
 
-    __slots__ = ("_no_args_yet", "_provider", "done")
+    __slots__ = ("_no_args_yet", "_provider", "_stop_reasons", "done")
 
     def __init__(self, provider: AnthropicProvider) -> None:
         self._provider = provider
+        self._stop_reasons = provider.stop_reasons
         # Tool blocks whose arguments have not streamed yet: a call with no arguments gets
         # "{}" when its block stops, so OpenAI clients can always json.loads them.
         self._no_args_yet: set[int] = set()
@@ -445,7 +457,7 @@ class _EventMapper:
         if kind == "error":
             raise self._provider._stream_error(sse.data)
         try:
-            return _map_event(kind, data, self._no_args_yet)
+            return _map_event(kind, data, self._no_args_yet, self._stop_reasons)
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"{kind} event has an unexpected shape: {exc!r}") from None
 
@@ -453,7 +465,9 @@ class _EventMapper:
         return []  # a Messages stream always ends with message_stop
 
 
-def _map_event(kind: Any, data: dict[str, Any], no_args_yet: set[int]) -> list[UpstreamEvent]:
+def _map_event(
+    kind: Any, data: dict[str, Any], no_args_yet: set[int], stop_reasons: Mapping[str, str]
+) -> list[UpstreamEvent]:
     """Upstream events for one decoded stream event (other than message_stop and error)."""
     if kind == "content_block_delta":
         delta = data["delta"]
@@ -506,7 +520,7 @@ def _map_event(kind: Any, data: dict[str, Any], no_args_yet: set[int]) -> list[U
         ]
     if kind == "message_delta":
         events: list[UpstreamEvent] = []
-        reason = _finish_reason((data.get("delta") or {}).get("stop_reason"))
+        reason = _finish_reason((data.get("delta") or {}).get("stop_reason"), stop_reasons)
         if reason is not None:
             events.append(Finish(reason))
         input_tokens, output_tokens = _usage(data.get("usage"))

@@ -7,11 +7,11 @@ import itertools
 import json
 import random
 import re
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -698,6 +698,32 @@ async def test_stop_reason_mapping(stop_reason: str | None, finish: str | None) 
     async with make_provider(json_response(body)) as provider:
         response = await provider.complete(make_request())
     assert response.finish_reason == finish
+
+
+class _MessagesShaped(AnthropicProvider):
+    """An Anthropic-shaped provider with its own default max_tokens and stop reasons."""
+
+    default_max_tokens: ClassVar[int] = 1024
+    stop_reasons: ClassVar[Mapping[str, str]] = {
+        **AnthropicProvider.stop_reasons,
+        "complete": "stop",
+        "end_turn": "eos",
+    }
+
+
+async def test_a_subclass_sets_its_default_max_tokens_and_stop_reasons() -> None:
+    recorder = Recorder(json_response({**OK_BODY, "stop_reason": "complete"}))
+    transport = httpx.MockTransport(recorder)
+    async with _MessagesShaped(api_key=API_KEY, transport=transport) as provider:
+        response = await provider.complete(make_request())
+        assert recorder.payload["max_tokens"] == 1024
+        assert response.finish_reason == "stop"
+        streamed = simple_stream("Hi")
+        recorder.reply = stream_response(streamed)
+        meta = only_meta(await drain(provider, make_request()))
+    assert meta.finish_reason == "eos"
+    assert AnthropicProvider.default_max_tokens == DEFAULT_MAX_TOKENS
+    assert AnthropicProvider.stop_reasons["end_turn"] == "stop"
 
 
 async def test_complete_keeps_a_real_zero() -> None:
