@@ -82,7 +82,7 @@ def test_every_name_derives_from_the_display_name(
     dialect = adapter.removesuffix("Provider") + "Dialect"
     assert entry_points["provara.dialects"] == {f"{slug}-messages": f"{module}.dialect:{dialect}"}
     provider = (project / "src" / module / "provider.py").read_text(encoding="utf-8")
-    assert f"class {adapter}(HTTPProvider):" in provider
+    assert f"class {adapter}(AnthropicProvider):" in provider
     assert f'PROVIDER_NAME: Final = "{slug}"' in provider
     assert f'API_KEY_ENV: Final = "{env}_API_KEY"' in provider
     assert f'BASE_URL_ENV: Final = "{env}_BASE_URL"' in provider
@@ -116,7 +116,7 @@ def test_a_shape_gets_its_own_files_and_no_placeholders(tmp_path: Path, shape: s
         assert not LEFTOVER.search(text), f"{name}: {LEFTOVER.search(text)}"
         if name.endswith(".py"):
             compile(text, name, "exec")
-    parent = "HTTPProvider" if shape == "anthropic-messages" else "OpenAICompatibleProvider"
+    parent = "AnthropicProvider" if shape == "anthropic-messages" else "OpenAICompatibleProvider"
     assert f"class AcmeProvider({parent}):" in files["src/provara_provider_acme/provider.py"]
     for fixture in load_fixtures(project / "tests" / "fixtures"):
         (exchange,) = fixture.exchanges

@@ -1,7 +1,9 @@
-"""The adapter's own wire mapping: what it sends, and what it makes of the answers.
+"""What the adapter decides for itself: headers, path, max_tokens, refusals, stop reasons,
+models and prices.
 
-The conformance suite checks what every adapter must do; these tests pin down how this one
-speaks its wire. Change them along with ``provider.py``.
+Messages, tools and the stream are mapped by provara-kit's ``AnthropicProvider``, whose own
+tests cover them; the conformance suite checks what every adapter must do. Change these
+tests along with the hooks in ``provider.py``.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import asyncio
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from provara_kit import ChatRequest, ProvaraMeta, TextDelta, ToolCallDelta
+from provara_kit.errors import UnsupportedParameterError
 from provara_kit.testing import CannedReply, ScriptedUpstream
 
 from {{ cookiecutter.__module }}.dialect import {{ cookiecutter.__dialect_class }}
@@ -19,6 +23,7 @@ from {{ cookiecutter.__module }}.provider import (
     API_VERSION,
     DEFAULT_MAX_TOKENS,
     DEFAULT_MODELS,
+    STOP_REASONS,
     {{ cookiecutter.__class }},
 )
 
@@ -40,57 +45,56 @@ def _provider(upstream: ScriptedUpstream) -> {{ cookiecutter.__class }}:
     return {{ cookiecutter.__class }}(api_key=KEY, transport=upstream, pricing=PRICING)
 
 
-def _request(*messages: dict[str, Any], **fields: Any) -> ChatRequest:
-    default = ({"role": "system", "content": "Be terse."}, {"role": "user", "content": "Hi"})
-    body = {"model": MODEL, "messages": list(messages or default), **fields}
-    return ChatRequest.model_validate(body)
+def _request(**fields: Any) -> ChatRequest:
+    messages = [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Hi"}]
+    return ChatRequest.model_validate({"model": MODEL, "messages": messages, **fields})
 
 
-def test_sends_the_key_and_a_messages_body() -> None:
+def test_sends_the_key_the_version_and_the_default_max_tokens() -> None:
     upstream = _upstream()
 
     async def go() -> str:
         async with _provider(upstream) as provider:
-            return (await provider.complete(_request(temperature=0.5, n=1))).text
+            return (await provider.complete(_request(temperature=0.5))).text
 
     assert asyncio.run(go()) == "Hello there"
     sent = upstream.last_request
     assert sent.authorized is True
     assert sent.headers["anthropic-version"] == API_VERSION
     assert sent.path.endswith("/messages")
-    assert sent.body == {
-        "model": MODEL,
-        "max_tokens": DEFAULT_MAX_TOKENS,
-        "system": "Be terse.",
-        "messages": [{"role": "user", "content": "Hi"}],
-        "temperature": 0.5,
-    }
+    assert sent.body["max_tokens"] == DEFAULT_MAX_TOKENS
+    assert sent.body["temperature"] == 0.5
 
 
-def test_tool_calls_and_results_map_to_blocks() -> None:
+@pytest.mark.parametrize("param", sorted({{ cookiecutter.__class }}.unsupported_params))
+def test_refuses_what_the_api_cannot_express_before_sending(param: str) -> None:
     upstream = _upstream()
-    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
-    request = _request(
-        {"role": "user", "content": "Use f."},
-        {"role": "assistant", "content": None, "tool_calls": [call]},
-        {"role": "tool", "tool_call_id": "call_1", "content": "42"},
-    )
 
     async def go() -> None:
         async with _provider(upstream) as provider:
-            await provider.complete(request)
+            await provider.complete(_request(**{param: 1}))
 
-    asyncio.run(go())
-    assert upstream.last_request.body["messages"][1:] == [
-        {
-            "role": "assistant",
-            "content": [{"type": "tool_use", "id": "call_1", "name": "f", "input": {}}],
-        },
-        {
-            "role": "user",
-            "content": [{"type": "tool_result", "tool_use_id": "call_1", "content": "42"}],
-        },
-    ]
+    with pytest.raises(UnsupportedParameterError, match=param):
+        asyncio.run(go())
+    assert not upstream.requests
+
+
+@pytest.mark.parametrize(("stop_reason", "finish_reason"), sorted(STOP_REASONS.items()))
+def test_stop_reasons_become_finish_reasons(stop_reason: str, finish_reason: str) -> None:
+    reply = CannedReply(("Done.",), model=MODEL, wire_finish_reason=stop_reason)
+    upstream = _upstream(reply)
+
+    async def go() -> tuple[str | None, object]:
+        async with _provider(upstream) as provider:
+            completed = await provider.complete(_request())
+            async with provider.complete_stream(_request()) as stream:
+                *_, meta = [event async for event in stream]
+            return completed.finish_reason, meta
+
+    completed, meta = asyncio.run(go())
+    assert completed == finish_reason
+    assert isinstance(meta, ProvaraMeta)
+    assert meta.finish_reason == finish_reason
 
 
 def test_a_stream_yields_text_and_tool_calls_then_one_priced_meta() -> None:
