@@ -220,6 +220,9 @@ async def _discovery(found: Findings, ctx: CheckContext, sender: _Sender) -> Non
         _expect_auth(found, where, ctx, request)
 
 
+_CLIENT_OPTIONS: Final = {"include_obfuscation": False}
+
+
 async def _client_stream_flags(found: Findings, ctx: CheckContext, sender: _Sender) -> None:
     """A client's own ``stream`` field (a body passed through a gateway carries one) never
     overrides the call: ``complete`` sends no stream request, ``complete_stream`` one."""
@@ -227,8 +230,7 @@ async def _client_stream_flags(found: Findings, ctx: CheckContext, sender: _Send
     for mode, flag in (("complete", True), ("stream", False)):
         where = f"{mode} of a request that says stream={flag}"
         extra: dict[str, Any] = {"stream": flag}
-        if flag:
-            extra["stream_options"] = {"include_usage": True}
+        extra["stream_options"] = {"include_usage": True} if flag else dict(_CLIENT_OPTIONS)
         error, sent = await sender.send(ctx.request(USER, system=SYSTEM, **extra), mode)
         if len(sent) != 1 or not isinstance(sent[0].body, dict):
             found.fail(f"{where}: {len(sent)} requests with a JSON body sent ({error!r})")
@@ -240,11 +242,17 @@ async def _client_stream_flags(found: Findings, ctx: CheckContext, sender: _Send
             f"{where}: the body {'asks' if streamed else 'does not ask'} for a stream",
         ):
             continue
+        options = body.get("stream_options")
         if mode == "complete":
             found.expect(
-                "stream_options" not in body,
+                options is None,
                 f"{where}: stream_options sent on a request that does not stream",
             )
+        elif isinstance(options, dict):
+            # Where the wire takes stream options, the client's own are kept beside the
+            # adapter's.
+            lost = {k: v for k, v in _CLIENT_OPTIONS.items() if options.get(k) != v}
+            found.expect(not lost, f"{where}: the client's stream_options {lost} were dropped")
         found.expect(error is None, f"{where}: raised {error!r}")
 
 

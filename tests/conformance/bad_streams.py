@@ -56,3 +56,24 @@ CASES += (
         r"complete of a request that says stream=True: the body asks for a stream",
     ),
 )
+
+
+class ReplacesStreamOptions(OpenAICompatibleProvider):
+    """Sets ``payload["stream_options"] = {"include_usage": True}`` to get usage, replacing
+    the options the client sent (``include_obfuscation: false`` and the like)."""
+
+    def _build_payload(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        payload = super()._build_payload(request, stream=stream)
+        if stream:
+            payload["stream_options"] = {"include_usage": True}
+        return payload
+
+
+CASES += (
+    Case(
+        "request-shape",
+        ReplacesStreamOptions,
+        r"stream of a request that says stream=False: the client's stream_options "
+        r"\{'include_obfuscation': False\} were dropped",
+    ),
+)
