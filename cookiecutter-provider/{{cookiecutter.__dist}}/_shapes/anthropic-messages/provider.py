@@ -106,7 +106,8 @@ class {{ cookiecutter.__class }}(AnthropicProvider):
         )
 
     def _headers(self) -> dict[str, str]:
-        headers = {"anthropic-version": API_VERSION, "content-type": "application/json"}
+        # The JSON body brings its own content-type.
+        headers = {"anthropic-version": API_VERSION}
         if self._api_key:
             # Decide: how your API takes the key. Anthropic's wire sends it as x-api-key;
             # many Messages-shaped endpoints want "authorization: Bearer <key>" instead
