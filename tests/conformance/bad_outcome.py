@@ -316,6 +316,48 @@ class MissingDeltaInputIsZero(_AnthropicSpy):
             usage.setdefault("input_tokens", 0)
 
 
+class FirstTextBlockOnly(AnthropicProvider):
+    """Reads ``next(b for b in content if b["type"] == "text")["text"]``: an answer in
+    several text blocks (as answers interleaved with server tool results come) loses
+    every block but the first."""
+
+    def _parse_completion(self, body: Any) -> ParsedCompletion:
+        blocks = body.get("content") or []
+        texts = [i for i, b in enumerate(blocks) if b.get("type") == "text"]
+        trimmed = {**body, "content": [b for i, b in enumerate(blocks) if i not in texts[1:]]}
+        return super()._parse_completion(trimmed)
+
+
+class EventNameOnly(AnthropicProvider):
+    """Tells events apart by the SSE ``event:`` line alone: an endpoint that sends only
+    ``data:`` lines (the JSON ``type`` names each event) yields nothing it understands."""
+
+    async def _map_stream(
+        self, events: AsyncIterator[ServerSentEvent | None], request: ChatRequest
+    ) -> AsyncGenerator[UpstreamEvent, None]:
+        async def renamed() -> AsyncGenerator[ServerSentEvent | None, None]:
+            async for sse in events:
+                if sse is not None and sse.data.startswith("{"):
+                    data = {**json.loads(sse.data), "type": sse.event}
+                    sse = ServerSentEvent(data=json.dumps(data), event=sse.event)
+                yield sse
+
+        async for event in super()._map_stream(renamed(), request):
+            yield event
+
+
+class FirstInputReportWins(_AnthropicSpy):
+    """Takes the input count from ``message_start`` and ignores the one ``message_delta``
+    brings, but server tools add input while the answer runs: the last report is the
+    bill."""
+
+    def _forget(self, data: dict[str, Any]) -> None:
+        usage = data.get("usage")
+        if data.get("type") == "message_delta" and isinstance(usage, dict):
+            for key in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"):
+                usage.pop(key, None)
+
+
 # -- framing -------------------------------------------------------------------------------------
 
 
@@ -447,6 +489,21 @@ CASES: tuple[Case, ...] = (
         "outcome-fidelity",
         MissingDeltaInputIsZero,
         r"output tokens only: plain text \(stream\): input tokens \(0, 'upstream'\) != \(1234, 'upstream'\)",
+    ),
+    Case(
+        "outcome-fidelity",
+        FirstTextBlockOnly,
+        r"a block per piece.*: plain text \(complete\): text 'Hello' != 'Hello, world'",
+    ),
+    Case(
+        "outcome-fidelity",
+        EventNameOnly,
+        r"a block per piece.*: plain text \(stream\): ended with StreamAbortedError",
+    ),
+    Case(
+        "outcome-fidelity",
+        FirstInputReportWins,
+        r"input counted up in message_delta: plain text \(stream\): input tokens \(1233, 'upstream'\) != \(1234, 'upstream'\)",
     ),
     Case(
         "replay-fixtures",

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Final
 
 from provara_kit.sse import encode_comment, encode_event
@@ -76,11 +77,19 @@ class AnthropicQuirks:
       ``input_json_delta`` follows.
     * ``delta_usage_output_only``: ``message_delta`` reports ``output_tokens`` alone, as the
       API did before it repeated the input counts there.
+    * ``block_per_piece``: a whole answer holds one text (and thinking) block per piece,
+      as answers interleaved with server tool results do.
+    * ``no_event_names``: events carry no ``event:`` line; the JSON ``type`` names them.
+    * ``input_grows``: ``message_start`` reports fewer input tokens than ``message_delta``
+      (server tools add input as the answer runs); the last report is the count.
     """
 
     first_piece_in_block_start: bool = False
     whole_tool_input: bool = False
     delta_usage_output_only: bool = False
+    block_per_piece: bool = False
+    no_event_names: bool = False
+    input_grows: bool = False
 
 
 _VARIANTS: Final[Mapping[str, AnthropicQuirks]] = {
@@ -88,6 +97,9 @@ _VARIANTS: Final[Mapping[str, AnthropicQuirks]] = {
         first_piece_in_block_start=True, whole_tool_input=True
     ),
     "message_delta reports output tokens only": AnthropicQuirks(delta_usage_output_only=True),
+    "a block per piece, no event names, input counted up in message_delta": AnthropicQuirks(
+        block_per_piece=True, no_event_names=True, input_grows=True
+    ),
 }
 
 
@@ -126,12 +138,14 @@ class AnthropicMessagesDialect(WireDialect):
 
     def render_completion(self, reply: CannedReply) -> bytes:
         content: list[dict[str, Any]] = []
-        if reply.reasoning:
-            content.append(
-                {"type": "thinking", "thinking": reply.reasoning_text, "signature": _SIGNATURE}
-            )
+        split = self.quirks.block_per_piece
+        for thinking in (
+            reply.reasoning if split else [reply.reasoning_text] * bool(reply.reasoning)
+        ):
+            content.append({"type": "thinking", "thinking": thinking, "signature": _SIGNATURE})
         if reply.text or not reply.tool_calls:
-            content.append({"type": "text", "text": reply.text})
+            pieces = reply.chunks if split and reply.chunks else (reply.text,)
+            content += [{"type": "text", "text": piece} for piece in pieces]
         content.extend(
             {"type": "tool_use", "id": id_, "name": name, "input": json.loads(args)}
             for id_, name, args in reply.tool_calls
@@ -165,12 +179,15 @@ class AnthropicMessagesDialect(WireDialect):
             "stop_reason": None,
             "stop_sequence": None,
         }
+        quirks = self.quirks
         if reply.usage != "absent":
             message["usage"] = _usage(reply, min(1, reply.output_tokens))
+            started = message["usage"]
+            if quirks.input_grows and started and started["input_tokens"] > 0:
+                started["input_tokens"] -= 1
         frames = [_event({"type": "message_start", "message": message})]
         block = 0
         error_after = faults.error_event_after
-        quirks = self.quirks
         if reply.reasoning:
             frames += _thinking_block(reply.reasoning, quirks.first_piece_in_block_start)
             block = 1
@@ -235,6 +252,8 @@ class AnthropicMessagesDialect(WireDialect):
         frames.append(_event(delta))
         if not faults.omit_terminal:
             frames.append(_event({"type": "message_stop"}))
+        if quirks.no_event_names:
+            frames = [replace(f, data=_EVENT_LINE.sub(b"", f.data)) for f in frames]
         return frames
 
     def render_error(self, status: int, message: str, *, error_type: str | None = None) -> bytes:
@@ -466,6 +485,7 @@ def _openai_tool_choice(choice: Mapping[str, Any]) -> Any:
     return _TOOL_CHOICES.get(kind, dict(choice)) if isinstance(kind, str) else dict(choice)
 
 
+_EVENT_LINE: Final = re.compile(rb"^event:[^\n]*\n", re.MULTILINE)
 _SIGNATURE: Final = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"
 
 
