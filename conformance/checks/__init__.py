@@ -9,7 +9,7 @@ from conformance.checks import properties, replay, error_bodies
 from conformance.checks import error_in_200, discovery
 from conformance.checks import outcome as outcome_checks
 from conformance.checks import requests as request_checks
-from conformance.checks import conversation
+from conformance.checks import conversation, refusals
 from conformance.checks import lifecycle, secrets
 
 # isort: on
@@ -31,6 +31,7 @@ _MODULES = (
     outcome_checks,
     request_checks,
     conversation,
+    refusals,
     lifecycle,
     secrets,
 )
