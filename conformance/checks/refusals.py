@@ -20,7 +20,11 @@ from provara_kit.types import ChatRequest
 
 __all__ = ["MALFORMED"]
 
-_CALL: Final = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+_CALL: Final[dict[str, Any]] = {
+    "id": "call_1",
+    "type": "function",
+    "function": {"name": "f", "arguments": "{}"},
+}
 _TOOL: Final = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
 
 
