@@ -183,21 +183,23 @@ def served(
 
 
 def test_a_completion_is_served_and_priced(served: Served) -> None:
-    completion = served.client().chat.completions.create(
-        model=f"{served.slug}/{served.model}", messages=MESSAGES
-    )
+    with served.client() as client:  # closed here, not whenever it is collected
+        completion = client.chat.completions.create(
+            model=f"{served.slug}/{served.model}", messages=MESSAGES
+        )
     assert completion.choices[0].message.content == PROMPT
     assert completion.choices[0].finish_reason == "stop"
     served.assert_priced((completion.model_extra or {})["provara"])
 
 
 def test_a_stream_is_served_and_priced(served: Served) -> None:
-    stream = served.client().chat.completions.create(
-        model=f"{served.slug}/{served.model}",
-        messages=MESSAGES,
-        stream=True,
-    )
-    chunks = list(stream)
+    with served.client() as client:
+        stream = client.chat.completions.create(
+            model=f"{served.slug}/{served.model}",
+            messages=MESSAGES,
+            stream=True,
+        )
+        chunks = list(stream)
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == PROMPT
     *_, last = chunks
     assert last.choices == []
