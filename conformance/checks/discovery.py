@@ -137,9 +137,9 @@ def _expect_requests(found: Findings, where: str, upstream: ScriptedUpstream) ->
 
 def _expect_default_models(found: Findings, ctx: CheckContext) -> None:
     provider = ctx.target.build(api_key=FAKE_KEY, transport=ScriptedUpstream(ctx.target.dialect))
-    defaults = getattr(provider, "default_models", None)
-    if defaults is None:
-        return
+    if not hasattr(provider, "default_models"):
+        return  # not an HTTPProvider: nothing declares its default models
+    defaults = provider.default_models or ()
     missing = sorted(set(ctx.target.models) - set(defaults))
     found.expect(
         not missing,

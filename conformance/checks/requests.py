@@ -104,6 +104,15 @@ class _Sender:
         return error, list(self.requests)[before:]
 
 
+def _expected_host(ctx: CheckContext) -> str:
+    """The Host header a request to the configured base URL carries (default port left
+    out, as HTTP clients send it)."""
+    url = urlsplit(ctx.target.base_url or SCRIPTED_BASE_URL)
+    default = {"https": 443, "http": 80}.get(url.scheme)
+    host = url.hostname or ""
+    return host if url.port in (None, default) else f"{host}:{url.port}"
+
+
 def _base_path(ctx: CheckContext) -> str:
     return urlsplit(ctx.target.base_url or SCRIPTED_BASE_URL).path.rstrip("/")
 
@@ -136,6 +145,12 @@ def _expect_shape(
     path = _base_path(ctx) + dialect.completion_path
     found.expect(request.method == "POST", f"{where}: method {request.method}, expected POST")
     found.expect(request.path == path, f"{where}: path {request.path!r}, expected {path!r}")
+    host = _expected_host(ctx)
+    sent_to = request.headers.get("host")
+    found.expect(
+        sent_to == host,
+        f"{where}: sent to host {sent_to!r}, not the configured base URL's {host!r}",
+    )
     _expect_auth(found, where, ctx, request)
     content_type = request.headers.get("content-type", "")
     found.expect(
