@@ -70,6 +70,9 @@ class OpenAICompatibleProvider(HTTPProvider):
             "user",
         }
     )
+    include_usage: bool = True
+    """Whether streams ask for ``stream_options.include_usage``; a subclass for an API that
+    refuses the option sets it to False (or passes ``include_usage=False``)."""
 
     def __init__(
         self,
@@ -79,13 +82,14 @@ class OpenAICompatibleProvider(HTTPProvider):
         api_key: str | None,
         transport: httpx.AsyncBaseTransport | None = None,
         default_models: tuple[str, ...] = (),
-        include_usage: bool = True,
+        include_usage: bool | None = None,
         extra_headers: Mapping[str, str] | None = None,
         stream_timeout: float | None = None,
         timeout: httpx.Timeout | float | None = None,
         pricing: Mapping[str, tuple[object, object]] | None = None,
     ) -> None:
-        self.include_usage = include_usage
+        if include_usage is not None:
+            self.include_usage = include_usage
         self._extra_headers = dict(extra_headers or {})
         super().__init__(
             name=name,
@@ -101,7 +105,7 @@ class OpenAICompatibleProvider(HTTPProvider):
     # -- wire requests ------------------------------------------------------------------
 
     def _headers(self) -> dict[str, str]:
-        headers = {"content-type": "application/json", **self._extra_headers}
+        headers = dict(self._extra_headers)  # the JSON body brings its own content-type
         if self._api_key:
             headers["authorization"] = f"Bearer {self._api_key}"
         return headers

@@ -13,9 +13,8 @@ pipeline (:class:`~provara_kit.providers.base.HTTPProvider`), not here.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 
-import httpx
 from provara_kit.providers.anthropic import AnthropicProvider
 
 __all__ = [
@@ -25,8 +24,10 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_MAX_TOKENS",
     "DEFAULT_MODELS",
+    "KEY_HEADER",
     "PROVIDER_NAME",
     "STOP_REASONS",
+    "VERSION_HEADER",
     "{{ cookiecutter.__class }}",
 ]
 
@@ -43,7 +44,13 @@ DEFAULT_MODELS: Final[tuple[str, ...]] = (
 
 # Decide: the version header your API wants, if any (Anthropic's anthropic-version is
 # "2023-06-01"); the dialect's version_headers must name the same.
+VERSION_HEADER: Final = "anthropic-version"
 API_VERSION: Final = "2023-06-01"
+
+# Decide: the header your API takes the key in. Anthropic's wire sends it as x-api-key;
+# many Messages-shaped endpoints want "authorization" with "Bearer <key>" instead (change
+# _headers below then); the dialect's auth_header names the one the suite expects.
+KEY_HEADER: Final = "x-api-key"
 
 # Decide: what to send as max_tokens when a request names none (Messages-shaped APIs
 # require it).
@@ -83,36 +90,29 @@ class {{ cookiecutter.__class }}(AnthropicProvider):
         *,
         api_key: str | None,
         base_url: str = DEFAULT_BASE_URL,
-        transport: httpx.AsyncBaseTransport | None = None,
         name: str = PROVIDER_NAME,
         default_models: tuple[str, ...] = DEFAULT_MODELS,
-        stream_timeout: float | None = None,
-        pricing: Mapping[str, tuple[object, object]] | None = None,
+        **options: Any,
     ) -> None:
         """Talk to ``base_url`` with ``api_key``.
 
-        ``transport`` replaces the network (a scripted upstream in tests);
-        ``stream_timeout`` is the idle limit in seconds (default: from
-        ``PROVARA_STREAM_TIMEOUT_MS``); ``pricing`` replaces the global price table.
+        ``options`` go to :class:`AnthropicProvider`: ``transport`` replaces the
+        network (a scripted upstream in tests), ``stream_timeout`` the idle limit in seconds
+        (default: from ``PROVARA_STREAM_TIMEOUT_MS``), ``pricing`` the global price table.
         """
         super().__init__(
             name=name,
             base_url=base_url,
             api_key=api_key,
-            transport=transport,
             default_models=default_models,
-            stream_timeout=stream_timeout,
-            pricing=pricing,
+            **options,
         )
 
     def _headers(self) -> dict[str, str]:
         # The JSON body brings its own content-type.
-        headers = {"anthropic-version": API_VERSION}
+        headers = {VERSION_HEADER: API_VERSION}
         if self._api_key:
-            # Decide: how your API takes the key. Anthropic's wire sends it as x-api-key;
-            # many Messages-shaped endpoints want "authorization: Bearer <key>" instead
-            # (the dialect's auth_header names the one the suite expects).
-            headers["x-api-key"] = self._api_key
+            headers[KEY_HEADER] = self._api_key
         return headers
 
     def _completion_path(self) -> str:

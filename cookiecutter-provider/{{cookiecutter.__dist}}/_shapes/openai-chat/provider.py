@@ -12,10 +12,8 @@ pipeline (:class:`~provara_kit.providers.base.HTTPProvider`), not here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 
-import httpx
 from provara_kit.providers.openai_compatible import OpenAICompatibleProvider
 
 __all__ = [
@@ -23,6 +21,7 @@ __all__ = [
     "BASE_URL_ENV",
     "DEFAULT_BASE_URL",
     "DEFAULT_MODELS",
+    "KEY_HEADER",
     "PROVIDER_NAME",
     "{{ cookiecutter.__class }}",
 ]
@@ -37,6 +36,10 @@ DEFAULT_MODELS: Final[tuple[str, ...]] = (
 {%- endfor %}
 )
 """Served before ``discover_models`` has run; each one needs a price in ``pricing.PRICES``."""
+
+# Decide: the header your API takes the key in (OpenAI's wire: "authorization", with
+# "Bearer <key>"); the dialect's auth_header names the one the suite expects.
+KEY_HEADER: Final = "authorization"
 
 # Decide: whether your API honours stream_options.include_usage (usage on the last chunk).
 # Without it, streamed token counts are estimated from the text and marked so.
@@ -57,41 +60,37 @@ class {{ cookiecutter.__class }}(OpenAICompatibleProvider):
         OpenAICompatibleProvider.supported_params or frozenset()
     ) - _UNSUPPORTED
     unsupported_params: ClassVar[frozenset[str]] = _UNSUPPORTED
+    include_usage = INCLUDE_USAGE
 
     def __init__(
         self,
         *,
         api_key: str | None,
         base_url: str = DEFAULT_BASE_URL,
-        transport: httpx.AsyncBaseTransport | None = None,
         name: str = PROVIDER_NAME,
         default_models: tuple[str, ...] = DEFAULT_MODELS,
-        stream_timeout: float | None = None,
-        pricing: Mapping[str, tuple[object, object]] | None = None,
+        **options: Any,
     ) -> None:
         """Talk to ``base_url`` with ``api_key``.
 
-        ``transport`` replaces the network (a scripted upstream in tests);
-        ``stream_timeout`` is the idle limit in seconds (default: from
-        ``PROVARA_STREAM_TIMEOUT_MS``); ``pricing`` replaces the global price table.
+        ``options`` go to :class:`OpenAICompatibleProvider`: ``transport`` replaces the
+        network (a scripted upstream in tests), ``stream_timeout`` the idle limit in seconds
+        (default: from ``PROVARA_STREAM_TIMEOUT_MS``), ``pricing`` the global price table.
         """
         super().__init__(
             name=name,
             base_url=base_url,
             api_key=api_key,
-            transport=transport,
             default_models=default_models,
-            include_usage=INCLUDE_USAGE,
-            stream_timeout=stream_timeout,
-            pricing=pricing,
+            **options,
         )
 
     def _headers(self) -> dict[str, str]:
-        headers = {"content-type": "application/json"}
+        headers: dict[str, str] = {}  # the JSON body brings its own content-type
         if self._api_key:
             # Decide: how your API takes the key, and any header every request needs (an
             # API version, an organization id). OpenAI's wire sends a Bearer token.
-            headers["authorization"] = f"Bearer {self._api_key}"
+            headers[KEY_HEADER] = f"Bearer {self._api_key}"
         return headers
 
     def _completion_path(self) -> str:
