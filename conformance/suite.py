@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -12,8 +13,9 @@ import httpx
 import pytest
 
 from conformance.checks import CHECKS
-from conformance.context import CheckContext, CheckSkipped
+from conformance.context import FAKE_KEY, CheckContext, CheckSkipped
 from conformance.target import SCRIPTED_BASE_URL, ConformanceTarget, resolve_dialect
+from provara_kit.errors import redact
 from provara_kit.pricing import MODEL_PRICING
 from provara_kit.provider import Provider
 from provara_kit.testing import WireDialect
@@ -152,10 +154,23 @@ def run_check(
             asyncio.run(_await(result))
     except CheckSkipped as skipped:
         pytest.skip(str(skipped))
+    except AssertionError as failed:
+        # The failure text quotes what the adapter said; pytest prints it, so no key may
+        # ride along (an adapter that leaks one is told so by secret-scrub, not shown it).
+        raise AssertionError(redact(str(failed), _secrets(target))) from None
+    except Exception as crashed:  # the adapter raised where a check did not expect it
+        detail = redact(f"{type(crashed).__name__}: {crashed}", _secrets(target))
+        raise AssertionError(f"{check_id}: the adapter raised {detail}") from None
     finally:
         if context.recordings:
             folder = target.fixtures_dir or Path("conformance-fixtures") / target.name
             context.save_recordings(check_id, folder)
+
+
+def _secrets(target: ConformanceTarget) -> list[str]:
+    """The keys a failure message must not show: the suite's fake key and the live one."""
+    live = os.environ.get(target.api_key_env) if target.api_key_env else None
+    return [FAKE_KEY, *([live] if live and len(live) >= 8 else [])]
 
 
 async def _await(awaitable: Any) -> None:
