@@ -29,6 +29,7 @@ __all__ = [
     "CheckSkipped",
     "Findings",
     "StreamOutcome",
+    "attempt",
     "run_stream",
 ]
 
@@ -77,6 +78,21 @@ class StreamOutcome:
     @property
     def text(self) -> str:
         return "".join(e.text for e in self.events if isinstance(e, TextDelta))
+
+
+async def attempt(provider: Provider, request: ChatRequest, mode: str) -> Exception | None:
+    """Send ``request`` as ``mode`` (``complete`` or ``stream``, drained); the exception it
+    ended with, whatever it is, or ``None``."""
+    try:
+        if mode == "complete":
+            await provider.complete(request)
+        else:
+            async with provider.complete_stream(request) as stream:
+                async for _event in stream:
+                    pass
+    except Exception as exc:  # judged by the caller, whatever it is
+        return exc
+    return None
 
 
 async def run_stream(provider: Provider, request: ChatRequest) -> StreamOutcome:

@@ -19,7 +19,7 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 
 from conformance.checks.registry import check
-from conformance.context import CheckContext, Findings
+from conformance.context import CheckContext, Findings, attempt
 from conformance.conversation_diff import conversation_differences
 from conformance.conversations import PINNED, conversation_fields, conversations
 from conformance.params import declared_params
@@ -40,19 +40,6 @@ SETTINGS = settings(
     derandomize=True,
     suppress_health_check=list(HealthCheck),
 )
-
-
-async def _send(provider: Provider, request: ChatRequest, mode: str) -> Exception | None:
-    try:
-        if mode == "complete":
-            await provider.complete(request)
-        else:
-            async with provider.complete_stream(request) as stream:
-                async for _event in stream:
-                    pass
-    except Exception as exc:  # judged by the caller, whatever it is
-        return exc
-    return None
 
 
 def _positions(request: ChatRequest) -> list[int]:
@@ -76,7 +63,7 @@ async def _judge(
     found: dict[str, list[str]] = {}
     for mode in MODES:
         before = len(upstream.requests)
-        error = await _send(provider, request, mode)
+        error = await attempt(provider, request, mode)
         sent = list(upstream.requests)[before:]
         if isinstance(error, ProviderStatusError) and error.status_code == 400 and sent:
             found[mode] = [f"the {dialect.name} API refuses the body: {error.message}"]

@@ -13,9 +13,8 @@ from __future__ import annotations
 from typing import Any, Final
 
 from conformance.checks.registry import check
-from conformance.context import CheckContext, Findings
+from conformance.context import CheckContext, Findings, attempt
 from provara_kit.errors import ProvaraError, ProviderError
-from provara_kit.provider import Provider
 from provara_kit.types import ChatRequest
 
 __all__ = ["MALFORMED"]
@@ -108,19 +107,6 @@ MALFORMED: Final[dict[str, tuple[dict[str, Any], tuple[str, ...]]]] = {
 """Broken requests, and the words a refusal of each must contain (any one of them)."""
 
 
-async def _attempt(provider: Provider, request: ChatRequest, mode: str) -> BaseException | None:
-    try:
-        if mode == "complete":
-            await provider.complete(request)
-        else:
-            async with provider.complete_stream(request) as stream:
-                async for _event in stream:
-                    pass
-    except Exception as exc:  # judged by the caller, whatever it is
-        return exc
-    return None
-
-
 async def request_refusals(ctx: CheckContext) -> None:
     found = Findings()
     async with ctx.scripted() as (provider, upstream):
@@ -129,7 +115,7 @@ async def request_refusals(ctx: CheckContext) -> None:
             for mode in ("complete", "stream"):
                 where = f"{label} ({mode})"
                 before = len(upstream.requests)
-                error = await _attempt(provider, request, mode)
+                error = await attempt(provider, request, mode)
                 sent = len(upstream.requests) > before
                 if error is None:
                     continue  # passed on as it is, for the provider to judge

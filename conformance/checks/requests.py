@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from conformance.checks.registry import check
 from conformance.checks.status_errors import leaked
-from conformance.context import CheckContext, Findings
+from conformance.context import CheckContext, Findings, attempt
 from conformance.params import declared_params
 from conformance.target import SCRIPTED_BASE_URL
 from provara_kit.errors import ProvaraError
@@ -75,20 +75,6 @@ def _fields(name: str, value: Any) -> dict[str, Any]:
     return fields
 
 
-async def _send(provider: Provider, request: ChatRequest, mode: str) -> Exception | None:
-    """Send ``request`` as ``mode``; the error it ended with, if any."""
-    try:
-        if mode == "complete":
-            await provider.complete(request)
-        else:
-            async with provider.complete_stream(request) as stream:
-                async for _event in stream:
-                    pass
-    except Exception as exc:  # judged by the caller, whatever it is
-        return exc
-    return None
-
-
 class _Sender:
     """Sends requests through one adapter and hands back what reached the upstream."""
 
@@ -100,7 +86,7 @@ class _Sender:
         self, request: ChatRequest, mode: str
     ) -> tuple[Exception | None, list[RecordedRequest]]:
         before = len(self.requests)
-        error = await _send(self.provider, request, mode)
+        error = await attempt(self.provider, request, mode)
         return error, list(self.requests)[before:]
 
 

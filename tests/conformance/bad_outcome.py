@@ -4,7 +4,7 @@ of the answer wrong, the way third-party adapters really do."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -196,6 +196,18 @@ class SubtractsReasoningTokens(OpenAICompatibleProvider):
 # -- provider variants of the OpenAI wire ------------------------------------------------------
 
 
+async def _rewritten(
+    events: AsyncIterator[ServerSentEvent | None], forget: Callable[[dict[str, Any]], None]
+) -> AsyncGenerator[ServerSentEvent | None, None]:
+    """``events`` with each JSON object passed through ``forget`` first (which edits it)."""
+    async for sse in events:
+        if sse is not None and sse.data.startswith("{"):
+            data = json.loads(sse.data)
+            forget(data)
+            sse = ServerSentEvent(data=json.dumps(data), event=sse.event)
+        yield sse
+
+
 class _ChunkRewriter(OpenAICompatibleProvider):
     """Shared plumbing: the adapter's reading of each chunk misses what ``_forget`` drops."""
 
@@ -205,15 +217,7 @@ class _ChunkRewriter(OpenAICompatibleProvider):
     async def _map_stream(
         self, events: AsyncIterator[ServerSentEvent | None], request: ChatRequest
     ) -> AsyncGenerator[UpstreamEvent, None]:
-        async def rewritten() -> AsyncGenerator[ServerSentEvent | None, None]:
-            async for sse in events:
-                if sse is not None and sse.data.startswith("{"):
-                    chunk = json.loads(sse.data)
-                    self._forget(chunk)
-                    sse = ServerSentEvent(data=json.dumps(chunk), event=sse.event)
-                yield sse
-
-        async for event in super()._map_stream(rewritten(), request):
+        async for event in super()._map_stream(_rewritten(events, self._forget), request):
             yield event
 
 
@@ -284,15 +288,7 @@ class _AnthropicSpy(AnthropicProvider):
     async def _map_stream(
         self, events: AsyncIterator[ServerSentEvent | None], request: ChatRequest
     ) -> AsyncGenerator[UpstreamEvent, None]:
-        async def rewritten() -> AsyncGenerator[ServerSentEvent | None, None]:
-            async for sse in events:
-                if sse is not None and sse.data.startswith("{"):
-                    data = json.loads(sse.data)
-                    self._forget(data)
-                    sse = ServerSentEvent(data=json.dumps(data), event=sse.event)
-                yield sse
-
-        async for event in super()._map_stream(rewritten(), request):
+        async for event in super()._map_stream(_rewritten(events, self._forget), request):
             yield event
 
 
