@@ -70,6 +70,7 @@ def _system(sent: Sequence[str], arrived: Sequence[str]) -> list[str]:
     found: list[str] = []
     wire = "\n".join(arrived)
     cursor = 0
+    extra: list[str] = []
     for index, text in enumerate(sent):
         at = wire.find(text, cursor) if text else cursor
         if at < 0:
@@ -78,7 +79,13 @@ def _system(sent: Sequence[str], arrived: Sequence[str]) -> list[str]:
             )
             found.append(f"{which} ({_short(text)}) was dropped")
         else:
+            extra.append(wire[cursor:at])
             cursor = at + len(text)
+    extra.append(wire[cursor:])
+    added = "".join(extra).strip()
+    if sent and added and not found:
+        # Joining several system texts is the wire's business; adding words to them is not.
+        found.append(f"the system text arrived with words the request has none of: {_short(added)}")
     if not sent and any(arrived):
         found.append(f"a system text arrived that the request has none of: {_short(arrived[0])}")
     return found

@@ -220,3 +220,23 @@ CASES: tuple[Case, ...] = (
         r"\{'user_id': 'end-user-42'\}",
     ),
 )
+
+
+class PrefacesSystemPrompt(AnthropicProvider):
+    """Joins the system messages under a preface of its own (``"Instructions:\\n" + ...``):
+    every request carries words its client never wrote, and they change answers."""
+
+    def _build_payload(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        payload = super()._build_payload(request, stream=stream)
+        if payload.get("system"):
+            payload["system"] = "Instructions:\n" + payload["system"]
+        return payload
+
+
+CASES += (
+    Case(
+        "request-conversation",
+        PrefacesSystemPrompt,
+        r"the system text arrived with words the request has none of: 'Instructions:'",
+    ),
+)
