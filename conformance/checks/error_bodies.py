@@ -12,10 +12,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from conformance.checks.registry import check
-from conformance.checks.status_errors import CLIENT_ERRORS, SERVER_ERRORS
-from conformance.context import CheckContext, Findings, run_stream
+from conformance.checks.status_errors import CLIENT_ERRORS, SERVER_ERRORS, expect_status_error
+from conformance.context import CheckContext, Findings, attempt
 from provara_kit.errors import BadRequestError, ProviderStatusError, UpstreamServerError
-from provara_kit.provider import Provider
 from provara_kit.testing import ErrorFault
 from provara_kit.testing.script import ErrorBody
 
@@ -34,16 +33,6 @@ STATUSES: dict[int, tuple[type[ProviderStatusError], bool]] = dict(
 BODIES: tuple[ErrorBody, ...] = ("json", "html", "text", "empty")
 
 
-async def _error_of(provider: Provider, ctx: CheckContext, mode: str) -> BaseException | None:
-    if mode == "stream":
-        return (await run_stream(provider, ctx.request())).error
-    try:
-        await provider.complete(ctx.request())
-    except Exception as exc:  # judged by the caller, whatever it is
-        return exc
-    return None
-
-
 async def error_bodies(ctx: CheckContext) -> None:
     found = Findings()
     for status, (expected, retryable) in STATUSES.items():
@@ -53,21 +42,16 @@ async def error_bodies(ctx: CheckContext) -> None:
             async with ctx.scripted(error=fault) as (provider, _upstream):
                 for mode in ("complete", "stream"):
                     where = f"HTTP {status} with a {body} body ({mode})"
-                    error = await _error_of(provider, ctx, mode)
-                    if not found.expect(
-                        isinstance(error, expected),
-                        f"{where}: raised {type(error).__name__ if error else 'nothing'}"
-                        f"{f' ({error})' if error else ''}, expected {expected.__name__}",
-                    ):
+                    error = expect_status_error(
+                        found,
+                        where,
+                        await attempt(provider, ctx.request(), mode),
+                        expected,
+                        status,
+                        retryable,
+                    )
+                    if error is None:
                         continue
-                    assert isinstance(error, ProviderStatusError)
-                    found.expect(
-                        error.status_code == status, f"{where}: status_code {error.status_code}"
-                    )
-                    found.expect(
-                        error.retryable is retryable,
-                        f"{where}: retryable {error.retryable}, expected {retryable}",
-                    )
                     text = str(error)
                     if body == "empty":
                         found.expect(text.strip(), f"{where}: the error has no message at all")
@@ -106,7 +90,7 @@ async def retry_after(ctx: CheckContext) -> None:
             async with ctx.scripted(error=fault) as (provider, _upstream):
                 for mode in ("complete", "stream"):
                     where = f"HTTP {status}, Retry-After {label} {value!r} ({mode})"
-                    error = await _error_of(provider, ctx, mode)
+                    error = await attempt(provider, ctx.request(), mode)
                     if not found.expect(
                         isinstance(error, ProviderStatusError),
                         f"{where}: raised {type(error).__name__ if error else 'nothing'}"

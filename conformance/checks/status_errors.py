@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from conformance.checks.registry import check
-from conformance.context import FAKE_KEY, CheckContext, Findings, run_stream
+from conformance.context import FAKE_KEY, CheckContext, Findings, attempt
 from provara_kit.errors import (
     AuthenticationError,
     BadRequestError,
@@ -46,6 +46,30 @@ def leaked(text: str) -> bool:
     return FAKE_KEY in text or FAKE_KEY[-12:] in text or FAKE_KEY[8:20] in text
 
 
+def expect_status_error(
+    found: Findings,
+    where: str,
+    error: BaseException | None,
+    expected: type[ProviderStatusError],
+    status: int,
+    retryable: bool,
+) -> ProviderStatusError | None:
+    """Record whether ``error`` is the typed error for ``status``; it, when it is one."""
+    if not found.expect(
+        isinstance(error, expected),
+        f"{where}: raised {type(error).__name__ if error else 'nothing'}, expected "
+        f"{expected.__name__}" + (f": {error}" if error else ""),
+    ):
+        return None
+    assert isinstance(error, ProviderStatusError)
+    found.expect(error.status_code == status, f"{where}: status_code {error.status_code}")
+    found.expect(
+        error.retryable is retryable,
+        f"{where}: retryable {error.retryable}, expected {retryable}",
+    )
+    return error
+
+
 async def _statuses(
     ctx: CheckContext, table: dict[int, tuple[type[ProviderStatusError], bool]]
 ) -> None:
@@ -56,29 +80,16 @@ async def _statuses(
         async with ctx.scripted(error=fault) as (provider, _upstream):
             for mode in ("complete", "stream"):
                 where = f"HTTP {status} ({mode})"
-                if mode == "complete":
-                    try:
-                        await provider.complete(ctx.request())
-                    except Exception as exc:  # judged below, whatever it is
-                        error: BaseException | None = exc
-                    else:
-                        error = None
-                else:
-                    error = (await run_stream(provider, ctx.request())).error
-                if not found.expect(
-                    isinstance(error, expected),
-                    f"{where}: raised {type(error).__name__ if error else 'nothing'}, "
-                    f"expected {expected.__name__}",
-                ):
+                error = expect_status_error(
+                    found,
+                    where,
+                    await attempt(provider, ctx.request(), mode),
+                    expected,
+                    status,
+                    retryable,
+                )
+                if error is None:
                     continue
-                assert isinstance(error, ProviderStatusError)
-                found.expect(
-                    error.status_code == status, f"{where}: status_code {error.status_code}"
-                )
-                found.expect(
-                    error.retryable is retryable,
-                    f"{where}: retryable {error.retryable}, expected {retryable}",
-                )
                 found.expect(
                     f"scripted {status} failure" in str(error),
                     f"{where}: the upstream's message is not in the error: {str(error)!r}",
