@@ -69,12 +69,12 @@ async def _judge(
             found[mode] = [f"the {dialect.name} API refuses the body: {error.message}"]
         elif error is not None:
             found[mode] = [f"raised {type(error).__name__}: {error}"]
-        elif len(sent) != 1 or not isinstance(sent[0].body, dict):
+        elif len(sent) != 1 or not isinstance(sent[0].view, dict):
             found[mode] = [f"{len(sent)} requests with a JSON body reached the upstream"]
         else:
             found[mode] = conversation_differences(
                 expected,
-                dialect.read_conversation(sent[0].body),
+                dialect.read_conversation(sent[0].view),
                 positions=_positions(request),
                 default_max_tokens=dialect.requires_max_tokens,
             )

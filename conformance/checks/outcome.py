@@ -119,7 +119,7 @@ async def _judge(
                 Outcome.of_response(response),
             )
         stream = await run_stream(provider, request)
-        sent = upstream.last_request.body
+        sent = upstream.last_request.view
     label = f"{where} (stream)"
     if stream.error is not None or len(stream.metas) != 1:
         found.fail(f"{label}: ended with {stream.error!r} and {len(stream.metas)} meta events")

@@ -143,7 +143,7 @@ def _expect_shape(
         content_type.startswith("application/json"),
         f"{where}: content-type {content_type!r}, expected application/json",
     )
-    body = request.body
+    body = request.view
     if not found.expect(isinstance(body, dict), f"{where}: the body is not a JSON object"):
         return
     streamed = dialect.is_stream_request(body)
@@ -173,10 +173,10 @@ async def _supported(found: Findings, ctx: CheckContext, sender: _Sender, name: 
             if error is not None:
                 found.fail(f"{where}: raised {type(error).__name__}: {error}")
                 continue
-            if len(sent) != 1 or not isinstance(sent[0].body, dict):
+            if len(sent) != 1 or not isinstance(sent[0].view, dict):
                 found.fail(f"{where}: {len(sent)} requests with a JSON body reached the upstream")
                 continue
-            got = dialect.read_param(sent[0].body, name)
+            got = dialect.read_param(sent[0].view, name)
             if got is MISSING:
                 found.fail(f"{where}: {name}={value!r} did not arrive: the body has no {name}")
             else:
@@ -191,7 +191,7 @@ async def _unsupported(found: Findings, ctx: CheckContext, sender: _Sender, name
             request = ctx.request(USER, system=SYSTEM, **_fields(name, value))
             error, sent = await sender.send(request, mode)
             if error is None:
-                body = sent[0].body if len(sent) == 1 and isinstance(sent[0].body, dict) else {}
+                body = sent[0].view if len(sent) == 1 and isinstance(sent[0].view, dict) else {}
                 how = "dropped" if dialect.read_param(body, name) is MISSING else "sent"
                 found.fail(f"{where}: {name} is declared unsupported but was {how}, not refused")
                 continue
@@ -233,10 +233,10 @@ async def _client_stream_flags(found: Findings, ctx: CheckContext, sender: _Send
         extra: dict[str, Any] = {"stream": flag}
         extra["stream_options"] = {"include_usage": True} if flag else dict(_CLIENT_OPTIONS)
         error, sent = await sender.send(ctx.request(USER, system=SYSTEM, **extra), mode)
-        if len(sent) != 1 or not isinstance(sent[0].body, dict):
+        if len(sent) != 1 or not isinstance(sent[0].view, dict):
             found.fail(f"{where}: {len(sent)} requests with a JSON body sent ({error!r})")
             continue
-        body = sent[0].body
+        body = sent[0].view
         streamed = dialect.is_stream_request(body)
         if not found.expect(
             streamed is (mode == "stream"),

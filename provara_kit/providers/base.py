@@ -1,9 +1,11 @@
 """What every HTTP adapter shares: the client, the request/raise cycle and the stream plumbing.
 
-An adapter subclasses :class:`HTTPProvider` and fills in four wire-specific methods:
-``_headers``, ``_build_payload``, ``_parse_completion`` and ``_map_stream`` (wire events to
-:data:`~provara_kit.streaming.UpstreamEvent`). Status mapping, key scrubbing, timeouts,
-token fallback, pricing and the meta event are done here and in the pipeline, once.
+An adapter subclasses :class:`HTTPProvider`, names its stream :attr:`~HTTPProvider.framing`
+(SSE unless it says otherwise) and fills in the wire-specific methods: ``_headers``, the
+endpoint's path, ``_build_payload``, ``_parse_completion`` and ``_map_stream`` (frames to
+:data:`~provara_kit.streaming.UpstreamEvent`). Framing, status mapping, key scrubbing,
+timeouts, token fallback, pricing and the meta event are done here and in the pipeline,
+once, for every framing.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import time
 from abc import abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import httpx
 
@@ -28,8 +30,9 @@ from provara_kit.errors import (
     extract_upstream_message,
     redact,
 )
+from provara_kit.framings import SSE, Framing
 from provara_kit.provider import Provider
-from provara_kit.sse import ServerSentEvent, SSEDecoder
+from provara_kit.sse import ServerSentEvent
 from provara_kit.streaming import (
     ChatStream,
     KeepAlive,
@@ -44,6 +47,7 @@ __all__ = [
     "HTTPProvider",
     "ParsedCompletion",
     "StreamMapper",
+    "frames",
     "map_events",
     "sse_events",
 ]
@@ -52,16 +56,17 @@ KEEP_ALIVE = KeepAlive()
 
 
 class StreamMapper(Protocol):
-    """Maps one stream's SSE events synchronously (see :meth:`HTTPProvider._stream_mapper`).
+    """Maps one stream's frames synchronously (see :meth:`HTTPProvider._stream_mapper`).
 
-    ``feed`` returns the upstream events of one SSE event (raising what ``_map_stream``
-    would raise); ``done`` turns true once the terminal marker was fed (nothing after it
-    is read); ``end`` returns the events of a body that ended cleanly without it.
+    ``feed`` returns the upstream events of one frame of the adapter's framing (an SSE
+    event, an NDJSON line ...), raising what ``_map_stream`` would raise; ``done`` turns
+    true once the terminal marker was fed (nothing after it is read); ``end`` returns the
+    events of a body that ended cleanly without it.
     """
 
     done: bool
 
-    def feed(self, sse: ServerSentEvent) -> list[UpstreamEvent]: ...
+    def feed(self, frame: Any) -> list[UpstreamEvent]: ...
 
     def end(self) -> list[UpstreamEvent]: ...
 
@@ -70,11 +75,15 @@ DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=30.0, pool=30.0)
 
 
 class HTTPProvider(Provider):
-    """Base for adapters that speak JSON over HTTP with SSE streams.
+    """Base for adapters that speak JSON over HTTP and stream in any :class:`Framing`.
 
     ``transport`` is any ``httpx.AsyncBaseTransport`` (a mock in tests, a faster one in
     the gateway). The API key is kept out of ``repr`` and scrubbed from every error.
     """
+
+    framing: ClassVar[Framing[Any]] = SSE
+    """How the wire frames a streamed body (:mod:`provara_kit.framings`); ``_map_stream``
+    and the :class:`StreamMapper` receive its frames."""
 
     def __init__(
         self,
@@ -99,7 +108,7 @@ class HTTPProvider(Provider):
         self._timeout = DEFAULT_TIMEOUT if timeout is None else timeout
         self._pricing = pricing
         self._client: httpx.AsyncClient | None = None
-        self._post_target: tuple[httpx.URL, httpx.Headers, dict[str, Any]] | None = None
+        self._post_targets: dict[str, tuple[httpx.URL, httpx.Headers, dict[str, Any]]] = {}
 
     def __repr__(self) -> str:
         key = "set" if self._api_key else "missing"
@@ -114,9 +123,20 @@ class HTTPProvider(Provider):
     def _headers(self) -> dict[str, str]:
         """Auth and version headers for every request."""
 
-    @abstractmethod
     def _completion_path(self) -> str:
-        """Path of the completion endpoint under ``base_url``."""
+        """Path of the completion endpoint under ``base_url`` (override this, or
+        :meth:`_request_path` when the path depends on the request)."""
+        raise NotImplementedError(f"{type(self).__name__} names no completion path")
+
+    def _request_path(self, request: ChatRequest, *, stream: bool) -> str:
+        """Path (and query) of the endpoint for ``request``: by default
+        :meth:`_completion_path`. Override it for a wire that puts the model or the
+        streaming choice in the URL (``/models/{model}:streamGenerateContent``)."""
+        return self._completion_path()
+
+    def _finalize_request(self, request: httpx.Request) -> None:
+        """Last look at every outgoing request, headers and body final: sign it here
+        (AWS SigV4). By default nothing."""
 
     @abstractmethod
     def _build_payload(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
@@ -128,11 +148,12 @@ class HTTPProvider(Provider):
 
     @abstractmethod
     def _map_stream(
-        self, events: AsyncIterator[ServerSentEvent | None], request: ChatRequest
+        self, events: AsyncIterator[Any], request: ChatRequest
     ) -> AsyncIterator[UpstreamEvent]:
-        """Map decoded SSE events to upstream events; yield ``StreamDone`` on a clean end.
+        """Map decoded frames (SSE events unless :attr:`framing` says otherwise) to
+        upstream events; yield ``StreamDone`` on a clean end.
 
-        ``None`` stands for bytes that completed no event: yield ``KEEP_ALIVE`` for it.
+        ``None`` stands for bytes that completed no frame: yield ``KEEP_ALIVE`` for it.
         """
 
     # -- shared machinery ---------------------------------------------------------------
@@ -149,13 +170,15 @@ class HTTPProvider(Provider):
         return self._client
 
     async def aclose(self) -> None:
-        self._post_target = None
+        self._post_targets.clear()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
 
-    async def _post(self, payload: dict[str, Any], *, stream: bool) -> httpx.Response:
-        """POST ``payload`` as JSON to the completion endpoint.
+    async def _post(
+        self, payload: dict[str, Any], *, stream: bool, path: str | None = None
+    ) -> httpx.Response:
+        """POST ``payload`` as JSON to ``path`` (by default the completion endpoint).
 
         With an explicit ``transport`` the request goes straight to it: the URL, the
         client's merged headers and its timeouts are resolved once, so a request costs one
@@ -166,23 +189,29 @@ class HTTPProvider(Provider):
         """
         client = self.client
         transport = self._transport
+        if path is None:
+            path = self._completion_path()
         if transport is None:
-            outgoing = client.build_request("POST", self._completion_path(), json=payload)
+            outgoing = client.build_request("POST", path, json=payload)
+            self._finalize_request(outgoing)
             return await client.send(outgoing, stream=stream)
-        target = self._post_target
+        target = self._post_targets.get(path)
         if target is None:
-            template = client.build_request("POST", self._completion_path(), json={})
+            template = client.build_request("POST", path, json={})
             headers = httpx.Headers(
                 [(k, v) for k, v in template.headers.raw if k.lower() != b"content-length"]
             )
             target = (template.url, headers, template.extensions)
-            self._post_target = target
+            if len(self._post_targets) >= 256:  # paths that name a model: keep it bounded
+                self._post_targets.clear()
+            self._post_targets[path] = target
         url, headers, extensions = target
         content = json.dumps(
             payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False
         ).encode()
         request = httpx.Request("POST", url, headers=headers, content=content)
         request.extensions = extensions
+        self._finalize_request(request)
         response = await transport.handle_async_request(request)
         response.request = request
         if not stream:
@@ -234,7 +263,9 @@ class HTTPProvider(Provider):
 
     async def _get_json(self, path: str) -> Any:
         try:
-            response = await self.client.get(path)
+            outgoing = self.client.build_request("GET", path)
+            self._finalize_request(outgoing)
+            response = await self.client.send(outgoing)
         except httpx.HTTPError as exc:
             raise self._connection_error(exc) from None
         if response.status_code >= 400:
@@ -268,7 +299,9 @@ class HTTPProvider(Provider):
         self._refuse_unsupported(request)
         payload = self._build_payload(request, stream=False)
         try:
-            response = await self._post(payload, stream=False)
+            response = await self._post(
+                payload, stream=False, path=self._request_path(request, stream=False)
+            )
         except httpx.HTTPError as exc:
             raise self._connection_error(exc) from None
         if response.status_code >= 400:
@@ -325,14 +358,14 @@ class HTTPProvider(Provider):
             finally:
                 await events.aclose()
             return
-        response = await self._open_response(payload)
+        response = await self._open_response(payload, path=self._request_path(request, stream=True))
         try:
-            decoder = SSEDecoder()
+            decoder = self.framing.decoder()
             async for chunk in response.aiter_bytes():
                 batch: list[UpstreamEvent] = []
                 try:
-                    for sse in decoder.feed(chunk):
-                        batch += mapper.feed(sse)
+                    for frame in decoder.feed(chunk):
+                        batch += mapper.feed(frame)
                         if mapper.done:
                             break
                 except Exception:
@@ -342,23 +375,30 @@ class HTTPProvider(Provider):
                 yield batch or [KEEP_ALIVE]
                 if mapper.done:
                     return
-            decoder.end()
+            tail = []
+            for frame in decoder.end():
+                tail += mapper.feed(frame)
+                if mapper.done:
+                    break
             if decoder.truncated:
                 raise StreamAbortedError(
-                    "upstream body ended in the middle of an event (truncated)",
+                    f"upstream body ended in the middle of a {self.framing.name} frame (truncated)",
                     provider=self.name,
                 )
-            tail = mapper.end()
+            if not mapper.done:
+                tail += mapper.end()
             if tail:
                 yield tail
         finally:
             await response.aclose()
 
-    async def _open_response(self, payload: dict[str, Any]) -> httpx.Response:
+    async def _open_response(
+        self, payload: dict[str, Any], *, path: str | None = None
+    ) -> httpx.Response:
         """Send the streaming request and return its open response (the caller closes it);
         raise the typed error for an error status."""
         try:
-            response = await self._post(payload, stream=True)
+            response = await self._post(payload, stream=True, path=path)
         except httpx.HTTPError as exc:
             raise self._connection_error(exc) from None
         if response.status_code >= 400:
@@ -372,9 +412,11 @@ class HTTPProvider(Provider):
         return response
 
     @asynccontextmanager
-    async def _open_stream(self, payload: dict[str, Any]) -> AsyncIterator[httpx.Response]:
+    async def _open_stream(
+        self, payload: dict[str, Any], *, path: str | None = None
+    ) -> AsyncIterator[httpx.Response]:
         """:meth:`_open_response` as a context manager that closes the response."""
-        response = await self._open_response(payload)
+        response = await self._open_response(payload, path=path)
         try:
             yield response
         finally:
@@ -383,9 +425,9 @@ class HTTPProvider(Provider):
     async def _upstream_events(
         self, request: ChatRequest, payload: dict[str, Any]
     ) -> AsyncGenerator[UpstreamEvent, None]:
-        response = await self._open_response(payload)
+        response = await self._open_response(payload, path=self._request_path(request, stream=True))
         try:
-            mapped = self._map_stream(sse_events(response, provider=self.name), request)
+            mapped = self._map_stream(frames(response, self.framing, provider=self.name), request)
             try:
                 async for event in mapped:
                     yield event
@@ -398,10 +440,10 @@ class HTTPProvider(Provider):
 
 
 async def map_events(
-    mapper: StreamMapper, events: AsyncIterator[ServerSentEvent | None]
+    mapper: StreamMapper, events: AsyncIterator[Any]
 ) -> AsyncGenerator[UpstreamEvent, None]:
     """An adapter's ``_map_stream`` written with its :class:`StreamMapper`: the same events,
-    one at a time (``None``, bytes that completed no event, is a keep-alive)."""
+    one at a time (``None``, bytes that completed no frame, is a keep-alive)."""
     async for sse in events:
         if sse is None:
             yield KEEP_ALIVE
@@ -414,24 +456,37 @@ async def map_events(
         yield event
 
 
+async def frames(
+    response: httpx.Response, framing: Framing[Any], *, provider: str
+) -> AsyncGenerator[Any, None]:
+    """Decoded frames of a streamed body in ``framing``; ``None`` for a read that completed
+    no frame.
+
+    A body that ends inside a frame (a partial line, an SSE event with no closing blank
+    line, an unclosed JSON array) raises :class:`StreamAbortedError`: whatever came before
+    it, that is not a clean end.
+    """
+    decoder = framing.decoder()
+    async for chunk in response.aiter_bytes():
+        decoded = decoder.feed(chunk)
+        if not decoded:
+            yield None
+            continue
+        for frame in decoded:
+            yield frame
+    for frame in decoder.end():
+        yield frame
+    if decoder.truncated:
+        raise StreamAbortedError(
+            f"upstream body ended in the middle of a {framing.name} frame (truncated)",
+            provider=provider,
+        )
+
+
 async def sse_events(
     response: httpx.Response, *, provider: str
 ) -> AsyncGenerator[ServerSentEvent | None, None]:
-    """Decoded events of a streamed body; ``None`` for a chunk that completed no event.
-
-    A body that ends inside an event (a partial line, data with no closing blank line)
-    raises :class:`StreamAbortedError`: whatever came before it, that is not a clean end.
-    """
-    decoder = SSEDecoder()
-    async for chunk in response.aiter_bytes():
-        events = decoder.feed(chunk)
-        if not events:
-            yield None
-            continue
-        for event in events:
-            yield event
-    decoder.end()
-    if decoder.truncated:
-        raise StreamAbortedError(
-            "upstream body ended in the middle of an event (truncated)", provider=provider
-        )
+    """:func:`frames` of an SSE body: decoded events, ``None`` for a read that completed
+    none; a body that ends inside an event raises :class:`StreamAbortedError`."""
+    async for frame in frames(response, SSE, provider=provider):
+        yield frame

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hmac
 import html
 import json
 from collections import deque
@@ -55,7 +54,6 @@ _SECRET_HEADERS: Final = frozenset(
     {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie"}
 )
 _JSON: Final = ("content-type", "application/json")
-_SSE: Final = [("content-type", "text/event-stream; charset=utf-8"), ("cache-control", "no-cache")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +62,9 @@ class RecordedRequest:
 
     ``authorized`` says whether the API key matched ``expected_api_key`` (``None`` when the
     upstream checks no key); ``body`` is the parsed JSON body, ``None`` if it was not JSON.
+    ``url_fields`` are the request's parameters that the wire carries in the URL rather
+    than the body (Gemini's model and streaming choice), under the names the dialect's
+    readers use (:meth:`~provara_kit.testing.WireDialect.url_fields`).
     """
 
     method: str
@@ -72,6 +73,15 @@ class RecordedRequest:
     headers: Mapping[str, str]
     body: Any
     authorized: bool | None
+    url_fields: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def view(self) -> Any:
+        """The body with :attr:`url_fields` merged in: what the dialect's readers
+        (``read_param``, ``is_stream_request``, ``read_conversation``) take."""
+        if not self.url_fields or not isinstance(self.body, dict):
+            return self.body
+        return {**self.body, **self.url_fields}
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,33 +184,40 @@ class ScriptedUpstream(httpx.AsyncBaseTransport):
             parsed: Any = json.loads(body) if body else None
         except ValueError:
             parsed = None
-        authorized = self._authorized(lowered)
-        self.requests.append(
-            RecordedRequest(method.upper(), path, query, _mask(lowered), parsed, authorized)
-        )
         dialect = self.dialect
+        authorized = self._authorized(method, path, query, lowered, body)
+        recorded = RecordedRequest(
+            method.upper(),
+            path,
+            _mask_query(query),
+            _mask(lowered),
+            parsed,
+            authorized,
+            dialect.url_fields(path, query),
+        )
+        self.requests.append(recorded)
         if authorized is False:
             return self._error(401, dialect.invalid_api_key_message)
         route = path.rstrip("/")
-        if route.endswith(dialect.completion_path):
+        if dialect.is_completion_path(route):
             if method.upper() != "POST":
                 return self._error(405, f"Method {method} not allowed on {path}")
-            return self._completion(parsed)
-        if route.endswith(dialect.models_path):
+            return self._completion(recorded)
+        if dialect.is_models_path(route):
             if method.upper() != "GET":
                 return self._error(405, f"Method {method} not allowed on {path}")
             return self._models(method, path, query)
         return self._error(404, f"Invalid URL ({method} {path})")
 
-    def _authorized(self, headers: Mapping[str, str]) -> bool | None:
+    def _authorized(
+        self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes
+    ) -> bool | None:
         expected = self._expected_api_key
         if expected is None:
             return None
-        presented = headers.get("x-api-key") or headers.get("api-key") or ""
-        scheme, _, token = headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            presented = token.strip()
-        return hmac.compare_digest(presented.encode(), expected.encode())
+        return self.dialect.key_matches(
+            expected, method=method, path=path, query=query, headers=headers, body=body
+        )
 
     def _error(
         self, status: int, message: str, *, error_type: str | None = None
@@ -247,11 +264,12 @@ class ScriptedUpstream(httpx.AsyncBaseTransport):
         ).encode()
         return ScriptedResponse(fault.status, [("content-type", "text/html")], _whole(page))
 
-    def _completion(self, request: Any) -> ScriptedResponse:
+    def _completion(self, recorded: RecordedRequest) -> ScriptedResponse:
         dialect = self.dialect
-        if not isinstance(request, dict):
+        if not isinstance(recorded.body, dict):
             return self._error(400, "the request body must be a JSON object")
-        refused = dialect.validate_request(request) if self.validate else []
+        refused = dialect.validate_request(recorded.body) if self.validate else []
+        request: dict[str, Any] = recorded.view
         if refused:
             return self._error(400, "; ".join(refused))  # as the real API would
         step = self.script.next()
@@ -273,7 +291,10 @@ class ScriptedUpstream(httpx.AsyncBaseTransport):
             frames = step.faults.framing.apply(frames)
         self.opened_streams += 1
         body = ScriptedBody.from_frames(frames, step.faults, on_close=self._stream_closed)
-        return ScriptedResponse(200, list(_SSE), body)
+        headers = [("content-type", dialect.stream_media_type(request))]
+        if headers[0][1].startswith("text/event-stream"):
+            headers.append(("cache-control", "no-cache"))
+        return ScriptedResponse(200, headers, body)
 
     def _stream_closed(self) -> None:
         self.closed_streams += 1
@@ -325,6 +346,15 @@ class ScriptedUpstream(httpx.AsyncBaseTransport):
 
 def _whole(body: bytes) -> ScriptedBody:
     return ScriptedBody([body])
+
+
+def _mask_query(query: str) -> str:
+    """``query`` with the value of a ``key`` parameter (Gemini's key in the URL) masked."""
+    if "key=" not in query:
+        return query
+    return "&".join(
+        f"key={REDACTED}" if part.startswith("key=") else part for part in query.split("&")
+    )
 
 
 def _mask(headers: Mapping[str, str]) -> dict[str, str]:

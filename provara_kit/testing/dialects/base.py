@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import enum
+import hmac
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import parse_qsl
 
 from provara_kit.sse import ServerSentEvent, SSEDecoder
 from provara_kit.testing.conversation import NormalizedConversation, read_openai_conversation
@@ -206,8 +208,52 @@ class WireDialect(ABC):
         return SSE_FRAMINGS
 
     def is_stream_request(self, body: Mapping[str, Any]) -> bool:
-        """Whether the request asks for a streamed answer."""
+        """Whether the request asks for a streamed answer (``body`` is the request's
+        :attr:`~provara_kit.testing.RecordedRequest.view`, URL fields included)."""
         return body.get("stream") is True
+
+    # -- the URL and the transport ---------------------------------------------------------
+
+    def is_completion_path(self, path: str) -> bool:
+        """Whether ``path`` (no query, no trailing slash) is the completion endpoint."""
+        return path.endswith(self.completion_path)
+
+    def is_models_path(self, path: str) -> bool:
+        """Whether ``path`` (no query, no trailing slash) is the model listing."""
+        return path.endswith(self.models_path)
+
+    def url_fields(self, path: str, query: str) -> dict[str, Any]:
+        """Request parameters the wire carries in the URL, under the names this dialect's
+        readers look for (Gemini: the model and the streaming choice). By default none."""
+        return {}
+
+    def stream_media_type(self, request: Mapping[str, Any]) -> str:
+        """The content type of a streamed answer to ``request`` (its view)."""
+        return "text/event-stream; charset=utf-8"
+
+    def key_matches(
+        self,
+        expected: str,
+        *,
+        method: str,
+        path: str,
+        query: str,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> bool:
+        """Whether a request presents the API key ``expected``. By default the key travels
+        as ``Authorization: Bearer``, ``x-api-key``, ``api-key``, ``x-goog-api-key`` or a
+        ``key`` query parameter; a wire that signs requests (AWS SigV4) checks the
+        signature instead. ``headers`` are lower-cased."""
+        presented = (
+            headers.get("x-api-key") or headers.get("api-key") or headers.get("x-goog-api-key")
+        )
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            presented = token.strip()
+        if not presented and "key=" in query:
+            presented = dict(parse_qsl(query)).get("key")
+        return hmac.compare_digest((presented or "").encode(), expected.encode())
 
     # -- reading requests ------------------------------------------------------------------
 
