@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeAlias, TypeVar
 
 if TYPE_CHECKING:
-    from provara_kit.testing.framing import SSEFraming
+    from provara_kit.testing.framing import StreamFraming
 
 __all__ = [
     "UNSET",
@@ -158,8 +158,9 @@ class StreamFaults:
     * ``hold_open``: after the whole body (terminal marker included), keep the connection
       open for ``stall_seconds`` before it closes, as servers with keep-alive may: the
       stream must end at the marker, not when the connection closes.
-    * ``framing``: write the stream in another form the event-stream format allows (CRLF,
-      no space after the colon, multi-line data ...; see :mod:`provara_kit.testing.framing`).
+    * ``framing``: write the stream in another form its framing allows (SSE: CRLF, no space
+      after the colon, multi-line data ...; NDJSON: CRLF, blank lines ...; see
+      :mod:`provara_kit.testing.framing`).
     """
 
     empty_chunks: bool = False
@@ -171,7 +172,7 @@ class StreamFaults:
     stall_seconds: float = 1.0
     split_bytes: int | None = None
     hold_open: bool = False
-    framing: SSEFraming | None = None
+    framing: StreamFraming | None = None
 
     def __post_init__(self) -> None:
         for name in ("error_event_after", "abort_after_bytes", "stall_after_chunks"):

@@ -16,7 +16,7 @@ from provara_kit.testing.conversation import NormalizedConversation, read_openai
 from provara_kit.testing.script import CannedReply, StreamFaults, UsageMode
 
 if TYPE_CHECKING:
-    from provara_kit.testing.framing import SSEFraming
+    from provara_kit.testing.framing import StreamFraming
 
 __all__ = [
     "MISSING",
@@ -201,7 +201,7 @@ class WireDialect(ABC):
         dialect); by default the wire alone."""
         return {"as specified": self}
 
-    def framings(self) -> tuple[SSEFraming, ...]:
+    def framings(self) -> tuple[StreamFraming, ...]:
         """The forms the wire's stream framing allows for the same events."""
         from provara_kit.testing.framing import SSE_FRAMINGS
 
