@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from provara_kit.counters import TokenCounter, TokenizerCounter
 from provara_kit.errors import (
     AuthenticationError,
     BadRequestError,
@@ -58,6 +59,8 @@ __all__ = [
     "StreamEvent",
     "StreamTimeoutError",
     "TextDelta",
+    "TokenCounter",
+    "TokenizerCounter",
     "ToolCall",
     "ToolCallDelta",
     "UpstreamServerError",

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from provara_kit.pricing import MODEL_PRICING, lookup_price
 from provara_kit.tokens import resolve_usage
-from provara_kit.types import ChatRequest, ChatResponse, ProvaraMeta, ToolCall
+from provara_kit.types import ChatRequest, ChatResponse, ProvaraMeta, ToolCall, Usage
 
 __all__ = ["ParsedCompletion", "build_meta", "finish_completion"]
 
@@ -36,6 +36,13 @@ class ParsedCompletion:
         calls = sum(len(c.arguments) + len(c.name or "") for c in self.tool_calls)
         return len(self.text) + len(self.reasoning) + calls
 
+    @property
+    def output_text(self) -> str:
+        """What was produced, for a token counter: the characters :attr:`output_chars`
+        counts, in stream order (reasoning, text, then each call's name and arguments)."""
+        calls = "".join((c.name or "") + c.arguments for c in self.tool_calls)
+        return self.reasoning + self.text + calls
+
 
 def finish_completion(
     parsed: ParsedCompletion,
@@ -44,8 +51,13 @@ def finish_completion(
     request: ChatRequest,
     started: float,
     pricing: Mapping[str, tuple[object, object]] | None = None,
+    usage: Usage | None = None,
 ) -> ChatResponse:
-    """The response for a non-streamed answer, counted and priced like a stream."""
+    """The response for a non-streamed answer, counted and priced like a stream.
+
+    ``usage``, when given, is the answer's counts already resolved (by a token counter,
+    :func:`~provara_kit.tokens.count_usage`); otherwise missing counts are ``chars / 4``.
+    """
     meta = build_meta(
         provider=provider,
         request=request,
@@ -58,6 +70,7 @@ def finish_completion(
         upstream_model=parsed.model,
         response_id=parsed.id,
         pricing=pricing,
+        usage=usage,
     )
     return ChatResponse(
         id=parsed.id,
@@ -85,16 +98,21 @@ def build_meta(
     upstream_model: str | None = None,
     response_id: str | None = None,
     pricing: Mapping[str, tuple[object, object]] | None = None,
+    usage: Usage | None = None,
+    ended: float | None = None,
 ) -> ProvaraMeta:
     """The meta for one finished request.
 
-    ``started`` and ``first_token_at`` are ``time.perf_counter()`` readings. The price is
-    looked up for the requested model, then for the model the upstream said it used.
+    ``started``, ``first_token_at`` and ``ended`` (default: now) are
+    ``time.perf_counter()`` readings. ``usage``, when given, replaces the counts resolved
+    from ``input_tokens``/``output_tokens`` (``None``: ``chars / 4``). The price is looked
+    up for the requested model, then for the model the upstream said it used.
     """
-    now = time.perf_counter()
-    usage = resolve_usage(
-        input_tokens, output_tokens, messages=request.messages, output_chars=output_chars
-    )
+    now = time.perf_counter() if ended is None else ended
+    if usage is None:
+        usage = resolve_usage(
+            input_tokens, output_tokens, messages=request.messages, output_chars=output_chars
+        )
     table = MODEL_PRICING if pricing is None else pricing
     price = lookup_price(provider, request.model, table)
     if price is None and upstream_model and upstream_model != request.model:
@@ -114,6 +132,8 @@ def build_meta(
         output_tokens=usage.output_tokens,
         input_tokens_source=usage.input_tokens_source,
         output_tokens_source=usage.output_tokens_source,
+        input_tokens_method=usage.input_tokens_method,
+        output_tokens_method=usage.output_tokens_method,
         cost_usd=cost,
         priced=price is not None,
         finish_reason=finish_reason,

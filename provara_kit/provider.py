@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import ClassVar, Self
 
+from provara_kit.counters import TokenCounter
 from provara_kit.streaming import ChatStream
 from provara_kit.types import ChatRequest, ChatResponse
 
@@ -25,6 +26,10 @@ class Provider(ABC):
     (``None``: not declared, the fields :class:`~provara_kit.types.ChatRequest` names);
     ``unsupported_params`` the ones its wire cannot express, which it refuses with
     :class:`~provara_kit.errors.UnsupportedParameterError` instead of dropping them.
+
+    ``token_counter`` (optional) counts the tokens the upstream did not report, better than
+    ``ceil(chars / 4)``: a :class:`~provara_kit.counters.TokenCounter`, set by the adapter
+    or on an instance by its operator.
     """
 
     name: str
@@ -32,6 +37,7 @@ class Provider(ABC):
     default_models: tuple[str, ...] = ()
     supported_params: ClassVar[frozenset[str] | None] = None
     unsupported_params: ClassVar[frozenset[str]] = frozenset()
+    token_counter: TokenCounter | None = None
 
     @abstractmethod
     async def complete(self, request: ChatRequest) -> ChatResponse:

@@ -7,7 +7,8 @@ An adapter maps its wire to :data:`UpstreamEvent` values and hands the iterator 
 * raises :class:`StreamAbortedError` when the upstream stops without a :class:`StreamDone`
   (dropped, truncated, or ended by an error the adapter raised) and yields no meta;
 * raises :class:`StreamTimeoutError` when nothing arrives for ``PROVARA_STREAM_TIMEOUT_MS``;
-* on a clean end yields exactly one :class:`ProvaraMeta`, last;
+* on a clean end yields exactly one :class:`ProvaraMeta`, last, its missing counts from
+  the adapter's token counter (asked after the last content event) or ``chars / 4``;
 * closes the upstream whenever it stops, including when the consumer stops early.
 
 :class:`ChatStream` wraps the result so the stream is owned by a context manager and can be
@@ -27,12 +28,14 @@ from typing import Any, TypeAlias
 import httpx
 
 from provara_kit.accounting import build_meta
+from provara_kit.counters import TokenCounter
 from provara_kit.errors import (
     ConfigurationError,
     ProviderError,
     StreamAbortedError,
     StreamTimeoutError,
 )
+from provara_kit.tokens import count_usage
 from provara_kit.types import (
     ChatRequest,
     ChatResponse,
@@ -136,6 +139,7 @@ async def normalize_stream(
     stream_timeout: float | None,
     started: float | None = None,
     pricing: Mapping[str, tuple[object, object]] | None = None,
+    token_counter: TokenCounter | None = None,
 ) -> AsyncGenerator[StreamEvent, None]:
     """Run an adapter's upstream events through the shared rules (see the module doc)."""
     batches = normalize_batches(
@@ -145,6 +149,7 @@ async def normalize_stream(
         stream_timeout=stream_timeout,
         started=started,
         pricing=pricing,
+        token_counter=token_counter,
     )
     try:
         async for batch in batches:
@@ -162,6 +167,7 @@ async def normalize_batches(
     stream_timeout: float | None,
     started: float | None = None,
     pricing: Mapping[str, tuple[object, object]] | None = None,
+    token_counter: TokenCounter | None = None,
 ) -> AsyncGenerator[list[StreamEvent], None]:
     """:func:`normalize_stream`, a batch at a time: the events of one upstream step.
 
@@ -169,6 +175,10 @@ async def normalize_batches(
     read at once); each step's events that pass the rules leave as one list, never
     empty, and the meta ends the last one. The rules are the same, event by event: a
     batch only saves the per-event hand-offs between generators.
+
+    When the upstream left a count out and ``token_counter`` is given, the last content
+    leaves first, then the counter is asked (:func:`~provara_kit.tokens.count_usage`) and
+    the meta follows alone: counting never holds back content.
     """
     started = time.perf_counter() if started is None else started
     first_token_at: float | None = None
@@ -180,6 +190,7 @@ async def normalize_batches(
     upstream_model: str | None = None
     done = False
     out: list[StreamEvent] = []
+    produced: list[str] | None = None if token_counter is None else []
     limited = None if stream_timeout is None else _IdleLimited(upstream, stream_timeout)
     try:
         while True:
@@ -217,6 +228,8 @@ async def normalize_batches(
                     if first_token_at is None:
                         first_token_at = time.perf_counter()
                     output_chars += len(event.text)
+                    if produced is not None:
+                        produced.append(event.text)
                     out.append(event)
                 elif isinstance(event, ToolCallDelta):
                     if not (event.arguments or event.id or event.name):
@@ -224,6 +237,8 @@ async def normalize_batches(
                     if first_token_at is None:
                         first_token_at = time.perf_counter()
                     output_chars += len(event.arguments) + len(event.name or "")
+                    if produced is not None:
+                        produced.append((event.name or "") + event.arguments)
                     out.append(event)
                 elif isinstance(event, KeepAlive):
                     continue
@@ -255,6 +270,20 @@ async def normalize_batches(
             "truncated)",
             provider=provider,
         )
+    ended = time.perf_counter()
+    usage = None
+    if produced is not None and (input_tokens is None or output_tokens is None):
+        if out:
+            yield out
+            out = []
+        usage = await count_usage(
+            input_tokens,
+            output_tokens,
+            request=request,
+            output_text="".join(produced),
+            counter=token_counter,
+            provider=provider,
+        )
     out.append(
         build_meta(
             provider=provider,
@@ -268,6 +297,8 @@ async def normalize_batches(
             upstream_model=upstream_model,
             response_id=response_id,
             pricing=pricing,
+            usage=usage,
+            ended=ended,
         )
     )
     yield out

@@ -10,18 +10,20 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "ChatRequest",
     "ChatResponse",
     "ContentPart",
+    "CountMethod",
     "Message",
     "ProvaraMeta",
     "ReasoningDelta",
     "Role",
     "StreamEvent",
     "TextDelta",
+    "TokenMethod",
     "TokenSource",
     "ToolCall",
     "ToolCallDelta",
@@ -30,6 +32,15 @@ __all__ = [
 
 Role: TypeAlias = Literal["system", "developer", "user", "assistant", "tool"]
 TokenSource: TypeAlias = Literal["upstream", "estimated"]
+CountMethod: TypeAlias = Literal["count-endpoint", "tokenizer"]
+"""How a :class:`~provara_kit.counters.TokenCounter` counts."""
+TokenMethod: TypeAlias = Literal["upstream", "count-endpoint", "tokenizer", "chars/4"]
+"""What produced a count: the upstream's usage, a counter's method, or ``ceil(chars / 4)``."""
+
+
+def default_method(source: TokenSource) -> TokenMethod:
+    """The method a count has when only its source is known."""
+    return "upstream" if source == "upstream" else "chars/4"
 
 
 class ContentPart(BaseModel):
@@ -84,12 +95,25 @@ class ChatRequest(BaseModel):
 
 
 class Usage(BaseModel):
-    """Token counts, each with where it came from."""
+    """Token counts, each with where it came from (``source``) and what produced it
+    (``method``; when not given, ``upstream`` or ``chars/4`` after the source)."""
 
     input_tokens: int = Field(ge=0)
     output_tokens: int = Field(ge=0)
     input_tokens_source: TokenSource = "upstream"
     output_tokens_source: TokenSource = "upstream"
+    input_tokens_method: TokenMethod = "upstream"
+    output_tokens_method: TokenMethod = "upstream"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _imply_methods(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for side in ("input", "output"):
+                if data.get(f"{side}_tokens_method") is None:
+                    source = data.get(f"{side}_tokens_source", "upstream")
+                    data = {**data, f"{side}_tokens_method": default_method(source)}
+        return data
 
     @property
     def total_tokens(self) -> int:
@@ -157,7 +181,20 @@ class ProvaraMeta:
     latency_ms: float
     response_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    input_tokens_method: TokenMethod | None = None
+    output_tokens_method: TokenMethod | None = None
     type: ClassVar[str] = "_provara"
+
+    def __post_init__(self) -> None:
+        # A meta built with sources only gets the methods they imply.
+        if self.input_tokens_method is None:
+            object.__setattr__(
+                self, "input_tokens_method", default_method(self.input_tokens_source)
+            )
+        if self.output_tokens_method is None:
+            object.__setattr__(
+                self, "output_tokens_method", default_method(self.output_tokens_source)
+            )
 
     @property
     def usage(self) -> Usage:
@@ -166,6 +203,8 @@ class ProvaraMeta:
             output_tokens=self.output_tokens,
             input_tokens_source=self.input_tokens_source,
             output_tokens_source=self.output_tokens_source,
+            input_tokens_method=self.input_tokens_method,
+            output_tokens_method=self.output_tokens_method,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -178,6 +217,8 @@ class ProvaraMeta:
             "output_tokens": self.output_tokens,
             "input_tokens_source": self.input_tokens_source,
             "output_tokens_source": self.output_tokens_source,
+            "input_tokens_method": self.input_tokens_method,
+            "output_tokens_method": self.output_tokens_method,
             "cost_usd": None if self.cost_usd is None else format(self.cost_usd.normalize(), "f"),
             "priced": self.priced,
             "finish_reason": self.finish_reason,

@@ -20,14 +20,20 @@ bottom of this module translate them to the Messages wire and back:
 * Usage in ``message_start`` and ``message_delta`` is cumulative: each report replaces the
   previous one, it is never added to it.
 
+* Counts the upstream left out come from ``POST /v1/messages/count_tokens``
+  (:class:`AnthropicTokenCounter`, the provider's ``token_counter``): same key and version
+  headers, the messages request's ``model``/``system``/``messages``/``tools``.
+
 An Anthropic-shaped provider subclasses :class:`AnthropicProvider` and changes only what is
 its own: ``_headers`` (key and version headers), ``_completion_path``, ``discover_models``,
 ``supported_params`` / ``unsupported_params``, and the class attributes
-``default_max_tokens`` and ``stop_reasons``.
+``default_max_tokens``, ``stop_reasons`` and ``count_tokens_path`` (``None`` for an
+endpoint with no token counting).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar, Final
@@ -35,6 +41,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from provara_kit.counters import DEFAULT_COUNT_TIMEOUT, CountMethod, TokenCounter
 from provara_kit.errors import MalformedResponseError
 from provara_kit.json_codec import loads
 from provara_kit.model_catalog import DEFAULT_MODELS as _CATALOG
@@ -70,6 +77,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_MAX_TOKENS",
     "AnthropicProvider",
+    "AnthropicTokenCounter",
 ]
 
 DEFAULT_BASE_URL: Final = "https://api.anthropic.com/v1"
@@ -131,6 +139,9 @@ class AnthropicProvider(HTTPProvider):
     """Sent as ``max_tokens`` when a request names none (the wire requires it)."""
     stop_reasons: ClassVar[Mapping[str, str]] = _STOP_REASONS
     """The wire's stop reasons as OpenAI finish reasons; one not listed passes unchanged."""
+    count_tokens_path: ClassVar[str | None] = "/messages/count_tokens"
+    """The token-count endpoint under ``base_url`` (``None``: the endpoint has none, and
+    missing usage is ``chars / 4``)."""
 
     def __init__(
         self,
@@ -158,6 +169,8 @@ class AnthropicProvider(HTTPProvider):
             stream_timeout=stream_timeout,
             pricing=pricing,
         )
+        if self.count_tokens_path is not None:
+            self.token_counter = AnthropicTokenCounter(self, path=self.count_tokens_path)
 
     # -- wire requests ------------------------------------------------------------------
 
@@ -275,6 +288,67 @@ class AnthropicProvider(HTTPProvider):
         self, events: AsyncIterator[ServerSentEvent | None], request: ChatRequest
     ) -> AsyncIterator[UpstreamEvent]:
         return map_events(_EventMapper(self), events)
+
+
+class AnthropicTokenCounter(TokenCounter):
+    """Counts with Anthropic's ``POST /v1/messages/count_tokens`` (free, rate-limited apart).
+
+    The body is the messages request's ``model``, ``system``, ``messages`` and ``tools``;
+    the answer's ``input_tokens`` is the count. Output is counted as what an assistant turn
+    holding the text adds to the prompt (two counts, asked together), so it includes the
+    few tokens that frame a turn.
+    """
+
+    method: ClassVar[CountMethod] = "count-endpoint"
+
+    def __init__(
+        self,
+        provider: AnthropicProvider,
+        *,
+        path: str = "/messages/count_tokens",
+        timeout: float = DEFAULT_COUNT_TIMEOUT,
+    ) -> None:
+        """Count through ``provider``'s client (its key, version headers and transport)."""
+        self._provider = provider
+        self.path = path
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"AnthropicTokenCounter(provider={self._provider.name!r}, path={self.path!r})"
+
+    def _body(self, request: ChatRequest) -> dict[str, Any]:
+        payload = self._provider._build_payload(request, stream=False)
+        return {k: payload[k] for k in ("model", "system", "messages", "tools") if k in payload}
+
+    async def count_input(self, request: ChatRequest) -> int:
+        return await self._count(self._body(request))
+
+    async def count_output(self, text: str, request: ChatRequest) -> int:
+        # The API refuses an empty turn and a final assistant turn ending in whitespace.
+        text = text.rstrip()
+        if not text:
+            return 0
+        body = self._body(request)
+        answered = {**body, "messages": [*body["messages"], {"role": "assistant", "content": text}]}
+        before, after = await asyncio.gather(self._count(body), self._count(answered))
+        return max(after - before, 0)
+
+    async def _count(self, body: dict[str, Any]) -> int:
+        provider = self._provider
+        try:
+            response = await provider._post(body, stream=False, path=self.path)
+        except httpx.HTTPError as exc:
+            raise provider._connection_error(exc) from None
+        if response.status_code >= 400:
+            raise provider._error(response, response.content)
+        answer = provider._decode_json(response.content)
+        count = _count(answer.get("input_tokens")) if isinstance(answer, dict) else None
+        if count is None:
+            raise MalformedResponseError(
+                f"{provider.name} {self.path} answered without an input_tokens count",
+                provider=provider.name,
+            )
+        return count
 
 
 # -- private mappers ----------------------------------------------------------------------

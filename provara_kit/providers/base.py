@@ -40,6 +40,7 @@ from provara_kit.streaming import (
     normalize_batches,
     stream_timeout_from_env,
 )
+from provara_kit.tokens import count_usage
 from provara_kit.types import ChatRequest, ChatResponse
 
 __all__ = [
@@ -315,8 +316,24 @@ class HTTPProvider(Provider):
                 f"{type(exc).__name__}: {exc}",
                 provider=self.name,
             ) from None
+        usage = None
+        counter = self.token_counter
+        if counter is not None and (parsed.input_tokens is None or parsed.output_tokens is None):
+            usage = await count_usage(
+                parsed.input_tokens,
+                parsed.output_tokens,
+                request=request,
+                output_text=parsed.output_text,
+                counter=counter,
+                provider=self.name,
+            )
         return finish_completion(
-            parsed, provider=self.name, request=request, started=started, pricing=self._pricing
+            parsed,
+            provider=self.name,
+            request=request,
+            started=started,
+            pricing=self._pricing,
+            usage=usage,
         )
 
     def complete_stream(self, request: ChatRequest) -> ChatStream:
@@ -330,6 +347,7 @@ class HTTPProvider(Provider):
                 request=request,
                 stream_timeout=self.stream_timeout,
                 pricing=self._pricing,
+                token_counter=self.token_counter,
             )
         )
 
