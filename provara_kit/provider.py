@@ -30,6 +30,10 @@ class Provider(ABC):
     ``token_counter`` (optional) counts the tokens the upstream did not report, better than
     ``ceil(chars / 4)``: a :class:`~provara_kit.counters.TokenCounter`, set by the adapter
     or on an instance by its operator.
+
+    ``streaming`` is ``False`` for a provider whose stream is turned off
+    (:func:`provara_kit.nostream.without_streaming`): its ``complete_stream`` is one plain
+    completion yielded as a stream.
     """
 
     name: str
@@ -37,6 +41,7 @@ class Provider(ABC):
     default_models: tuple[str, ...] = ()
     supported_params: ClassVar[frozenset[str] | None] = None
     unsupported_params: ClassVar[frozenset[str]] = frozenset()
+    streaming: bool = True
     token_counter: TokenCounter | None = None
 
     @abstractmethod

@@ -39,6 +39,7 @@ import httpx
 
 from provara_kit.errors import ConfigurationError, ProvaraError, redact
 from provara_kit.model_catalog import DEFAULT_MODELS
+from provara_kit.nostream import streaming_env_var, streaming_setting, without_streaming
 from provara_kit.provider import Provider
 from provara_kit.providers.anthropic import AnthropicProvider
 from provara_kit.providers.openai_compatible import OpenAICompatibleProvider
@@ -94,6 +95,7 @@ class ProviderSpec:
     default_models: tuple[str, ...] = ()
     wire: str = "custom"
     source: str = "user"
+    streaming: bool = True
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -111,6 +113,16 @@ class ProviderSpec:
     def api_key(self, environ: Mapping[str, str] = os.environ) -> str | None:
         """The operator's default key from the environment, if any."""
         return environ.get(self.api_key_env) or None if self.api_key_env else None
+
+    @property
+    def streaming_env(self) -> str:
+        """The variable that overrides :attr:`streaming`: ``<NAME>_STREAMING``."""
+        return streaming_env_var(self.name)
+
+    def streams(self, environ: Mapping[str, str] = os.environ) -> bool:
+        """Whether built providers stream: ``<NAME>_STREAMING`` when set, else
+        :attr:`streaming`. A value that is not a yes or a no raises ConfigurationError."""
+        return streaming_setting(self.name, self.streaming, environ)
 
 
 @dataclass(slots=True)
@@ -240,8 +252,10 @@ class Registry:
         default_models: Iterable[str] = (),
         extra_headers: Mapping[str, str] | None = None,
         source: str = "user",
+        streaming: bool = True,
     ) -> ProviderSpec:
-        """Register an OpenAI-compatible provider: the whole of path A."""
+        """Register an OpenAI-compatible provider: the whole of path A (``streaming=False``
+        serves its streams from plain completions until its stream is trusted)."""
         models = tuple(default_models)
         factory = _OpenAICompatible(
             name=name,
@@ -261,6 +275,7 @@ class Registry:
                 default_models=models,
                 wire=OpenAICompatibleProvider.wire,
                 source=source,
+                streaming=streaming,
             )
         )
 
@@ -285,13 +300,19 @@ class Registry:
         transport: httpx.AsyncBaseTransport | None = None,
         environ: Mapping[str, str] = os.environ,
     ) -> Provider:
-        """Build provider ``name``; the key and base URL default to the environment."""
+        """Build provider ``name``; the key and base URL default to the environment.
+
+        A provider whose streaming is off (:meth:`ProviderSpec.streams`) is built through
+        :func:`~provara_kit.nostream.without_streaming`.
+        """
         spec = self.get(name)
-        return spec.factory(
+        streams = spec.streams(environ)
+        provider = spec.factory(
             api_key=api_key if api_key is not None else spec.api_key(environ),
             base_url=base_url or spec.base_url(environ),
             transport=transport,
         )
+        return provider if streams else without_streaming(provider)
 
     def load_entry_points(self) -> list[str]:
         """Register every installed adapter package; a broken one is noted, not fatal."""
@@ -442,6 +463,7 @@ def _with_source(spec: ProviderSpec, ep: Any) -> ProviderSpec:
         default_models=spec.default_models,
         wire=spec.wire,
         source=f"entry-point:{dist}",
+        streaming=spec.streaming,
     )
 
 
