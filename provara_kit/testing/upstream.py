@@ -110,6 +110,7 @@ class ScriptedUpstream(httpx.AsyncBaseTransport):
         models_page_size: int | None = None,
         models_body: bytes | None = None,
         validate: bool = False,
+        count_error: ErrorFault | None = None,
     ) -> None:
         """Answer in ``dialect`` (a name from ``DIALECTS`` or a dialect object).
 
@@ -123,6 +124,8 @@ class ScriptedUpstream(httpx.AsyncBaseTransport):
         so a long-running server does not grow without bound. With ``validate``, a
         completion request the real API would refuse
         (:meth:`~provara_kit.testing.WireDialect.validate_request`) gets its 400.
+        Where the wire has a token-count endpoint it answers the dialect's count, or
+        ``count_error`` when set.
         """
         if models_page_size is not None and models_page_size < 1:
             raise ValueError(f"models_page_size must be >= 1, got {models_page_size}")
@@ -135,6 +138,7 @@ class ScriptedUpstream(httpx.AsyncBaseTransport):
         self.models_page_size = models_page_size
         self.models_body = models_body
         self.validate = validate
+        self.count_error = count_error
         self._expected_api_key = expected_api_key
         self.requests: deque[RecordedRequest] = deque(maxlen=keep_requests)
         self.opened_streams = 0
@@ -203,6 +207,10 @@ class ScriptedUpstream(httpx.AsyncBaseTransport):
             if method.upper() != "POST":
                 return self._error(405, f"Method {method} not allowed on {path}")
             return self._completion(recorded)
+        if dialect.is_count_path(route):
+            if method.upper() != "POST":
+                return self._error(405, f"Method {method} not allowed on {path}")
+            return self._token_count(recorded)
         if dialect.is_models_path(route):
             if method.upper() != "GET":
                 return self._error(405, f"Method {method} not allowed on {path}")
@@ -295,6 +303,18 @@ class ScriptedUpstream(httpx.AsyncBaseTransport):
         if headers[0][1].startswith("text/event-stream"):
             headers.append(("cache-control", "no-cache"))
         return ScriptedResponse(200, headers, body)
+
+    def _token_count(self, recorded: RecordedRequest) -> ScriptedResponse:
+        if self.count_error is not None:
+            return self._error_fault(self.count_error)
+        if not isinstance(recorded.body, dict):
+            return self._error(400, "the request body must be a JSON object")
+        refused = self.dialect.validate_count_request(recorded.view) if self.validate else []
+        if refused:
+            return self._error(400, "; ".join(refused))
+        return ScriptedResponse(
+            200, [_JSON], _whole(self.dialect.render_token_count(recorded.view))
+        )
 
     def _stream_closed(self) -> None:
         self.closed_streams += 1

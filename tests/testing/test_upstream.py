@@ -247,6 +247,7 @@ async def test_usage_modes(
     reply = CannedReply(chunks=("abcdefghij",), usage=usage)  # 10 chars -> 3 tokens
     estimated = (math.ceil(len("Be brief.Say hello to the nice people") / 4), 3)
     async with adapter_for(ScriptedUpstream(wire, reply=reply)) as provider:
+        provider.token_counter = None  # the fallback under test is chars/4
         for response in (
             await provider.complete(REQUEST),
             await provider.complete_stream(REQUEST).collect(),

@@ -29,6 +29,7 @@ from provara_kit.testing.dialects.base import (
     as_count,
     decode_body,
     dumps,
+    stand_in_token_count,
 )
 from provara_kit.testing.script import CannedReply, StreamFaults
 
@@ -57,6 +58,11 @@ _ERROR_TYPES: Final[Mapping[int, str]] = {
     504: "timeout_error",
     529: "overloaded_error",
 }
+
+_COUNT_FIELDS: Final = frozenset(
+    {"model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers"}
+)
+"""The fields ``POST /v1/messages/count_tokens`` takes."""
 
 _KEEP_ALIVE: Final = encode_comment("keep-alive")
 _PING: Final = encode_event('{"type": "ping"}', event="ping")
@@ -441,6 +447,29 @@ class AnthropicMessagesDialect(WireDialect):
         every ``tool_use`` answered by a ``tool_result`` in the next turn; image sources,
         non-empty text and a ``tool_choice`` the API takes."""
         return validate_messages_request(body)
+
+    count_tokens_path: ClassVar[str] = "/messages/count_tokens"
+
+    def is_count_path(self, path: str) -> bool:
+        return path.endswith(self.count_tokens_path)
+
+    def render_token_count(self, body: Mapping[str, Any]) -> bytes:
+        """``{"input_tokens": N}``: the stand-in count of the system text, every message's
+        text and the tools, plus 3 a message (the turn's framing)."""
+        messages = body.get("messages")
+        turns = len(messages) if isinstance(messages, list) else 0
+        tools = json.dumps(body["tools"]) if body.get("tools") else ""
+        count = stand_in_token_count(self.prompt_text(body) + tools) + 3 * turns
+        return dumps({"input_tokens": count}).encode()
+
+    def validate_count_request(self, body: Mapping[str, Any]) -> list[str]:
+        """``model`` and ``messages`` required, the fields a count takes only (a
+        ``max_tokens`` or ``stream`` is refused), and the messages as a completion's."""
+        problems = [f"{key}: Field required" for key in ("model", "messages") if key not in body]
+        problems += [
+            f"{key}: Extra inputs are not permitted" for key in sorted(set(body) - _COUNT_FIELDS)
+        ]
+        return problems + validate_messages_request({**body, "max_tokens": 1})
 
     def read_param(self, body: Mapping[str, Any], name: str) -> Any:
         """Messages-API fields in OpenAI's shape: ``system`` is the top-level ``system``,

@@ -5,10 +5,11 @@ from __future__ import annotations
 import enum
 import hmac
 import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 from urllib.parse import parse_qsl
 
 from provara_kit.sse import ServerSentEvent, SSEDecoder
@@ -27,6 +28,7 @@ __all__ = [
     "as_count",
     "decode_body",
     "dumps",
+    "stand_in_token_count",
 ]
 
 
@@ -222,6 +224,22 @@ class WireDialect(ABC):
         """Whether ``path`` (no query, no trailing slash) is the model listing."""
         return path.endswith(self.models_path)
 
+    def is_count_path(self, path: str) -> bool:
+        """Whether ``path`` (no query, no trailing slash) is the wire's token-count endpoint
+        (Anthropic's ``/messages/count_tokens``, Gemini's ``:countTokens``). None by
+        default; a dialect that has one also renders it (:meth:`render_token_count`)."""
+        return False
+
+    def render_token_count(self, body: Mapping[str, Any]) -> bytes:
+        """The body answering a token-count request ``body`` (its view): the wire's count
+        of it, by :func:`stand_in_token_count` over what the request holds."""
+        raise NotImplementedError(f"the {self.name} wire has no token-count endpoint")
+
+    def validate_count_request(self, body: Mapping[str, Any]) -> list[str]:
+        """What the real API would answer 400 to in a token-count request (``[]``: nothing,
+        the default)."""
+        return []
+
     def url_fields(self, path: str, query: str) -> dict[str, Any]:
         """Request parameters the wire carries in the URL, under the names this dialect's
         readers look for (Gemini: the model and the streaming choice). By default none."""
@@ -313,6 +331,15 @@ class WireDialect(ABC):
         """What the real API would answer 400 to in a completion request ``body``, in its
         words (``[]``: nothing, the default). The scripted upstream answers so."""
         return []
+
+
+_WORDS: Final = re.compile(r"\w+|[^\w\s]")
+
+
+def stand_in_token_count(text: str) -> int:
+    """A scripted upstream's token count of ``text``: words and punctuation marks, one
+    each. Deterministic and unlike ``ceil(chars / 4)``, so a test tells which was used."""
+    return len(_WORDS.findall(text))
 
 
 def decode_body(body: bytes) -> tuple[list[ServerSentEvent], bool]:
