@@ -9,7 +9,9 @@ database thread. A failed write keeps the rows for the next attempt, and
 
 Cost is stored as integer pico-dollars, or ``NULL`` for an unpriced model (``priced`` 0):
 an unpriced request is never counted as $0. ``estimated`` marks rows whose token counts
-(either one) were estimated as characters / 4 because the upstream did not report them.
+(either one) were not reported by the upstream; ``input_tokens_method`` and
+``output_tokens_method`` say what counted them (the adapter's count endpoint or tokenizer,
+or characters / 4).
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ def _row(item: _Pending) -> tuple[Any, ...]:
         meta.ttft_ms,
         meta.latency_ms,
         cell,
+        meta.input_tokens_method,
+        meta.output_tokens_method,
     )
 
 

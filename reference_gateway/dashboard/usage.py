@@ -2,6 +2,8 @@
 
 Cost is the exact sum of the stored pico-dollars. Unpriced usage has no cost and is shown
 apart, flagged; usage with estimated token counts is flagged and its cost subtotalled.
+Each row says what counted its tokens: the upstream, the adapter's count endpoint or
+tokenizer, or characters / 4.
 """
 
 from __future__ import annotations
@@ -32,11 +34,20 @@ def usd(picodollars: int) -> str:
     return f"${text}"
 
 
+def counted_by(row: dict[str, Any]) -> str:
+    """The methods that produced a row's token counts, one word when both agree."""
+    found = row.get("input_tokens_method") or "unknown"
+    produced = row.get("output_tokens_method") or "unknown"
+    if found == produced:
+        return found
+    return f"input: {found}, output: {produced}"
+
+
 def _table(rows: list[dict[str, Any]], *, cost: bool) -> str:
     head = (
         "<tr><th>Day</th><th>Provider</th><th>Model</th><th class=num>Requests</th>"
         "<th class=num>Input tokens</th><th class=num>Output tokens</th>"
-        f"{'<th class=num>Cost</th>' if cost else ''}<th>Flags</th></tr>"
+        f"{'<th class=num>Cost</th>' if cost else ''}<th>Counted by</th><th>Flags</th></tr>"
     )
     body = []
     for row in rows:
@@ -50,7 +61,7 @@ def _table(rows: list[dict[str, Any]], *, cost: bool) -> str:
             f"<tr><td>{e(row['day'])}</td><td>{e(row['provider'])}</td>"
             f"<td><code>{e(row['model'])}</code></td><td class=num>{row['requests']}</td>"
             f"<td class=num>{row['input_tokens']}</td><td class=num>{row['output_tokens']}</td>"
-            f"{price}<td>{' '.join(flags)}</td></tr>"
+            f"{price}<td class=method>{e(counted_by(row))}</td><td>{' '.join(flags)}</td></tr>"
         )
     return f"<table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -82,8 +93,9 @@ class UsagePage:
             parts.append(
                 f'; of which <span id="estimated-total">{usd(estimated_cost)}</span> over '
                 f"{sum(row['requests'] for row in estimated)} requests uses "
-                '<span class="flag">estimated tokens</span> (characters / 4: the upstream '
-                "reported no usage)"
+                '<span class="flag">estimated tokens</span> (the upstream reported no usage: '
+                "counted by the adapter's count endpoint or tokenizer where it has one, else "
+                "characters / 4, as the Counted by column says)"
             )
         parts.append(".</p>")
         parts.append(_table(priced, cost=True) if priced else '<p class="muted">None.</p>')

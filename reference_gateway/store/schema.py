@@ -7,7 +7,9 @@ rest, each in its own transaction. Append new migrations; never edit a released 
 * ``provider_keys``: a tenant's provider API keys as vault ciphertext (AES-256-GCM, bound
   to tenant id and key name) plus a 4-character hint for masked display.
 * ``usage``: one row per answered request, cost in integer pico-dollars (``NULL`` when the
-  model is unpriced, never 0), with where each token count came from.
+  model is unpriced, never 0), with where each token count came from. From version 4,
+  also the method that produced each count (``upstream``, ``count-endpoint``,
+  ``tokenizer``, ``chars/4``); older rows get the one their source implies.
 * ``feedback``: quality samples (pinned traffic, users, the judge) for the router. From
   version 2, one sample per completion and source (``user``, ``judge``).
 """
@@ -81,6 +83,15 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE usage ADD COLUMN cell TEXT;
     CREATE INDEX usage_request ON usage (request_id);
+    """,
+    """
+    ALTER TABLE usage ADD COLUMN input_tokens_method TEXT;
+    ALTER TABLE usage ADD COLUMN output_tokens_method TEXT;
+    UPDATE usage SET
+        input_tokens_method =
+            CASE input_tokens_source WHEN 'upstream' THEN 'upstream' ELSE 'chars/4' END,
+        output_tokens_method =
+            CASE output_tokens_source WHEN 'upstream' THEN 'upstream' ELSE 'chars/4' END;
     """,
 )
 

@@ -34,6 +34,8 @@ USAGE_COLUMNS: tuple[str, ...] = (
     "ttft_ms",
     "latency_ms",
     "cell",
+    "input_tokens_method",
+    "output_tokens_method",
 )
 """The order of the values in a row given to :func:`insert_usage`."""
 
@@ -84,6 +86,8 @@ ROLLUP_COLUMNS: tuple[str, ...] = (
     "model",
     "priced",
     "estimated",
+    "input_tokens_method",
+    "output_tokens_method",
     "requests",
     "input_tokens",
     "output_tokens",
@@ -92,17 +96,21 @@ ROLLUP_COLUMNS: tuple[str, ...] = (
 
 
 def usage_rollup(conn: sqlite3.Connection, tenant_id: str) -> list[dict[str, Any]]:
-    """A tenant's usage by day, provider, model, priced and estimated, newest day first.
+    """A tenant's usage by day, provider, model, priced, estimated and the methods that
+    produced the token counts, newest day first.
 
     ``cost_picodollars`` is the exact integer sum for priced groups and ``None`` for
     unpriced ones (their cost is unknown, not zero).
     """
     cursor = conn.execute(
-        "SELECT day, provider, model, priced, estimated, count(*), sum(input_tokens), "
-        "sum(output_tokens), CASE WHEN priced THEN sum(cost_picodollars) END "
+        "SELECT day, provider, model, priced, estimated, input_tokens_method, "
+        "output_tokens_method, count(*), sum(input_tokens), sum(output_tokens), "
+        "CASE WHEN priced THEN sum(cost_picodollars) END "
         "FROM usage WHERE tenant_id = ? "
-        "GROUP BY day, provider, model, priced, estimated "
-        "ORDER BY day DESC, provider, model, priced DESC, estimated",
+        "GROUP BY day, provider, model, priced, estimated, input_tokens_method, "
+        "output_tokens_method "
+        "ORDER BY day DESC, provider, model, priced DESC, estimated, input_tokens_method, "
+        "output_tokens_method",
         (tenant_id,),
     )
     return [dict(zip(ROLLUP_COLUMNS, row, strict=True)) for row in cursor.fetchall()]

@@ -46,6 +46,8 @@ def usage_row(tenant: str, request_id: str, model: str, **values: Any) -> tuple[
         "ttft_ms": None,
         "latency_ms": 1.0,
         "cell": "chat/simple",
+        "input_tokens_method": "upstream",
+        "output_tokens_method": "upstream",
     }
     row.update(values)
     return tuple(row[column] for column in USAGE_COLUMNS)
@@ -75,6 +77,18 @@ def test_usage_page_rolls_up_own_usage_exactly(gateway: GatewayServer, new_tenan
                     cost_picodollars=5,
                     estimated=1,
                     output_tokens_source="estimated",
+                    output_tokens_method="chars/4",
+                ),
+                usage_row(
+                    me,
+                    "r6",
+                    "counted",
+                    cost_picodollars=0,
+                    estimated=1,
+                    input_tokens_source="estimated",
+                    output_tokens_source="estimated",
+                    input_tokens_method="count-endpoint",
+                    output_tokens_method="count-endpoint",
                 ),
                 usage_row(me, "r4", "<b>odd</b>", priced=0, cost_picodollars=None),
                 usage_row(them, "r5", "theirs-only", cost_picodollars=999_000_000_000),
@@ -105,12 +119,18 @@ def test_usage_page_rolls_up_own_usage_exactly(gateway: GatewayServer, new_tenan
     # Priced groups: (big, upstream) 2 requests, (big, estimated) 1, local/echo 1.
     assert re.search(r"<code>big</code></td><td class=num>2</td>", html)
     assert re.search(r"<code>echo</code></td><td class=num>1</td>.*?\$0<", html)
+    # Each row says what counted its tokens.
+    assert re.search(
+        r"<code>big</code></td><td class=num>1</td>.*?input: upstream, output: chars/4", html
+    )
+    assert re.search(r"<code>counted</code>.*?<td class=method>count-endpoint</td>", html)
     # The unpriced row is flagged and carries no dollar figure.
     unpriced = html.split("<h2>Unpriced</h2>")[1]
     assert "cost unknown" in unpriced and "$" not in unpriced.split("<table>")[1]
     assert re.search(
         r"<code>acme-large</code>.*?unpriced</span> <span class=\"flag\">estimated tokens", unpriced
     )
+    assert re.search(r"<code>acme-large</code>.*?<td class=method>chars/4</td>", unpriced)
 
 
 def test_providers_page_flags_unpriced_models(gateway: GatewayServer, token: str) -> None:

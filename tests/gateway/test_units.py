@@ -130,6 +130,11 @@ def test_chunk_encoder() -> None:
     }
     assert usage["choices"] == [] and usage["usage"]["total_tokens"] == 7
     assert meta["choices"] == [] and meta["provara"]["cost_usd"] == "0.0000123"
+    assert meta["provara"]["output_tokens_source"] == "estimated"
+    assert (meta["provara"]["input_tokens_method"], meta["provara"]["output_tokens_method"]) == (
+        "upstream",
+        "chars/4",
+    )
     assert b'"usage"' not in ChunkEncoder("c", 1, "m").end(META, include_usage=False)
 
 

@@ -81,6 +81,8 @@ def test_usage_is_flushed_at_shutdown_with_cost_and_flags(tmp_path: Path) -> Non
     assert acme["estimated"] == 1
     assert acme["input_tokens_source"] == acme["output_tokens_source"] == "estimated"
     assert acme["input_tokens"] == 2  # ceil(len("count me") / 4)
+    assert acme["input_tokens_method"] == acme["output_tokens_method"] == "chars/4"
+    assert echo["input_tokens_method"] == echo["output_tokens_method"] == "upstream"
     assert {row["request_id"] for row in alice_rows}.isdisjoint(r["request_id"] for r in bob_rows)
 
 
@@ -155,5 +157,40 @@ def test_a_version_2_database_migrates_and_keeps_its_usage(tmp_path: Path) -> No
             5,
             None,
         )
+    finally:
+        conn.close()
+
+
+def test_a_version_3_database_gets_the_methods_its_sources_imply(tmp_path: Path) -> None:
+    from reference_gateway.store.schema import MIGRATIONS
+
+    path = str(tmp_path / "v3.db")
+    old = sqlite3.connect(path, isolation_level=None)
+    for version, script in enumerate(MIGRATIONS[:3], start=1):
+        old.executescript(script)
+        old.execute(f"PRAGMA user_version = {version}")
+    old.execute(
+        "INSERT INTO tenants (id, name, token_sha256, token_prefix, created_at) "
+        "VALUES ('t1', 'old', 'h', 'pvk_old0', '2026-01-01')"
+    )
+    for request_id, source in (("r-up", "upstream"), ("r-est", "estimated")):
+        old.execute(
+            "INSERT INTO usage (request_id, tenant_id, created_at, day, provider, model, "
+            "key_source, stream, input_tokens, output_tokens, input_tokens_source, "
+            "output_tokens_source, estimated, priced, cost_picodollars, finish_reason, "
+            "ttft_ms, latency_ms) VALUES (?, 't1', '2026-01-01T00:00:00.000+00:00', "
+            "'2026-01-01', 'local', 'echo', 'operator', 0, 1, 2, 'upstream', ?, 0, 1, 5, "
+            "'stop', NULL, 1.0)",
+            (request_id, source),
+        )
+    old.close()
+    conn = connect(path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        methods = {
+            row["request_id"]: (row["input_tokens_method"], row["output_tokens_method"])
+            for row in usage_for_tenant(conn, "t1")
+        }
+        assert methods == {"r-up": ("upstream", "upstream"), "r-est": ("upstream", "chars/4")}
     finally:
         conn.close()
