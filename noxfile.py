@@ -26,14 +26,14 @@ def _pytest(session: nox.Session, *args: str) -> None:
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Run the whole test suite (what CI runs)."""
-    session.install("-e", ".[test,gateway]")
+    session.install("-e", ".[test,gateway,bedrock]")
     _pytest(session, "-p", "no:cacheprovider")
 
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """Lint and format-check with ruff, type-check with mypy."""
-    session.install("-e", ".[lint,test]")
+    session.install("-e", ".[lint,test,bedrock]")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
@@ -187,7 +187,7 @@ def conformance(session: nox.Session) -> None:
     the directory nox was run in. Reports go to ``--report-dir`` (default
     ``conformance-report/`` there). Any other pytest option passes through.
     """
-    session.install("-e", ".")
+    session.install("-e", ".[bedrock]")
     posargs = list(session.posargs)
     table = _probe(session, _VALUE_OPTIONS_PROBE) if _needs_option_table(posargs) else {}
     args = _split_args(posargs, table)

@@ -93,7 +93,7 @@ def expected_from_reply(dialect: WireDialect, reply: CannedReply) -> StreamExpec
         dialect.expected_finish_reason(reply),
         reasoning=reply.reasoning_text if dialect.carries_reasoning else "",
         tool_calls=tuple(reply.tool_calls),
-        model=reply.model,
+        model=reply.model if dialect.names_model else None,
     )
 
 

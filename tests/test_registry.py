@@ -107,7 +107,9 @@ def test_create_builds_the_right_adapter_from_env() -> None:
 
 def test_unknown_provider_names_the_known_ones() -> None:
     registry = default_registry(plugins=False)
-    with pytest.raises(ConfigurationError, match="registered providers: anthropic, deepseek"):
+    with pytest.raises(
+        ConfigurationError, match="registered providers: anthropic, bedrock, deepseek"
+    ):
         registry.get("nope")
 
 

@@ -223,13 +223,18 @@ class HTTPProvider(Provider):
                 raise
         return response
 
+    def _secrets(self) -> tuple[str | None, ...]:
+        """Every secret to scrub from errors: the API key, and whatever else an adapter
+        authenticates with (a signing secret, a session token)."""
+        return (self._api_key,)
+
     def _error(self, response: httpx.Response, body: bytes) -> Exception:
         return error_from_response(
             response.status_code,
             body,
             response.headers,
             provider=self.name,
-            secrets=(self._api_key,),
+            secrets=self._secrets(),
         )
 
     def _stream_error(self, data: str) -> StreamAbortedError:
@@ -237,7 +242,7 @@ class HTTPProvider(Provider):
         message, error_type = extract_upstream_message(data)
         detail = f" ({error_type})" if error_type else ""
         return StreamAbortedError(
-            f"upstream error inside the stream{detail}: {redact(message, (self._api_key,))}",
+            f"upstream error inside the stream{detail}: {redact(message, self._secrets())}",
             provider=self.name,
         )
 
@@ -247,7 +252,7 @@ class HTTPProvider(Provider):
         detail = f" ({error_type})" if error_type else ""
         return MalformedResponseError(
             f"{self.name} answered 200 with an error body{detail}: "
-            f"{redact(message, (self._api_key,))}",
+            f"{redact(message, self._secrets())}",
             provider=self.name,
         )
 
@@ -256,7 +261,7 @@ class HTTPProvider(Provider):
             return ProviderConnectionError(
                 f"{self.name} did not answer in time ({type(exc).__name__})", provider=self.name
             )
-        detail = redact(str(exc), (self._api_key,))
+        detail = redact(str(exc), self._secrets())
         return ProviderConnectionError(
             f"could not reach {self.name} at {self.base_url}: {type(exc).__name__}: {detail}",
             provider=self.name,
@@ -277,7 +282,7 @@ class HTTPProvider(Provider):
         try:
             return json_codec.loads(body)
         except ValueError:
-            snippet = redact(body[:200].decode("utf-8", "replace"), (self._api_key,))
+            snippet = redact(body[:200].decode("utf-8", "replace"), self._secrets())
             raise MalformedResponseError(
                 f"{self.name} answered 200 with a body that is not JSON: {snippet!r}",
                 provider=self.name,

@@ -115,6 +115,9 @@ class WireDialect(ABC):
     """Whether the wire streams the model's reasoning (``CannedReply.reasoning``)."""
     reports_cached_tokens: ClassVar[bool] = False
     """Whether the wire reports cached input tokens as a component of the usage."""
+    names_model: ClassVar[bool] = True
+    """Whether an answer names the model that served it (Bedrock's Converse does not: the
+    model is in the request's URL only)."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

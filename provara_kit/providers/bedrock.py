@@ -1,0 +1,641 @@
+"""Amazon Bedrock's Converse and ConverseStream APIs (``POST /model/{modelId}/converse``).
+
+The model travels in the URL (``/converse`` answers whole, ``/converse-stream`` streams AWS
+event-stream frames, :data:`~provara_kit.framings.EVENT_STREAM`); the body carries the rest:
+
+* ``system`` and ``developer`` messages become ``system`` text blocks; ``messages`` hold
+  content blocks: ``text``, ``image`` (bytes, from ``data:`` URLs only: Converse takes no
+  image URL), ``toolUse`` for an assistant's calls and ``toolResult`` in a user turn for
+  OpenAI ``tool`` messages (parallel results share one turn).
+* ``max_tokens``, ``temperature``, ``top_p`` and ``stop`` go in ``inferenceConfig``; tools
+  in ``toolConfig`` (``toolSpec.inputSchema.json``) with ``toolChoice`` ``auto``, ``any``
+  (OpenAI ``required``) or ``tool``. What the wire cannot express is refused before
+  anything is sent: ``tool_choice: "none"``, ``parallel_tool_calls: false``, images by
+  URL, ``n``, ``seed``, penalties, logprobs, ``response_format``, ``user``.
+* Input tokens are ``inputTokens + cacheReadInputTokens + cacheWriteInputTokens``:
+  Converse reports cache reads and writes beside the uncached input, and all of it is
+  billed input.
+* A stream is ``messageStart``, content blocks (``contentBlockStart`` names a tool call,
+  ``contentBlockDelta`` carries ``text``, ``toolUse.input`` fragments or
+  ``reasoningContent.text``, ``contentBlockStop``), ``messageStop`` with the stop reason,
+  then ``metadata`` with the usage: ``metadata`` is the terminal marker. A body that ends
+  cleanly after ``messageStop`` without it is a finished answer whose usage falls back to
+  the estimate (marked so); one that ends before ``messageStop`` is aborted. An
+  ``exception`` (``throttlingException``, ``modelStreamErrorException`` ...) or ``error``
+  message inside the stream aborts it with the upstream's words.
+* Errors are ``{"message": ...}`` bodies with the type in the ``x-amzn-errortype`` header;
+  the status decides the error class (429 throttling and 5xx are retryable).
+
+Auth (decided by the key, see :func:`parse_key`): a Bedrock API key is sent as
+``Authorization: Bearer``; AWS credentials, given as ``ACCESS_KEY_ID:SECRET_ACCESS_KEY``
+(``:SESSION_TOKEN`` appended for temporary ones) or as a botocore credentials object, sign
+every request with SigV4 (service ``bedrock``). :func:`environment_key` reads the standard
+variables (``AWS_BEARER_TOKEN_BEDROCK``, else ``AWS_ACCESS_KEY_ID`` /
+``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN``), never an instance-metadata endpoint.
+
+Model discovery: the foundation-model list lives on the control-plane host
+(``bedrock.{region}.amazonaws.com``), which needs ``bedrock:ListFoundationModels``, a
+permission runtime keys often lack, and lists models an account may not have enabled;
+``discover_models`` returns ``None`` and the configured ``default_models`` stand.
+
+botocore (the ``bedrock`` extra) signs and decodes; it is imported when a provider is
+built, so the rest of the kit runs without it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final
+from urllib.parse import quote
+
+import httpx
+
+from provara_kit.errors import ConfigurationError, StreamAbortedError, redact
+from provara_kit.framings.event_stream import EVENT_STREAM, EventStreamMessage, require_botocore
+from provara_kit.json_codec import loads
+from provara_kit.model_catalog import DEFAULT_MODELS as _CATALOG
+from provara_kit.providers.base import (
+    KEEP_ALIVE,
+    HTTPProvider,
+    ParsedCompletion,
+    StreamMapper,
+    map_events,
+)
+from provara_kit.streaming import Finish, ResponseStarted, StreamDone, UpstreamEvent, UsageUpdate
+from provara_kit.types import (
+    ChatRequest,
+    ContentPart,
+    Message,
+    ReasoningDelta,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+)
+
+__all__ = [
+    "API_KEY_ENV",
+    "BASE_URL_ENV",
+    "DEFAULT_REGION",
+    "SIGNING_SERVICE",
+    "STOP_REASONS",
+    "BedrockProvider",
+    "BedrockSecrets",
+    "default_base_url",
+    "environment_key",
+    "parse_key",
+    "region_from",
+]
+
+API_KEY_ENV: Final = "AWS_BEARER_TOKEN_BEDROCK"
+"""A Bedrock API key; also the name a tenant's stored key goes under (either form)."""
+BASE_URL_ENV: Final = "AWS_ENDPOINT_URL_BEDROCK_RUNTIME"
+"""The AWS SDKs' own override of the runtime endpoint (a VPC endpoint, a proxy)."""
+DEFAULT_REGION: Final = "us-east-1"
+"""The region when neither ``AWS_REGION`` nor ``AWS_DEFAULT_REGION`` names one."""
+SIGNING_SERVICE: Final = "bedrock"
+
+STOP_REASONS: Final[Mapping[str, str]] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "guardrail_intervened": "content_filter",
+    "content_filtered": "content_filter",
+}
+"""Converse stop reasons as OpenAI finish reasons; one not listed passes unchanged."""
+
+DEFAULT_BEDROCK_MODELS: Final[tuple[str, ...]] = _CATALOG.get(
+    "bedrock", ("us.anthropic.claude-sonnet-4-5-20250929-v1:0",)
+)
+
+_TOOL_CHOICES: Final[Mapping[str, dict[str, Any]]] = {"auto": {"auto": {}}, "required": {"any": {}}}
+_IMAGE_FORMATS: Final = frozenset({"png", "jpeg", "gif", "webp"})
+
+
+def region_from(environ: Mapping[str, str] = os.environ) -> str:
+    """``AWS_REGION``, else ``AWS_DEFAULT_REGION``, else :data:`DEFAULT_REGION`."""
+    return environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+
+
+def default_base_url(region: str) -> str:
+    """The Bedrock runtime endpoint of ``region``."""
+    return f"https://bedrock-runtime.{region}.amazonaws.com"
+
+
+def environment_key(environ: Mapping[str, str] = os.environ) -> str | None:
+    """The key the standard AWS variables give, in the form :func:`parse_key` reads:
+    ``AWS_BEARER_TOKEN_BEDROCK``, else ``AWS_ACCESS_KEY_ID:AWS_SECRET_ACCESS_KEY`` (with
+    ``:AWS_SESSION_TOKEN`` when set), else ``None``. Nothing but the environment is read."""
+    bearer = environ.get(API_KEY_ENV)
+    if bearer:
+        return bearer
+    access, secret = environ.get("AWS_ACCESS_KEY_ID"), environ.get("AWS_SECRET_ACCESS_KEY")
+    if not access or not secret:
+        return None
+    token = environ.get("AWS_SESSION_TOKEN")
+    return f"{access}:{secret}:{token}" if token else f"{access}:{secret}"
+
+
+@dataclass(frozen=True, slots=True)
+class BedrockSecrets:
+    """How requests authenticate: a bearer key, or AWS credentials to sign with."""
+
+    bearer: str | None = None
+    access_key: str | None = None
+    secret_key: str | None = None
+    token: str | None = None
+
+    def __repr__(self) -> str:
+        mode = "bearer" if self.bearer else "sigv4" if self.secret_key else "none"
+        return f"BedrockSecrets(<{mode}>)"
+
+    @property
+    def secrets(self) -> tuple[str | None, ...]:
+        """Every value to scrub from errors and logs."""
+        return (self.bearer, self.secret_key, self.token)
+
+
+def parse_key(key: str | None) -> BedrockSecrets:
+    """A stored key as secrets: ``ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN]`` are AWS
+    credentials (Bedrock API keys never hold a colon); anything else is a Bedrock API key."""
+    if not key:
+        return BedrockSecrets()
+    if ":" not in key:
+        return BedrockSecrets(bearer=key.strip())
+    parts = key.strip().split(":", 2)
+    if len(parts) < 2 or not parts[0] or not parts[1]:
+        raise ConfigurationError(
+            "an AWS credential key is ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN]"
+        )
+    return BedrockSecrets(
+        access_key=parts[0],
+        secret_key=parts[1],
+        token=parts[2] if len(parts) == 3 and parts[2] else None,
+    )
+
+
+class BedrockProvider(HTTPProvider):
+    """Models on Amazon Bedrock through the Converse API."""
+
+    wire: ClassVar[str] = "bedrock-converse"
+    framing = EVENT_STREAM
+    supported_params: ClassVar[frozenset[str] | None] = frozenset(
+        {"max_tokens", "max_completion_tokens", "stop", "temperature", "tool_choice", "tools"}
+        | {"top_p"}
+    )
+    unsupported_params: ClassVar[frozenset[str]] = frozenset(
+        {
+            "frequency_penalty",
+            "logit_bias",
+            "logprobs",
+            "n",
+            "presence_penalty",
+            "response_format",
+            "seed",
+            "top_logprobs",
+            "user",
+        }
+    )
+    stop_reasons: ClassVar[Mapping[str, str]] = STOP_REASONS
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        region: str | None = None,
+        base_url: str | None = None,
+        credentials: Any = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        name: str = "bedrock",
+        default_models: tuple[str, ...] = DEFAULT_BEDROCK_MODELS,
+        stream_timeout: float | None = None,
+        pricing: Mapping[str, tuple[object, object]] | None = None,
+    ) -> None:
+        """Talk to Bedrock in ``region`` (default: :func:`region_from` the environment).
+
+        ``api_key`` is a Bedrock API key or ``ACCESS_KEY_ID:SECRET_ACCESS_KEY[:TOKEN]``
+        (:func:`parse_key`); ``credentials`` is a botocore credentials object (refreshed
+        ones included, e.g. ``boto3.Session().get_credentials()``), used when ``api_key``
+        is not set. ``base_url`` replaces the region's runtime endpoint.
+        """
+        self._botocore = require_botocore("the bedrock provider")
+        self.region = region or region_from()
+        self._auth = parse_key(api_key)
+        self._credentials = credentials
+        super().__init__(
+            name=name,
+            base_url=base_url or default_base_url(self.region),
+            api_key=api_key,
+            transport=transport,
+            default_models=default_models,
+            stream_timeout=stream_timeout,
+            pricing=pricing,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(name={self.name!r}, region={self.region!r}, "
+            f"base_url={self.base_url!r}, auth=<{self._auth_mode}>)"
+        )
+
+    @property
+    def _auth_mode(self) -> str:
+        if self._auth.bearer:
+            return "bearer"
+        if self._auth.secret_key or self._credentials is not None:
+            return "sigv4"
+        return "missing"
+
+    def _secrets(self) -> tuple[str | None, ...]:
+        secrets = (self._api_key, *self._auth.secrets)
+        if self._credentials is not None:
+            frozen = self._frozen_credentials()
+            secrets += (frozen.secret_key, frozen.token)
+        return secrets
+
+    # -- wire requests ------------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"accept": "application/json"}
+        if self._auth.bearer:
+            headers["authorization"] = f"Bearer {self._auth.bearer}"
+        return headers
+
+    def _request_path(self, request: ChatRequest, *, stream: bool) -> str:
+        model = quote(request.model, safe="")
+        return f"/model/{model}/{'converse-stream' if stream else 'converse'}"
+
+    def _frozen_credentials(self) -> Any:
+        credentials = self._credentials
+        get = getattr(credentials, "get_frozen_credentials", None)
+        return get() if get is not None else credentials
+
+    def _finalize_request(self, request: httpx.Request) -> None:
+        if self._auth.bearer:
+            return
+        botocore = self._botocore
+        if self._auth.secret_key:
+            credentials = botocore.credentials.Credentials(
+                self._auth.access_key, self._auth.secret_key, self._auth.token
+            )
+        elif self._credentials is not None:
+            credentials = self._frozen_credentials()
+        else:
+            return  # no credentials: the upstream answers 403, typed as such
+        # Sign the host, the content type and the x-amz-* headers only: a proxy may change
+        # the rest (accept-encoding, connection) without breaking the signature.
+        signed = {"host": request.url.netloc.decode("ascii")}
+        if "content-type" in request.headers:
+            signed["content-type"] = request.headers["content-type"]
+        aws = botocore.awsrequest.AWSRequest(
+            method=request.method, url=str(request.url), headers=signed, data=request.content
+        )
+        botocore.auth.SigV4Auth(credentials, SIGNING_SERVICE, self.region).add_auth(aws)
+        for name in ("Authorization", "X-Amz-Date", "X-Amz-Security-Token"):
+            value = aws.headers.get(name)
+            if value is not None:
+                request.headers[name] = value
+
+    def _build_payload(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        extra = request.passthrough()
+        system, messages = _map_messages(request.messages)
+        payload: dict[str, Any] = {"messages": messages}
+        if system:
+            payload["system"] = [{"text": text} for text in system]
+        config: dict[str, Any] = {}
+        limit = request.max_tokens or extra.get("max_completion_tokens")
+        if limit is not None:
+            config["maxTokens"] = limit
+        if request.temperature is not None:
+            config["temperature"] = request.temperature
+        if extra.get("top_p") is not None:
+            config["topP"] = extra["top_p"]
+        if request.stop is not None:
+            config["stopSequences"] = (
+                [request.stop] if isinstance(request.stop, str) else request.stop
+            )
+        if config:
+            payload["inferenceConfig"] = config
+        if request.tools:
+            if extra.get("parallel_tool_calls") is False:
+                raise ValueError("Converse cannot forbid parallel tool calls (parallel_tool_calls)")
+            tool_config: dict[str, Any] = {"tools": [_map_tool(tool) for tool in request.tools]}
+            choice = _map_tool_choice(request.tool_choice)
+            if choice is not None:
+                tool_config["toolChoice"] = choice
+            payload["toolConfig"] = tool_config
+        elif _has_tool_blocks(messages):
+            raise ValueError(
+                "Converse needs the tools declared (tools) when the conversation holds tool "
+                "calls or results"
+            )
+        if isinstance(extra.get("metadata"), dict):
+            payload["requestMetadata"] = {str(k): str(v) for k, v in extra["metadata"].items()}
+        return payload
+
+    async def discover_models(self) -> list[str] | None:
+        """``None``: the model list is on the control-plane host (see the module notes)."""
+        return None
+
+    # -- wire responses -----------------------------------------------------------------
+
+    def _parse_completion(self, body: Any) -> ParsedCompletion:
+        if not isinstance(body, dict):
+            raise TypeError(f"expected a JSON object, got {type(body).__name__}")
+        if "output" not in body and isinstance(body.get("message"), str):
+            raise self._error_in_body(json.dumps(body))
+        text: list[str] = []
+        reasoning: list[str] = []
+        calls: list[ToolCall] = []
+        for block in body["output"]["message"]["content"]:
+            if "text" in block:
+                text.append(block["text"] or "")
+            elif "reasoningContent" in block:
+                reasoning.append(
+                    ((block["reasoningContent"] or {}).get("reasoningText") or {}).get("text") or ""
+                )
+            elif "toolUse" in block:
+                use = block["toolUse"]
+                calls.append(
+                    ToolCall(
+                        id=use.get("toolUseId"),
+                        name=use.get("name"),
+                        arguments=json.dumps(use.get("input") or {}, ensure_ascii=False),
+                    )
+                )
+        input_tokens, output_tokens = _usage(body.get("usage"))
+        return ParsedCompletion(
+            text="".join(text),
+            reasoning="".join(reasoning),
+            finish_reason=_finish_reason(body.get("stopReason"), self.stop_reasons),
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            tool_calls=calls,
+        )
+
+    def _stream_mapper(self, request: ChatRequest) -> StreamMapper | None:
+        if type(self)._map_stream is not BedrockProvider._map_stream:  # pragma: no mutate
+            return None
+        return _EventMapper(self)
+
+    def _map_stream(
+        self, events: AsyncIterator[EventStreamMessage | None], request: ChatRequest
+    ) -> AsyncIterator[UpstreamEvent]:
+        return map_events(_EventMapper(self), events)
+
+    def _exception_error(self, message: EventStreamMessage) -> StreamAbortedError:
+        """The abort for an ``exception`` or ``error`` message inside the stream."""
+        if message.message_type == "error":
+            kind = message.header(":error-code") or "error"
+            text = message.header(":error-message") or message.payload.decode("utf-8", "replace")
+        else:
+            kind = message.exception_type or "exception"
+            text = message.payload.decode("utf-8", "replace")
+            try:
+                data = loads(text)
+            except ValueError:
+                data = None
+            if isinstance(data, dict) and isinstance(data.get("message"), str):
+                text = data["message"]
+        return StreamAbortedError(
+            f"upstream error inside the stream ({kind}): {redact(text, self._secrets())}",
+            provider=self.name,
+        )
+
+
+# -- private mappers ----------------------------------------------------------------------
+
+
+def _map_messages(messages: list[Message]) -> tuple[list[str], list[dict[str, Any]]]:
+    """(system texts, Converse turns) from OpenAI-style messages."""
+    system: list[str] = []
+    turns: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role in ("system", "developer"):
+            text = message.text()
+            if text:
+                system.append(text)
+            continue
+        if message.role == "tool":
+            if not message.tool_call_id:
+                raise ValueError("a 'tool' message needs the tool_call_id of the call it answers")
+            result = {
+                "toolResult": {
+                    "toolUseId": message.tool_call_id,
+                    "content": [{"text": message.text()}],
+                }
+            }
+            previous = turns[-1] if turns else None
+            if (
+                previous is not None
+                and previous["role"] == "user"
+                and all("toolResult" in block for block in previous["content"])
+            ):
+                previous["content"].append(result)
+            else:
+                turns.append({"role": "user", "content": [result]})
+            continue
+        blocks = _map_content(message.content)
+        if message.role == "assistant" and message.tool_calls:
+            blocks.extend(_map_tool_call(call) for call in message.tool_calls)
+        turns.append(
+            {"role": "assistant" if message.role == "assistant" else "user", "content": blocks}
+        )
+    return system, turns
+
+
+def _map_content(content: str | list[ContentPart] | None) -> list[dict[str, Any]]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"text": content}] if content else []
+    blocks: list[dict[str, Any]] = []
+    for part in content:
+        if part.type == "text":
+            if part.text:
+                blocks.append({"text": part.text})
+        elif part.type == "image_url":
+            blocks.append(_map_image(part))
+        else:
+            raise ValueError(f"Converse cannot carry a {part.type!r} content part")
+    return blocks
+
+
+def _map_image(part: ContentPart) -> dict[str, Any]:
+    image = (part.model_extra or {}).get("image_url")
+    url = image.get("url") if isinstance(image, dict) else image
+    if not isinstance(url, str) or not url.startswith("data:"):
+        raise ValueError("Converse takes images as bytes: send a data: URL, not a link")
+    header, _, data = url.partition(",")
+    media_type = header[len("data:") :].split(";", 1)[0]
+    kind = media_type.removeprefix("image/")
+    if kind not in _IMAGE_FORMATS:
+        raise ValueError(f"Converse takes png, jpeg, gif or webp images, not {media_type!r}")
+    try:
+        base64.b64decode(data, validate=True)
+    except ValueError:
+        raise ValueError("an image data: URL holds no valid base64") from None
+    return {"image": {"format": kind, "source": {"bytes": data}}}
+
+
+def _map_tool_call(call: Mapping[str, Any]) -> dict[str, Any]:
+    function = call.get("function") or {}
+    name = function.get("name")
+    arguments = function.get("arguments")
+    if not call.get("id") or not name:
+        raise ValueError("an assistant tool call needs an 'id' and a 'function.name'")
+    if isinstance(arguments, dict):
+        parsed: Any = arguments
+    else:
+        try:
+            parsed = json.loads(arguments) if arguments else {}
+        except ValueError:
+            raise ValueError(
+                f"tool call {call['id']!r} ({name}) has arguments that are not valid JSON"
+            ) from None
+    if not isinstance(parsed, dict):
+        raise ValueError(f"tool call {call['id']!r} ({name}) arguments must be a JSON object")
+    return {"toolUse": {"toolUseId": call["id"], "name": name, "input": parsed}}
+
+
+def _has_tool_blocks(turns: list[dict[str, Any]]) -> bool:
+    return any(
+        "toolUse" in block or "toolResult" in block for turn in turns for block in turn["content"]
+    )
+
+
+def _map_tool(tool: Mapping[str, Any]) -> dict[str, Any]:
+    if tool.get("type") != "function":
+        raise ValueError(f"Converse carries function tools only, not {tool.get('type')!r}")
+    function = tool.get("function") or {}
+    if not function.get("name"):
+        raise ValueError("a function tool needs 'function.name'")
+    spec: dict[str, Any] = {
+        "name": function["name"],
+        "inputSchema": {"json": function.get("parameters") or {"type": "object", "properties": {}}},
+    }
+    if function.get("description"):
+        spec["description"] = function["description"]
+    return {"toolSpec": spec}
+
+
+def _map_tool_choice(choice: str | dict[str, Any] | None) -> dict[str, Any] | None:
+    if choice is None:
+        return None
+    if isinstance(choice, str):
+        if choice == "none":
+            raise ValueError("Converse has no tool_choice 'none': leave the tools out instead")
+        if choice not in _TOOL_CHOICES:
+            raise ValueError(
+                f"tool_choice must be 'auto', 'required' or a function, got {choice!r}"
+            )
+        return dict(_TOOL_CHOICES[choice])
+    if choice.get("type") == "function":
+        name = (choice.get("function") or {}).get("name")
+        if not name:
+            raise ValueError("tool_choice of type 'function' needs 'function.name'")
+        return {"tool": {"name": name}}
+    raise ValueError(f"tool_choice must be 'auto', 'required' or a function, got {choice!r}")
+
+
+def _finish_reason(stop_reason: Any, stop_reasons: Mapping[str, str]) -> str | None:
+    if not isinstance(stop_reason, str):
+        return None
+    return stop_reasons.get(stop_reason, stop_reason)
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _usage(usage: Any) -> tuple[int | None, int | None]:
+    """(billed input, output): uncached input plus cache reads and writes."""
+    if not isinstance(usage, dict):
+        return None, None
+    uncached = _count(usage.get("inputTokens"))
+    if uncached is not None:
+        for name, alias in (
+            ("cacheReadInputTokens", "cacheReadInputTokenCount"),
+            ("cacheWriteInputTokens", "cacheWriteInputTokenCount"),
+        ):
+            cached = _count(usage.get(name))
+            uncached += (cached if cached is not None else _count(usage.get(alias))) or 0
+    return uncached, _count(usage.get("outputTokens"))
+
+
+class _EventMapper:
+    """Maps one ConverseStream's messages (a
+    :class:`~provara_kit.providers.base.StreamMapper`)."""
+
+    __slots__ = ("_no_args_yet", "_provider", "_stopped", "done")
+
+    def __init__(self, provider: BedrockProvider) -> None:
+        self._provider = provider
+        # Tool blocks whose input has not streamed yet: "{}" when the block stops.
+        self._no_args_yet: set[int] = set()
+        self._stopped = False
+        self.done = False
+
+    def feed(self, message: EventStreamMessage) -> list[UpstreamEvent]:
+        kind = message.message_type
+        if kind in ("exception", "error"):
+            raise self._provider._exception_error(message)
+        if kind != "event":
+            return [KEEP_ALIVE]
+        event = message.event_type
+        data = loads(message.payload) if message.payload else {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{event} event: expected a JSON object, got {type(data).__name__}")
+        try:
+            return self._map(event, data)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"{event} event has an unexpected shape: {exc!r}") from None
+
+    def _map(self, event: str | None, data: dict[str, Any]) -> list[UpstreamEvent]:
+        if event == "contentBlockDelta":
+            index = data["contentBlockIndex"]
+            delta = data["delta"]
+            if "text" in delta:
+                return [TextDelta(delta["text"] or "")]
+            if "reasoningContent" in delta:
+                return [ReasoningDelta(delta["reasoningContent"].get("text") or "")]
+            if "toolUse" in delta:
+                partial = delta["toolUse"].get("input") or ""
+                if not partial:
+                    return [KEEP_ALIVE]
+                self._no_args_yet.discard(index)
+                return [ToolCallDelta(index=index, arguments=partial)]
+            return [KEEP_ALIVE]  # citations, signatures and newer delta kinds
+        if event == "contentBlockStart":
+            tool = data["start"].get("toolUse")
+            if not isinstance(tool, dict):
+                return [KEEP_ALIVE]
+            index = data["contentBlockIndex"]
+            self._no_args_yet.add(index)
+            return [ToolCallDelta(index=index, id=tool.get("toolUseId"), name=tool.get("name"))]
+        if event == "contentBlockStop":
+            index = data.get("contentBlockIndex")
+            if index in self._no_args_yet:
+                self._no_args_yet.discard(index)
+                return [ToolCallDelta(index=index, arguments="{}")]
+            return [KEEP_ALIVE]
+        if event == "messageStart":
+            return [ResponseStarted()]
+        if event == "messageStop":
+            self._stopped = True
+            reason = _finish_reason(data.get("stopReason"), self._provider.stop_reasons)
+            return [Finish(reason)] if reason is not None else [KEEP_ALIVE]
+        if event == "metadata":
+            self.done = True
+            input_tokens, output_tokens = _usage(data.get("usage"))
+            return [UsageUpdate(input_tokens, output_tokens), StreamDone()]
+        return [KEEP_ALIVE]  # event types this adapter does not know yet
+
+    def end(self) -> list[UpstreamEvent]:
+        # After messageStop the answer is whole; only the usage report is missing.
+        return [StreamDone()] if self._stopped else []
