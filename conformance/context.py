@@ -120,6 +120,16 @@ class CheckContext:
     def model(self) -> str:
         return self.target.model
 
+    @property
+    def streaming(self) -> bool:
+        """False when the target is checked with its streaming turned off."""
+        return self.target.streaming
+
+    def needs_streaming(self, why: str) -> None:
+        """Skip, saying ``why``, when the target's streaming is off."""
+        if not self.target.streaming:
+            raise CheckSkipped(f"streaming is off for {self.target.name}: {why}")
+
     def request(
         self,
         text: str = "Say hello.",

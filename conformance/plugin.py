@@ -3,7 +3,8 @@
 Options: ``--live`` (real API, keys from the environment), ``--record`` (with ``--live``:
 save the real exchanges as fixtures), ``--report-dir DIR`` (default
 ``conformance-report/``), ``--conformance-target NAME`` (registered providers for the
-built-in target module), ``--conformance-partial`` (allow running a subset of checks).
+built-in target module), ``--conformance-partial`` (allow running a subset of checks),
+``--conformance-streaming-off`` (check every target with its streaming turned off).
 
 Like the gateway, the plugin imports the modules named in ``PROVARA_PROVIDER_MODULES`` at
 start-up, so providers registered there (path A) can be checked; an unknown target or a
@@ -58,6 +59,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         metavar="NAME=DIR",
         help="recorded replay fixtures for a registered provider (repeatable)",
+    )
+    group.addoption(
+        "--conformance-streaming-off",
+        action="store_true",
+        dest="provara_streaming_off",
+        help="check every target with streaming turned off, as <NAME>_STREAMING=0 deploys it",
     )
     group.addoption(
         "--conformance-partial",

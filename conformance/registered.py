@@ -2,17 +2,20 @@
 
 Targets come from ``--conformance-target NAME`` (repeatable); none means every provider
 in the registry: built-in, installed adapter packages, and those registered by the modules
-in ``PROVARA_PROVIDER_MODULES``.
+in ``PROVARA_PROVIDER_MODULES``. A target whose streaming is off (``<NAME>_STREAMING=0``,
+or ``--conformance-streaming-off`` for all) is checked the way it is deployed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from conformance.suite import ProviderConformance
 from conformance.target import ConformanceTarget, registered_targets
+from provara_kit.errors import ConfigurationError
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -20,7 +23,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     names = registered_targets(metafunc.config.getoption("provara_targets"))
     fixtures = _fixture_folders(metafunc.config.getoption("provara_fixtures"))
-    targets = [ConformanceTarget.from_registry(n, fixtures_dir=fixtures.get(n)) for n in names]
+    try:
+        targets = [ConformanceTarget.from_registry(n, fixtures_dir=fixtures.get(n)) for n in names]
+    except ConfigurationError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if metafunc.config.getoption("provara_streaming_off"):
+        targets = [dataclasses.replace(t, streaming=False) for t in targets]
     metafunc.parametrize("conformance_target", targets, ids=[t.name for t in targets])
 
 

@@ -104,6 +104,7 @@ class ConformanceReport:
             "adapter": target.adapter if target else "",
             "adapter_version": target.adapter_version if target else "unknown",
             "wire": target.dialect.name if target else "",
+            "streaming": target.streaming if target else True,
             "models": list(target.models) if target else [],
             "params": _params_json(target),
             "checks": [
@@ -125,6 +126,8 @@ class ConformanceReport:
         for name in self.target_names():
             target = self.targets.get(name)
             adapter = f"{target.adapter} {target.adapter_version}" if target else ""
+            if target and not target.streaming:
+                adapter += " (streaming off)"
             cells = []
             for check_id in checks:
                 row = self.rows.get((name, check_id))

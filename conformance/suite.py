@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import os
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -101,8 +102,11 @@ class ProviderConformance:
         )
 
     @pytest.fixture
-    def conformance_target(self) -> ConformanceTarget:
-        return self.conformance_target_for()
+    def conformance_target(self, request: pytest.FixtureRequest) -> ConformanceTarget:
+        target = self.conformance_target_for()
+        if getattr(request.config.option, "provara_streaming_off", False):
+            return dataclasses.replace(target, streaming=False)
+        return target
 
     @pytest.fixture(autouse=True)
     def _conformance_expectations(

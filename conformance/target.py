@@ -14,6 +14,7 @@ import httpx
 
 from conformance.replay import Fixture, corpus_fixtures, default_corpus, load_fixtures
 from provara_kit.errors import ConfigurationError
+from provara_kit.nostream import without_streaming
 from provara_kit.pricing import MODEL_PRICING
 from provara_kit.provider import Provider
 from provara_kit.registry import (
@@ -92,6 +93,10 @@ class ConformanceTarget:
     ``supported_params`` and ``unsupported_params`` declare which request parameters the
     adapter carries and which it refuses (``None``: what the adapter class declares; see
     :func:`conformance.params.declared_params`).
+    ``streaming=False`` checks the adapter with its streaming turned off, as an operator's
+    ``<NAME>_STREAMING=0`` deploys it: the stream checks run against
+    :func:`~provara_kit.nostream.without_streaming` and those about the upstream's stream
+    itself are skipped, saying why.
     """
 
     name: str
@@ -108,6 +113,7 @@ class ConformanceTarget:
     corpus_dir: Path | None = None
     supported_params: frozenset[str] | None = None
     unsupported_params: frozenset[str] | None = None
+    streaming: bool = True
 
     def __post_init__(self) -> None:
         from conformance.checks import CHECKS
@@ -147,14 +153,16 @@ class ConformanceTarget:
         URL at a placeholder; ``live`` ones leave it to the adapter's own default."""
         url = base_url or self.base_url or (None if live else SCRIPTED_BASE_URL)
         with _env("PROVARA_STREAM_TIMEOUT_MS", stream_timeout_ms):
-            return self.factory(api_key=api_key, base_url=url, transport=transport)
+            provider = self.factory(api_key=api_key, base_url=url, transport=transport)
+        return provider if self.streaming else without_streaming(provider)
 
     @classmethod
     def from_registry(
         cls, name: str, registry: Registry = REGISTRY, *, fixtures_dir: Path | None = None
     ) -> ConformanceTarget:
         """The target for a registered provider; its dialect comes from the spec's ``wire``,
-        its recordings from ``fixtures_dir`` and the wire corpus."""
+        its recordings from ``fixtures_dir`` and the wire corpus; streaming is off when
+        the spec or ``<NAME>_STREAMING`` turns it off, as for the gateway."""
         spec = registry.get(name)
         probe = spec.factory(api_key=None, base_url=spec.default_base_url, transport=None)
         adapter_cls = type(probe)
@@ -170,6 +178,7 @@ class ConformanceTarget:
             adapter_version=_distribution_version(adapter_cls.__module__),
             corpus_dir=_corpus_folder(name),
             fixtures_dir=fixtures_dir,
+            streaming=spec.streams(),
         )
 
 

@@ -278,6 +278,7 @@ async def _slow_but_steady(found: Findings, ctx: CheckContext) -> None:
 
 
 async def stream_pacing(ctx: CheckContext) -> None:
+    ctx.needs_streaming("the whole answer arrives at once from one completion: no pace to keep")
     found = Findings()
     await _prompt_delivery(found, ctx)
     await _slow_but_steady(found, ctx)

@@ -103,19 +103,20 @@ async def _judge(
 ) -> None:
     dialect = dialect or ctx.target.dialect
     request = ctx.request()
+    completed = dialect.read_completion(dialect.render_completion(reply))
+    completed = completed or expected_from_reply(dialect, reply)
     async with ctx.scripted(reply=reply, dialect=dialect) as (provider, upstream):
         try:
             response = await provider.complete(request)
         except Exception as exc:  # any error is the finding
             found.fail(f"{where} (complete): raised {type(exc).__name__}: {exc}")
         else:
-            expected = dialect.read_completion(dialect.render_completion(reply))
             compare_outcome(
                 found,
                 f"{where} (complete)",
                 ctx,
                 request,
-                expected or expected_from_reply(dialect, reply),
+                completed,
                 Outcome.of_response(response),
             )
         stream = await run_stream(provider, request)
@@ -129,7 +130,8 @@ async def _judge(
         label,
         ctx,
         request,
-        _stream_expectation(dialect, reply, sent),
+        # Streaming off, the stream is the completion's answer.
+        _stream_expectation(dialect, reply, sent) if ctx.streaming else completed,
         Outcome.of_stream(stream),
     )
 
@@ -210,7 +212,8 @@ def outcome_fidelity(ctx: CheckContext) -> None:
             prefix = "" if len(variants) == 1 or dialect is ctx.target.dialect else f"{variant}: "
             for label, reply in dimension_cases(ctx).items():
                 await _judge(ctx, reply, prefix + label, found, dialect)
-            await _aborts(ctx, dialect, prefix, found)
+            if ctx.streaming:  # a completion carries no in-stream error event
+                await _aborts(ctx, dialect, prefix, found)
 
     asyncio.run(sweep())
     found.raise_if_any()
@@ -252,6 +255,7 @@ async def _framed(ctx: CheckContext, reply: CannedReply, faults: StreamFaults) -
 
 
 def sse_framing(ctx: CheckContext) -> None:
+    ctx.needs_streaming("the wire's stream framing is never read, every answer is a completion")
     variants = ctx.target.dialect.framings()
     if not variants:
         raise CheckSkipped(

@@ -159,6 +159,13 @@ async def replay_fixtures(ctx: CheckContext) -> None:
             f"no recorded fixtures for {ctx.target.name}: record some with "
             f"`nox -s conformance -- {ctx.target.name} --live --record`"
         )
+    if not ctx.streaming:
+        fixtures = [f for f in fixtures if not any(map(_is_stream, f.exchanges))]
+        if not fixtures:
+            raise CheckSkipped(
+                f"streaming is off for {ctx.target.name}: its recordings are all streams, "
+                "which it never requests; record a completion to replay one"
+            )
     found = Findings()
     for fixture in fixtures:
         await _play(ctx, fixture, found)

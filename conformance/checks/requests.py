@@ -147,7 +147,7 @@ def _expect_shape(
     if not found.expect(isinstance(body, dict), f"{where}: the body is not a JSON object"):
         return
     streamed = dialect.is_stream_request(body)
-    if mode == "complete":
+    if mode == "complete" or not ctx.streaming:  # streaming off: a stream is a completion
         found.expect(not streamed, f"{where}: the body asks for a stream (stream: true)")
     else:
         found.expect(streamed, f"{where}: the body does not ask for a stream (no stream: true)")
@@ -239,12 +239,12 @@ async def _client_stream_flags(found: Findings, ctx: CheckContext, sender: _Send
         body = sent[0].view
         streamed = dialect.is_stream_request(body)
         if not found.expect(
-            streamed is (mode == "stream"),
+            streamed is (mode == "stream" and ctx.streaming),
             f"{where}: the body {'asks' if streamed else 'does not ask'} for a stream",
         ):
             continue
         options = body.get("stream_options")
-        if mode == "complete":
+        if not streamed:
             found.expect(
                 options is None,
                 f"{where}: stream_options sent on a request that does not stream",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from conformance.checks.registry import check
 from conformance.context import CheckContext, Findings, run_stream
-from provara_kit.errors import StreamAbortedError, StreamTimeoutError
+from provara_kit.errors import ProviderError, StreamAbortedError, StreamTimeoutError
 from provara_kit.testing import StreamFaults
 from provara_kit.types import ProvaraMeta, ReasoningDelta, TextDelta, ToolCallDelta
 
@@ -22,6 +22,9 @@ def _first_content_offset(ctx: CheckContext) -> tuple[int, int]:
 
 
 async def stream_aborted(ctx: CheckContext) -> None:
+    if not ctx.streaming:
+        await _cut_completions(ctx)
+        return
     found = Findings()
     start, length = _first_content_offset(ctx)
     cases = {
@@ -52,7 +55,48 @@ async def stream_aborted(ctx: CheckContext) -> None:
     found.raise_if_any()
 
 
+async def _cut_completions(ctx: CheckContext) -> None:
+    """Streaming off: a completion cut short fails the stream with the completion's typed
+    error before any event (nothing was sent, so there is nothing to abort); a missing
+    terminal marker or an in-stream error event has no meaning for a whole body."""
+    found = Findings()
+    body = ctx.target.dialect.render_completion(ctx.reply())
+    cases = {
+        "connection dropped after the first byte of the completion": StreamFaults(
+            abort_after_bytes=1
+        ),
+        "connection dropped in the middle of the completion": StreamFaults(
+            abort_after_bytes=len(body) // 2
+        ),
+        "completion body ends (clean EOF) in the middle": StreamFaults(
+            abort_after_bytes=len(body) // 2, abort_with_error=False
+        ),
+    }
+    for label, faults in cases.items():
+        async with ctx.scripted(faults=faults) as (provider, upstream):
+            outcome = await run_stream(provider, ctx.request())
+            ended = type(outcome.error).__name__ if outcome.error else "a clean end"
+            found.expect(
+                isinstance(outcome.error, ProviderError)
+                and not isinstance(outcome.error, StreamAbortedError),
+                f"{label} (streaming off): ended with {ended}, expected the completion's "
+                "typed error (nothing was streamed, so not StreamAbortedError)",
+            )
+            found.expect(
+                not outcome.events,
+                f"{label} (streaming off): {len(outcome.events)} events were yielded before "
+                "the error",
+            )
+            found.expect(
+                upstream.open_streams == 0, f"{label}: the upstream response was left open"
+            )
+    found.raise_if_any()
+
+
 async def stream_timeout(ctx: CheckContext) -> None:
+    ctx.needs_streaming(
+        "no upstream stream is read, so none can stall; the completion's HTTP timeouts apply"
+    )
     found = Findings()
     faults = StreamFaults(stall_after_chunks=1, stall_seconds=2.0)
     async with ctx.scripted(faults=faults, stream_timeout_ms=100) as (provider, upstream):

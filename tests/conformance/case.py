@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ class Case:
     match: str
     models: tuple[str, ...] = (MODEL,)
     control_models: tuple[str, ...] | None = None  # the fixed data, when the bug is data
+    streaming: bool = True  # False: both run with streaming off, as <NAME>_STREAMING=0
 
     @property
     def id(self) -> str:
@@ -27,4 +29,5 @@ class Case:
     def target(self, fixtures: Path, *, control: bool = False) -> ConformanceTarget:
         adapter = good_parent(self.adapter) if control else self.adapter
         models = (self.control_models or self.models) if control else self.models
-        return make_target(adapter, models=models, fixtures_dir=fixtures)
+        target = make_target(adapter, models=models, fixtures_dir=fixtures)
+        return target if self.streaming else dataclasses.replace(target, streaming=False)
