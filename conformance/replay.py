@@ -7,7 +7,8 @@ A fixture is one JSON file, ``<name>.fixture.json``::
          "response": {"status": 200, "headers": {...}, "body": "event: ...\\n\\n"}}]}
 
 Auth headers are never written and the key is scrubbed from bodies. The recorded wire
-bodies of ``shared/wire-corpus`` (``.sse`` and raw ``.http`` files) replay the same way.
+bodies of ``shared/wire-corpus`` (``.sse``, ``.ndjson`` and raw ``.http`` files) replay the
+same way.
 A replay that leaves an exchange unplayed fails: the adapter did not make the calls the
 recording holds.
 """
@@ -16,11 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -42,6 +45,12 @@ _SECRET_HEADERS = frozenset(
     {"authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie", "set-cookie"}
 )
 _DROPPED_HEADERS = _SECRET_HEADERS | {"content-length", "content-encoding", "transfer-encoding"}
+_STREAM_TYPES = ("text/event-stream", "application/x-ndjson")
+# A corpus README line naming an extracted body and the request it answered:
+#   * `ollama/extracted/x.i0.http`: POST http://localhost:11434/api/chat HTTP/1.1 -> ...
+_RECORDED_REQUEST = re.compile(
+    r"^\s*\* `(?:[^`]*/)?extracted/(?P<file>[^`/]+)`: [A-Z]+ (?P<url>\S+)", re.MULTILINE
+)
 
 
 @dataclass
@@ -57,7 +66,8 @@ class Exchange:
 
     @property
     def is_stream(self) -> bool:
-        return "text/event-stream" in self.headers.get("content-type", "")
+        content_type = self.headers.get("content-type", "")
+        return any(kind in content_type for kind in _STREAM_TYPES)
 
 
 @dataclass
@@ -103,17 +113,43 @@ def default_corpus() -> Path | None:
     return None
 
 
-def corpus_fixtures(folder: Path) -> list[Fixture]:
-    """The streamed and raw-HTTP bodies a corpus folder holds, one fixture each."""
+def corpus_fixtures(folder: Path, *, routes: Callable[[str], bool] | None = None) -> list[Fixture]:
+    """The streamed and raw-HTTP bodies a corpus folder holds, one fixture each.
+
+    With ``routes``, a body the corpus README says answered a request to a path ``routes``
+    rejects (another endpoint of the same API: Ollama's ``/api/pull``) is left out. A
+    ``.dechunked.ndjson`` body is left out too: the ``.http`` beside it replays the same
+    bytes with their HTTP framing.
+    """
+    requested = _recorded_paths(folder.parent / "README.md") if routes is not None else {}
     fixtures = []
-    for path in sorted(folder.rglob("*.sse")):
+    streamed = [(path, "text/event-stream; charset=utf-8") for path in folder.rglob("*.sse")]
+    streamed += [
+        (path, "application/x-ndjson")
+        for path in folder.rglob("*.ndjson")
+        if not path.name.endswith(".dechunked.ndjson")
+    ]
+    for path, content_type in sorted(streamed):
         body = path.read_bytes()
-        headers = {"content-type": "text/event-stream; charset=utf-8"}
-        exchange = Exchange("POST", "", 200, headers, body, {"stream": True})
+        exchange = Exchange("POST", "", 200, {"content-type": content_type}, body, {"stream": True})
         fixtures.append(Fixture(path.name, [exchange], path))
     for path in sorted(folder.rglob("*.http")):
         fixtures.append(Fixture(path.name, [_parse_http(path.read_bytes())], path))
-    return fixtures
+    if routes is None:
+        return fixtures
+    return [f for f in fixtures if f.name not in requested or routes(requested[f.name])]
+
+
+def _recorded_paths(readme: Path) -> dict[str, str]:
+    """File name -> the path of the request it answered, as the corpus README records it."""
+    try:
+        text = readme.read_text(encoding="utf-8")
+    except OSError:
+        return {}
+    return {
+        match["file"]: urlsplit(match["url"]).path.rstrip("/")
+        for match in _RECORDED_REQUEST.finditer(text)
+    }
 
 
 def _parse_http(raw: bytes) -> Exchange:
@@ -129,7 +165,7 @@ def _parse_http(raw: bytes) -> Exchange:
             headers[name.strip().lower()] = value.strip()
     if "chunked" in headers.get("transfer-encoding", "").lower():
         body = _dechunk(body)
-    stream = "text/event-stream" in headers.get("content-type", "")
+    stream = any(kind in headers.get("content-type", "") for kind in _STREAM_TYPES)
     kept = {k: v for k, v in headers.items() if k not in _DROPPED_HEADERS}
     return Exchange("POST", "", status, kept, body, {"stream": stream})
 

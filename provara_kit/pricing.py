@@ -107,7 +107,7 @@ def _usd(input_per_million: str, output_per_million: str) -> tuple[Decimal, Deci
 #   openrouter  openrouter.ai/<model id> (OpenRouter passes the provider's list price through)
 #   perplexity  docs.perplexity.ai/getting-started/pricing
 #   xai         docs.x.ai/developers/models/<id>
-#   bedrock     aws.amazon.com/bedrock/pricing/ (on-demand, US East; geo cross-region profiles)
+#   ollama      no list price: a local server runs on the operator's own hardware
 # Prices change often: re-check before relying on a row for billing.
 MODEL_PRICING: dict[str, PriceRow] = {
     # OpenAI. GPT-6 family: base tier, prompts up to 272K input tokens (above that the whole
@@ -170,14 +170,14 @@ MODEL_PRICING: dict[str, PriceRow] = {
     "xai/grok-4.3": _usd("1.25", "2.50"),  # base tier (<200K prompt tokens)
     "xai/grok-4.20-0309-reasoning": _usd("1.25", "2.50"),  # base tier (<200K prompt tokens)
     "xai/grok-build-0.1": _usd("1", "2"),  # base tier (<200K prompt tokens)
-    # Amazon Bedrock, on-demand in US East (aws.amazon.com/bedrock/pricing/); cache reads and
-    # writes, batch and provisioned throughput bill differently.
-    "bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0": _usd("3", "15"),
-    "bedrock/us.anthropic.claude-haiku-4-5-20251001-v1:0": _usd("1", "5"),
-    "bedrock/us.amazon.nova-pro-v1:0": _usd("0.80", "3.20"),
-    "bedrock/us.amazon.nova-lite-v1:0": _usd("0.06", "0.24"),
-    "bedrock/us.amazon.nova-micro-v1:0": _usd("0.035", "0.14"),
-    "bedrock/us.meta.llama3-3-70b-instruct-v1:0": _usd("0.72", "0.72"),
+    # Ollama: local compute, billed by nobody per token, so the default models are priced
+    # at zero (a real price, reported priced). A model pulled later has no row and stays
+    # unpriced until the operator adds one; Ollama Cloud models are billed by plan, not per
+    # token, so they get no row either.
+    "ollama/llama3.2": _usd("0", "0"),  # local compute
+    "ollama/qwen3": _usd("0", "0"),  # local compute
+    "ollama/gemma3": _usd("0", "0"),  # local compute
+    "ollama/gpt-oss:20b": _usd("0", "0"),  # local compute
 }
 
 

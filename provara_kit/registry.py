@@ -41,8 +41,8 @@ from provara_kit.errors import ConfigurationError, ProvaraError, redact
 from provara_kit.model_catalog import DEFAULT_MODELS
 from provara_kit.nostream import streaming_env_var, streaming_setting, without_streaming
 from provara_kit.provider import Provider
-from provara_kit.providers import bedrock
 from provara_kit.providers.anthropic import AnthropicProvider
+from provara_kit.providers.ollama import OllamaProvider
 from provara_kit.providers.openai_compatible import OpenAICompatibleProvider
 
 __all__ = [
@@ -96,6 +96,9 @@ class ProviderSpec:
     default_models: tuple[str, ...] = ()
     wire: str = "custom"
     source: str = "user"
+    api_key_required: bool = True
+    """False for a provider that answers without a key (a local server): ``api_key_env``
+    then names an optional key, and the provider is used and refreshed without one."""
     streaming: bool = True
 
     def __post_init__(self) -> None:
@@ -181,6 +184,18 @@ class _OpenAICompatible:
         )
 
 
+def _ollama_factory(
+    *,
+    api_key: str | None,
+    base_url: str | None,
+    transport: httpx.AsyncBaseTransport | None,
+) -> Provider:
+    kwargs: dict[str, Any] = {"api_key": api_key, "transport": transport}
+    if base_url:
+        kwargs["base_url"] = base_url
+    return OllamaProvider(**kwargs)
+
+
 def _anthropic_factory(
     *,
     api_key: str | None,
@@ -191,29 +206,6 @@ def _anthropic_factory(
     if base_url:
         kwargs["base_url"] = base_url
     return AnthropicProvider(**kwargs)
-
-
-@dataclass(frozen=True, slots=True)
-class _BedrockSpec(ProviderSpec):
-    """Bedrock's key comes from the standard AWS variables: a Bedrock API key, else the
-    access key pair (:func:`~provara_kit.providers.bedrock.environment_key`)."""
-
-    def api_key(self, environ: Mapping[str, str] = os.environ) -> str | None:
-        return bedrock.environment_key(environ)
-
-
-def _bedrock_factory(
-    *,
-    api_key: str | None,
-    base_url: str | None,
-    transport: httpx.AsyncBaseTransport | None,
-) -> Provider:
-    return bedrock.BedrockProvider(
-        api_key=api_key,
-        base_url=base_url,
-        transport=transport,
-        default_models=DEFAULT_MODELS.get("bedrock", bedrock.DEFAULT_BEDROCK_MODELS),
-    )
 
 
 class Registry:
@@ -379,7 +371,7 @@ class Registry:
             targets.update(providers)
         else:
             for spec in self.specs():
-                if spec.api_key_env and not spec.api_key(environ):
+                if spec.api_key_env and spec.api_key_required and not spec.api_key(environ):
                     report.results[spec.name] = ModelRefresh(
                         spec.name,
                         "skipped",
@@ -487,6 +479,7 @@ def _with_source(spec: ProviderSpec, ep: Any) -> ProviderSpec:
         default_models=spec.default_models,
         wire=spec.wire,
         source=f"entry-point:{dist}",
+        api_key_required=spec.api_key_required,
         streaming=spec.streaming,
     )
 
@@ -534,15 +527,16 @@ def _register_builtins(registry: Registry) -> None:
         )
     )
     registry.register(
-        _BedrockSpec(
-            name="bedrock",
-            factory=_bedrock_factory,
-            api_key_env=bedrock.API_KEY_ENV,
-            base_url_env=bedrock.BASE_URL_ENV,
-            default_base_url=None,  # the region's endpoint, chosen when the provider is built
-            default_models=DEFAULT_MODELS.get("bedrock", bedrock.DEFAULT_BEDROCK_MODELS),
-            wire=bedrock.BedrockProvider.wire,
+        ProviderSpec(
+            name="ollama",
+            factory=_ollama_factory,
+            api_key_env="OLLAMA_API_KEY",
+            base_url_env="OLLAMA_BASE_URL",
+            default_base_url="http://localhost:11434",
+            default_models=DEFAULT_MODELS.get("ollama", ()),
+            wire=OllamaProvider.wire,
             source="builtin",
+            api_key_required=False,
         )
     )
 

@@ -177,7 +177,9 @@ class ProviderPool:
         spec = self.registry.get(provider)
         if spec.api_key_env is None:
             return "none"
-        return "operator" if spec.api_key(self._environ) else None
+        if spec.api_key(self._environ):
+            return "operator"
+        return None if spec.api_key_required else "none"
 
     async def usable_providers(self, tenant: Tenant) -> list[str]:
         """Providers ``tenant`` can send requests to now."""

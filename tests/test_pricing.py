@@ -30,7 +30,6 @@ from provara_kit.pricing import (
 BUILT_IN_PROVIDERS = {
     "openai",
     "anthropic",
-    "bedrock",
     "fireworks",
     "together",
     "groq",
@@ -40,6 +39,7 @@ BUILT_IN_PROVIDERS = {
     "openrouter",
     "perplexity",
     "xai",
+    "ollama",
 }
 
 # --- catalog and table --------------------------------------------------------------------

@@ -5,8 +5,10 @@ hypothesis combines from the same pieces) is sent completed and streamed; the bo
 upstream received is read back by the dialect
 (:meth:`~provara_kit.testing.WireDialect.read_conversation`) and compared, field by field,
 with the request read the same way, less what the wire cannot express by design
-(:attr:`~provara_kit.testing.WireDialect.conversation_limits`). A body the real API would
-refuse gets the scripted upstream's 400, so it fails here too. A request that sends a
+(:attr:`~provara_kit.testing.WireDialect.conversation_limits`); where the wire carries
+images inline only (``image-url``), a request with an image by URL must be refused, typed,
+before anything is sent. A body the real API would refuse gets the scripted upstream's 400,
+so it fails here too. A request that sends a
 parameter the adapter declares unsupported is left out.
 """
 
@@ -23,7 +25,7 @@ from conformance.context import CheckContext, Findings, attempt
 from conformance.conversation_diff import conversation_differences
 from conformance.conversations import PINNED, conversation_fields, conversations
 from conformance.params import declared_params
-from provara_kit.errors import ProviderStatusError
+from provara_kit.errors import ProvaraError, ProviderStatusError
 from provara_kit.provider import Provider
 from provara_kit.testing import ScriptedUpstream
 from provara_kit.testing.conversation import expressible, read_openai_conversation
@@ -61,11 +63,16 @@ async def _judge(
         dialect.conversation_limits,
     )
     found: dict[str, list[str]] = {}
+    refused = "image-url" in dialect.conversation_limits and any(
+        image.source == "url" for turn in expected.turns for image in turn.images
+    )
     for mode in MODES:
         before = len(upstream.requests)
         error = await attempt(provider, request, mode)
         sent = list(upstream.requests)[before:]
-        if isinstance(error, ProviderStatusError) and error.status_code == 400 and sent:
+        if refused:
+            found[mode] = _url_image_refusal(error, bool(sent))
+        elif isinstance(error, ProviderStatusError) and error.status_code == 400 and sent:
             found[mode] = [f"the {dialect.name} API refuses the body: {error.message}"]
         elif error is not None:
             found[mode] = [f"raised {type(error).__name__}: {error}"]
@@ -81,6 +88,19 @@ async def _judge(
     if found["complete"] == found["stream"]:  # one bug, said once
         return [f"complete and stream: {problem}" for problem in found["complete"]]
     return [f"{mode}: {problem}" for mode, problems in found.items() for problem in problems]
+
+
+def _url_image_refusal(error: Exception | None, sent: bool) -> list[str]:
+    """What is wrong with how an adapter whose wire carries images inline only handled an
+    image by URL: it must refuse it, typed and naming the image, before sending."""
+    if sent:
+        return ["an image by URL reached a wire that carries images inline only"]
+    if not isinstance(error, ValueError | ProvaraError) or "image" not in str(error).lower():
+        return [
+            f"an image by URL was refused with {type(error).__name__}: {error}; expected a "
+            "typed error (ValueError) naming the image"
+        ]
+    return []
 
 
 def _applies(fields: Mapping[str, Any], unsupported: frozenset[str]) -> bool:

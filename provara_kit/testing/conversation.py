@@ -41,6 +41,8 @@ LIMITS: Final[Mapping[str, str]] = {
     "message-name": "messages carry no `name`",
     "user-in-metadata": "the end user travels as `metadata.user_id`; a request's own "
     "`metadata.user_id` is the wire's field and wins over `user`",
+    "image-url": "images travel inline (base64) only: a request with an image by URL is "
+    "refused with a typed error before anything is sent",
 }
 """What a wire may be unable to express by design, by the name a dialect declares it
 under (:attr:`~provara_kit.testing.WireDialect.conversation_limits`)."""

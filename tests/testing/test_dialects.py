@@ -9,6 +9,7 @@ import pytest
 
 from provara_kit.errors import extract_upstream_message
 from provara_kit.providers.anthropic import AnthropicProvider
+from provara_kit.providers.ollama import OllamaProvider
 from provara_kit.providers.openai_compatible import OpenAICompatibleProvider
 from provara_kit.sse import ServerSentEvent, SSEDecoder
 from provara_kit.testing import (
@@ -392,7 +393,11 @@ def test_frames_tag_their_content_chunk() -> None:
 
 
 def test_registry_matches_the_adapters_wires() -> None:
-    assert set(DIALECTS) == {OpenAICompatibleProvider.wire, AnthropicProvider.wire}
+    assert set(DIALECTS) == {
+        OpenAICompatibleProvider.wire,
+        AnthropicProvider.wire,
+        OllamaProvider.wire,
+    }
     assert get_dialect("anthropic-messages") is DIALECTS["anthropic-messages"]
     assert get_dialect(OPENAI) is OPENAI
     with pytest.raises(ValueError, match=r"unknown wire dialect 'gemini'.*openai-chat"):

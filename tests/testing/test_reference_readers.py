@@ -37,10 +37,18 @@ def _normalized(reading: StreamExpectation) -> StreamExpectation:
     )
 
 
+# Most Ollama servers send tool calls without the script's ids (the reader derives them),
+# and a cached prompt's count not at all: tests/testing/test_ollama_chat.py reads those.
+_NOT_THE_SCRIPT = {
+    ("ollama-chat", "as Ollama sends it"),
+    ("ollama-chat", "a cached prompt: no prompt_eval_count"),
+}
+
 VARIANTS = [
     pytest.param(variant, id=f"{name}: {label}")
     for name in sorted(DIALECTS)
     for label, variant in DIALECTS[name].wire_variants().items()
+    if (name, label) not in _NOT_THE_SCRIPT
 ]
 
 
@@ -68,7 +76,7 @@ def test_every_framing_reads_the_same(name: str) -> None:
         argument_pieces=3,
     )
     plain = dialect.read_stream(b"".join(dialect.render_stream(reply)))
-    for framing in SSE_FRAMINGS:
+    for framing in dialect.framings():
         framed = framing.apply(dialect.stream_frames(reply, StreamFaults()))
         body = b"".join(frame.data for frame in framed)
         assert dialect.read_stream(body) == plain, framing.label
