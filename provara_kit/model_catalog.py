@@ -88,4 +88,14 @@ DEFAULT_MODELS: Final[dict[str, tuple[str, ...]]] = {
         "grok-4.20-0309-reasoning",
         "grok-build-0.1",
     ),
+    # Bedrock ids as Converse takes them: cross-region inference profiles ("us." prefix),
+    # which on-demand calls to these models need.
+    "bedrock": (
+        "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        "us.anthropic.claude-haiku-4-5-20251001-v1:0",
+        "us.amazon.nova-pro-v1:0",
+        "us.amazon.nova-lite-v1:0",
+        "us.amazon.nova-micro-v1:0",
+        "us.meta.llama3-3-70b-instruct-v1:0",
+    ),
 }

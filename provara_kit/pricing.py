@@ -108,6 +108,7 @@ def _usd(input_per_million: str, output_per_million: str) -> tuple[Decimal, Deci
 #   perplexity  docs.perplexity.ai/getting-started/pricing
 #   xai         docs.x.ai/developers/models/<id>
 #   ollama      no list price: a local server runs on the operator's own hardware
+#   bedrock     aws.amazon.com/bedrock/pricing/ (on-demand, US East; geo cross-region profiles)
 # Prices change often: re-check before relying on a row for billing.
 MODEL_PRICING: dict[str, PriceRow] = {
     # OpenAI. GPT-6 family: base tier, prompts up to 272K input tokens (above that the whole
@@ -178,6 +179,14 @@ MODEL_PRICING: dict[str, PriceRow] = {
     "ollama/qwen3": _usd("0", "0"),  # local compute
     "ollama/gemma3": _usd("0", "0"),  # local compute
     "ollama/gpt-oss:20b": _usd("0", "0"),  # local compute
+    # Amazon Bedrock, on-demand in US East (aws.amazon.com/bedrock/pricing/); cache reads and
+    # writes, batch and provisioned throughput bill differently.
+    "bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0": _usd("3", "15"),
+    "bedrock/us.anthropic.claude-haiku-4-5-20251001-v1:0": _usd("1", "5"),
+    "bedrock/us.amazon.nova-pro-v1:0": _usd("0.80", "3.20"),
+    "bedrock/us.amazon.nova-lite-v1:0": _usd("0.06", "0.24"),
+    "bedrock/us.amazon.nova-micro-v1:0": _usd("0.035", "0.14"),
+    "bedrock/us.meta.llama3-3-70b-instruct-v1:0": _usd("0.72", "0.72"),
 }
 
 

@@ -41,6 +41,7 @@ from provara_kit.errors import ConfigurationError, ProvaraError, redact
 from provara_kit.model_catalog import DEFAULT_MODELS
 from provara_kit.nostream import streaming_env_var, streaming_setting, without_streaming
 from provara_kit.provider import Provider
+from provara_kit.providers import bedrock
 from provara_kit.providers.anthropic import AnthropicProvider
 from provara_kit.providers.ollama import OllamaProvider
 from provara_kit.providers.openai_compatible import OpenAICompatibleProvider
@@ -206,6 +207,29 @@ def _anthropic_factory(
     if base_url:
         kwargs["base_url"] = base_url
     return AnthropicProvider(**kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class _BedrockSpec(ProviderSpec):
+    """Bedrock's key comes from the standard AWS variables: a Bedrock API key, else the
+    access key pair (:func:`~provara_kit.providers.bedrock.environment_key`)."""
+
+    def api_key(self, environ: Mapping[str, str] = os.environ) -> str | None:
+        return bedrock.environment_key(environ)
+
+
+def _bedrock_factory(
+    *,
+    api_key: str | None,
+    base_url: str | None,
+    transport: httpx.AsyncBaseTransport | None,
+) -> Provider:
+    return bedrock.BedrockProvider(
+        api_key=api_key,
+        base_url=base_url,
+        transport=transport,
+        default_models=DEFAULT_MODELS.get("bedrock", bedrock.DEFAULT_BEDROCK_MODELS),
+    )
 
 
 class Registry:
@@ -537,6 +561,18 @@ def _register_builtins(registry: Registry) -> None:
             wire=OllamaProvider.wire,
             source="builtin",
             api_key_required=False,
+        )
+    )
+    registry.register(
+        _BedrockSpec(
+            name="bedrock",
+            factory=_bedrock_factory,
+            api_key_env=bedrock.API_KEY_ENV,
+            base_url_env=bedrock.BASE_URL_ENV,
+            default_base_url=None,  # the region's endpoint, chosen when the provider is built
+            default_models=DEFAULT_MODELS.get("bedrock", bedrock.DEFAULT_BEDROCK_MODELS),
+            wire=bedrock.BedrockProvider.wire,
+            source="builtin",
         )
     )
 

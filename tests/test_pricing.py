@@ -30,6 +30,7 @@ from provara_kit.pricing import (
 BUILT_IN_PROVIDERS = {
     "openai",
     "anthropic",
+    "bedrock",
     "fireworks",
     "together",
     "groq",

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from provara_kit.testing.dialects.anthropic_messages import AnthropicMessagesDialect
 from provara_kit.testing.dialects.base import Frame, WireDialect
+from provara_kit.testing.dialects.bedrock_converse import BedrockConverseDialect
 from provara_kit.testing.dialects.ollama_chat import OllamaChatDialect
 from provara_kit.testing.dialects.openai_chat import OpenAIChatDialect
 
 __all__ = [
     "DIALECTS",
     "AnthropicMessagesDialect",
+    "BedrockConverseDialect",
     "Frame",
     "OllamaChatDialect",
     "OpenAIChatDialect",
@@ -25,6 +27,7 @@ DIALECTS: dict[str, WireDialect] = {
     OpenAIChatDialect.name: OpenAIChatDialect(),
     AnthropicMessagesDialect.name: AnthropicMessagesDialect(),
     OllamaChatDialect.name: OllamaChatDialect(),
+    BedrockConverseDialect.name: BedrockConverseDialect(),
 }
 
 
