@@ -3,13 +3,34 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import Protocol, TypeAlias, get_args
 
 from conformance.checks.registry import check
 from conformance.context import CheckContext, Findings, run_stream
+from conformance.counting import (
+    Behaviour,
+    CounterCall,
+    EndpointProbe,
+    ProbeCounter,
+    Progress,
+    ask,
+    spy_on,
+)
 from provara_kit.pricing import lookup_price, missing_pricing_hint
-from provara_kit.types import ChatRequest, ProvaraMeta
+from provara_kit.provider import Provider
+from provara_kit.types import ChatRequest, ProvaraMeta, TokenMethod
+
+
+class _SpyLike(Protocol):
+    @property
+    def calls(self) -> list[CounterCall]: ...
+
 
 META_FIELDS = (
     "provider",
@@ -23,7 +44,10 @@ META_FIELDS = (
     "finish_reason",
     "ttft_ms",
     "latency_ms",
+    "input_tokens_method",
+    "output_tokens_method",
 )
+_METHODS = frozenset(get_args(TokenMethod))
 
 
 def _expected_cost(ctx: CheckContext, meta: ProvaraMeta) -> Decimal | None:
@@ -47,6 +71,12 @@ def _expect_meta(found: Findings, where: str, ctx: CheckContext, meta: ProvaraMe
         source = getattr(meta, f"{side}_tokens_source")
         found.expect(isinstance(count, int) and count >= 0, f"{where}: {side}_tokens {count!r}")
         found.expect(source in ("upstream", "estimated"), f"{where}: {side} source {source!r}")
+        method = getattr(meta, f"{side}_tokens_method", None)
+        found.expect(
+            method in _METHODS and (method == "upstream") == (source == "upstream"),
+            f"{where}: {side} method {method!r} with source {source!r} (upstream counts are "
+            "'upstream'; estimated ones 'count-endpoint', 'tokenizer' or 'chars/4')",
+        )
     expected = _expected_cost(ctx, meta)
     if expected is None:
         found.expect(
@@ -117,34 +147,259 @@ def _prompt_text(request: ChatRequest) -> str:
     return "".join(message.text() for message in request.messages)
 
 
+_REPORTED: dict[str, tuple[str, ...]] = {
+    "null": (),
+    "absent": (),
+    "partial": ("input",),
+    "zero": ("input", "output"),
+}
+"""The counts each scripted usage mode reports (``partial``: the input count only)."""
+_UPSTREAM_COUNTS = {"input": 31, "output": 9}
+_HANG_GUARD = 2.0
+"""Seconds a run may take before the check calls a counter unbounded (probes that hang
+are bounded by the pipeline in 0.05 s)."""
+
+
+@dataclass
+class _Run:
+    """One request's result: its meta (or the error it ended with), the content events
+    it yielded before the meta, and the calls the installed counter got."""
+
+    mode: str
+    meta: ProvaraMeta | None
+    error: BaseException | None
+    content: int
+    calls: list[CounterCall]
+    streams: bool = True
+    """False for a provider with streaming off: its stream is one completion, counted
+    before its content arrives, so the order of counting and content is not judged."""
+
+
+async def _drain(provider: Provider, request: ChatRequest, progress: Progress) -> _Run:
+    metas: list[ProvaraMeta] = []
+    last_is_meta = False
+    error: BaseException | None = None
+    guard = asyncio.timeout(_HANG_GUARD)
+    try:
+        async with guard, provider.complete_stream(request) as stream:
+            async for event in stream:
+                last_is_meta = isinstance(event, ProvaraMeta)
+                if isinstance(event, ProvaraMeta):
+                    metas.append(event)
+                else:
+                    progress.content += 1
+    except Exception as exc:  # judged below: a counter's failure must not end the stream
+        error = exc
+    if guard.expired():
+        error = TimeoutError(
+            f"the stream was still open after {_HANG_GUARD:.0f} s with a counter that never "
+            "answers (a count must be bounded by TokenCounter.timeout)"
+        )
+    elif error is None and (len(metas) != 1 or not last_is_meta):
+        error = AssertionError(f"{len(metas)} meta events (exactly one, last, expected)")
+    return _Run("stream", metas[0] if len(metas) == 1 else None, error, progress.content, [])
+
+
+async def _complete(provider: Provider, request: ChatRequest) -> _Run:
+    try:
+        async with asyncio.timeout(_HANG_GUARD):
+            response = await provider.complete(request)
+    except TimeoutError:
+        error: BaseException = TimeoutError(
+            f"complete still waited after {_HANG_GUARD:.0f} s on a counter that never answers "
+            "(a count must be bounded by TokenCounter.timeout)"
+        )
+        return _Run("complete", None, error, 0, [])
+    except Exception as exc:  # judged by the caller
+        return _Run("complete", None, exc, 0, [])
+    return _Run("complete", response.meta, None, 0, [])
+
+
+Install: TypeAlias = Callable[[Provider, Progress], "ProbeCounter | _SpyLike | None"]
+
+
+async def _runs(
+    ctx: CheckContext, request: ChatRequest, usage: str, install: Install
+) -> list[_Run] | str:
+    """A stream and a complete of ``request`` with usage ``usage``, each with the counter
+    ``install`` puts on a fresh adapter; a problem text when it cannot be installed."""
+    chunks = _CHUNKS
+    reply = ctx.reply(
+        chunks, usage=usage, **{f"{k}_tokens": v for k, v in _UPSTREAM_COUNTS.items()}
+    )
+    runs: list[_Run] = []
+    async with ctx.scripted(reply=reply) as (provider, _upstream):
+        for mode in ("stream", "complete"):
+            progress = Progress()
+            try:
+                counter = install(provider, progress)
+            except (AttributeError, TypeError) as exc:
+                return f"cannot set the adapter's token_counter: {exc}"
+            run = (
+                await _drain(provider, request, progress)
+                if mode == "stream"
+                else await _complete(provider, request)
+            )
+            if counter is not None:
+                run.calls = list(counter.calls)
+            run.streams = getattr(provider, "streaming", True) is not False
+            runs.append(run)
+    return runs
+
+
+_CHUNKS = ("There are ", "three 🍋", " lemons.")
+
+
+def _judge(
+    found: Findings,
+    label: str,
+    runs: list[_Run] | str,
+    usage: str,
+    *,
+    counted: dict[str, int | None],
+    method: str,
+    estimates: dict[str, int],
+    text: str,
+) -> None:
+    """What each run must show: every count the upstream reported kept as ``upstream``;
+    each missing one ``counted[side]`` marked ``method`` (``None``: the counter gave none,
+    so ``chars/4``); the counter asked only for missing counts, for the produced text,
+    and in a stream only after the last content event."""
+    if isinstance(runs, str):
+        found.fail(f"{label}: {runs}")
+        return
+    reported = _REPORTED[usage]
+    for run in runs:
+        where = f"{label} ({run.mode})"
+        if run.error is not None or run.meta is None:
+            found.fail(f"{where}: ended with {run.error!r}, expected one meta and a clean end")
+            continue
+        for side in ("input", "output"):
+            count = getattr(run.meta, f"{side}_tokens")
+            source = getattr(run.meta, f"{side}_tokens_source")
+            got_method = getattr(run.meta, f"{side}_tokens_method", None)
+            want: tuple[int | None, str]
+            if side in reported:
+                want = (0 if usage == "zero" else _UPSTREAM_COUNTS[side], "upstream")
+                want_method = "upstream"
+            elif counted.get(side) is not None:
+                want, want_method = (counted[side], "estimated"), method
+            else:
+                want, want_method = (estimates[side], "estimated"), "chars/4"
+            found.expect((count, source) == want, f"{where}: {side} {(count, source)} != {want}")
+            if (count, source) == want:
+                found.expect(
+                    got_method == want_method,
+                    f"{where}: {side} method {got_method!r} != {want_method!r}",
+                )
+        for call in run.calls:
+            found.expect(
+                call.side not in reported,
+                f"{where}: the counter was asked for the {call.side} count the upstream "
+                "reported (a reported count, a real 0 included, is never counted again)",
+            )
+            if call.text is not None:
+                found.expect(
+                    call.text == text,
+                    f"{where}: the counter was asked to count {call.text!r}, not the produced "
+                    f"text {text!r}",
+                )
+            if run.mode == "stream" and run.streams:
+                found.expect(
+                    call.content_seen == run.content,
+                    f"{where}: the counter was asked for the {call.side} count after "
+                    f"{call.content_seen} of {run.content} content events reached the client "
+                    "(counting must wait for the last content event, never hold it back)",
+                )
+
+
+def _remove(provider: Provider, progress: Progress) -> None:
+    provider.token_counter = None
+
+
+def _probe(probe: type[ProbeCounter], behaviour: Behaviour, counts: tuple[int, int]) -> Install:
+    def install(provider: Provider, progress: Progress) -> ProbeCounter:
+        counter = probe(
+            progress, input_count=counts[0], output_count=counts[1], behaviour=behaviour
+        )
+        provider.token_counter = counter
+        return counter
+
+    return install
+
+
 async def token_fallback(ctx: CheckContext) -> None:
     found = Findings()
     request = ctx.request("Count the 🍋 lemons, please — quickly.", system="Be exact. Ünïcødé.")
-    chunks = ("There are ", "three 🍋", " lemons.")
-    text = "".join(chunks)
-    input_estimate, output_estimate = _estimate(_prompt_text(request)), _estimate(text)
-    cases = {
-        "usage null": ("null", (input_estimate, "estimated"), (output_estimate, "estimated")),
-        "usage absent": ("absent", (input_estimate, "estimated"), (output_estimate, "estimated")),
-        "only input reported": ("partial", (31, "upstream"), (output_estimate, "estimated")),
-        "a real zero": ("zero", (0, "upstream"), (0, "upstream")),
-    }
-    for label, (mode, want_in, want_out) in cases.items():
-        reply = ctx.reply(chunks, usage=mode, input_tokens=31, output_tokens=9)
-        async with ctx.scripted(reply=reply) as (provider, _upstream):
-            outcome = await run_stream(provider, request)
-            metas = [("stream", m) for m in outcome.metas]
-            if outcome.error is not None or len(outcome.metas) != 1:
-                found.fail(f"{label} (stream): error {outcome.error!r}, {len(outcome.metas)} metas")
-            response = await provider.complete(request)
-            metas.append(("complete", response.meta))
-        for mode_label, meta in metas:
-            got_in = (meta.input_tokens, meta.input_tokens_source)
-            got_out = (meta.output_tokens, meta.output_tokens_source)
-            found.expect(got_in == want_in, f"{label} ({mode_label}): input {got_in} != {want_in}")
-            found.expect(
-                got_out == want_out, f"{label} ({mode_label}): output {got_out} != {want_out}"
+    text = "".join(_CHUNKS)
+    estimates = {"input": _estimate(_prompt_text(request)), "output": _estimate(text)}
+    judge = functools.partial(_judge, found, estimates=estimates, text=text)
+    none: dict[str, int | None] = {}
+
+    # No counter: ceil(chars / 4), marked estimated, method chars/4.
+    for label, usage in (
+        ("usage null", "null"),
+        ("usage absent", "absent"),
+        ("only input reported", "partial"),
+        ("a real zero", "zero"),
+    ):
+        judge(label, await _runs(ctx, request, usage, _remove), usage, counted=none, method="")
+
+    # The adapter's own counter, watched: its numbers, its method, asked only when needed.
+    async with ctx.scripted() as (built, _upstream):
+        own = built.token_counter
+        counted: dict[str, int | None] = {}
+        if own is not None:
+            counted["input"] = await ask(lambda: own.count_input(request), own.timeout)
+            counted["output"] = await ask(lambda: own.count_output(text, request), own.timeout)
+    if own is not None:
+
+        def watch(provider: Provider, progress: Progress) -> _SpyLike | None:
+            inner = provider.token_counter
+            if inner is None:
+                return None
+            spy = spy_on(inner, progress)
+            provider.token_counter = spy
+            return spy
+
+        for usage in ("null", "partial", "zero"):
+            judge(
+                f"the adapter's {own.method} counter, usage {usage}",
+                await _runs(ctx, request, usage, watch),
+                usage,
+                counted=counted,
+                method=own.method,
             )
+
+    # Probe counters: the pipeline's wiring, whatever counter the adapter has.
+    for usage in ("null", "partial", "zero"):
+        judge(
+            f"a tokenizer counter, usage {usage}",
+            await _runs(ctx, request, usage, _probe(ProbeCounter, "answer", (101, 37))),
+            usage,
+            counted={"input": 101, "output": 37},
+            method="tokenizer",
+        )
+    judge(
+        "a count-endpoint counter, usage null",
+        await _runs(ctx, request, "null", _probe(EndpointProbe, "answer", (88, 23))),
+        "null",
+        counted={"input": 88, "output": 23},
+        method="count-endpoint",
+    )
+    failing: tuple[tuple[Behaviour, str], ...] = (
+        ("raise", "a counter that raises"),
+        ("nonsense", "a counter that answers -7 and '12'"),
+        ("hang", "a counter that never answers"),
+    )
+    for behaviour, label in failing:
+        judge(
+            f"{label}, usage null",
+            await _runs(ctx, request, "null", _probe(ProbeCounter, behaviour, (101, 37))),
+            "null",
+            counted=none,
+            method="",
+        )
     found.raise_if_any()
 
 
@@ -188,9 +443,11 @@ async def _live_pricing(ctx: CheckContext) -> None:
 
 
 check("meta-event", "exactly one _provara meta, last, complete and priced by the table")(meta_event)
-check("token-fallback", "missing usage is ceil(chars/4) per field, marked estimated; 0 kept")(
-    token_fallback
-)
+check(
+    "token-fallback",
+    "missing usage comes from the adapter's counter (asked after the content, bounded, "
+    "never for a reported count) or ceil(chars/4), marked estimated with its method; 0 kept",
+)(token_fallback)
 check(
     "pricing-presence",
     "every default and discovered model is priced; a gap names the row to add",
