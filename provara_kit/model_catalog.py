@@ -88,6 +88,13 @@ DEFAULT_MODELS: Final[dict[str, tuple[str, ...]]] = {
         "grok-4.20-0309-reasoning",
         "grok-build-0.1",
     ),
+    "gemini": (
+        "gemini-3.5-flash",
+        "gemini-3.1-pro-preview",
+        "gemini-2.5-flash",
+        "gemini-2.5-flash-lite",
+        "gemini-2.5-pro",
+    ),
     # Bedrock ids as Converse takes them: cross-region inference profiles ("us." prefix),
     # which on-demand calls to these models need.
     "bedrock": (

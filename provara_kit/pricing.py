@@ -107,6 +107,7 @@ def _usd(input_per_million: str, output_per_million: str) -> tuple[Decimal, Deci
 #   openrouter  openrouter.ai/<model id> (OpenRouter passes the provider's list price through)
 #   perplexity  docs.perplexity.ai/getting-started/pricing
 #   xai         docs.x.ai/developers/models/<id>
+#   gemini      ai.google.dev/gemini-api/docs/pricing (Gemini Developer API, paid tier)
 #   ollama      no list price: a local server runs on the operator's own hardware
 #   bedrock     aws.amazon.com/bedrock/pricing/ (on-demand, US East; geo cross-region profiles)
 # Prices change often: re-check before relying on a row for billing.
@@ -171,6 +172,13 @@ MODEL_PRICING: dict[str, PriceRow] = {
     "xai/grok-4.3": _usd("1.25", "2.50"),  # base tier (<200K prompt tokens)
     "xai/grok-4.20-0309-reasoning": _usd("1.25", "2.50"),  # base tier (<200K prompt tokens)
     "xai/grok-build-0.1": _usd("1", "2"),  # base tier (<200K prompt tokens)
+    # Gemini (Developer API, paid tier, text input). Output includes thinking tokens. Tiered
+    # models list their base tier (prompts <=200K tokens; above it input and output cost more).
+    "gemini/gemini-3.5-flash": _usd("1.50", "9"),
+    "gemini/gemini-3.1-pro-preview": _usd("2", "12"),  # base tier (<=200K prompt tokens)
+    "gemini/gemini-2.5-pro": _usd("1.25", "10"),  # base tier (<=200K prompt tokens)
+    "gemini/gemini-2.5-flash": _usd("0.30", "2.50"),
+    "gemini/gemini-2.5-flash-lite": _usd("0.10", "0.40"),
     # Ollama: local compute, billed by nobody per token, so the default models are priced
     # at zero (a real price, reported priced). A model pulled later has no row and stays
     # unpriced until the operator adds one; Ollama Cloud models are billed by plan, not per

@@ -43,6 +43,7 @@ from provara_kit.nostream import streaming_env_var, streaming_setting, without_s
 from provara_kit.provider import Provider
 from provara_kit.providers import bedrock
 from provara_kit.providers.anthropic import AnthropicProvider
+from provara_kit.providers.gemini import GeminiProvider
 from provara_kit.providers.ollama import OllamaProvider
 from provara_kit.providers.openai_compatible import OpenAICompatibleProvider
 
@@ -207,6 +208,18 @@ def _anthropic_factory(
     if base_url:
         kwargs["base_url"] = base_url
     return AnthropicProvider(**kwargs)
+
+
+def _gemini_factory(
+    *,
+    api_key: str | None,
+    base_url: str | None,
+    transport: httpx.AsyncBaseTransport | None,
+) -> Provider:
+    kwargs: dict[str, Any] = {"api_key": api_key, "transport": transport}
+    if base_url:
+        kwargs["base_url"] = base_url
+    return GeminiProvider(**kwargs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -547,6 +560,18 @@ def _register_builtins(registry: Registry) -> None:
             default_base_url="https://api.anthropic.com/v1",
             default_models=DEFAULT_MODELS.get("anthropic", ()),
             wire=AnthropicProvider.wire,
+            source="builtin",
+        )
+    )
+    registry.register(
+        ProviderSpec(
+            name="gemini",
+            factory=_gemini_factory,
+            api_key_env="GEMINI_API_KEY",
+            base_url_env="GEMINI_BASE_URL",
+            default_base_url="https://generativelanguage.googleapis.com/v1beta",
+            default_models=DEFAULT_MODELS.get("gemini", ()),
+            wire=GeminiProvider.wire,
             source="builtin",
         )
     )

@@ -40,6 +40,7 @@ BUILT_IN_PROVIDERS = {
     "openrouter",
     "perplexity",
     "xai",
+    "gemini",
     "ollama",
 }
 

@@ -128,7 +128,7 @@ def _expect_shape(
     if not found.expect(len(sent) == 1, f"{where}: {len(sent)} requests reached the upstream"):
         return
     request = sent[0]
-    path = _base_path(ctx) + dialect.completion_path
+    path = _base_path(ctx) + dialect.completion_path_for(ctx.model, stream=mode == "stream")
     found.expect(request.method == "POST", f"{where}: method {request.method}, expected POST")
     found.expect(request.path == path, f"{where}: path {request.path!r}, expected {path!r}")
     host = _expected_host(ctx)

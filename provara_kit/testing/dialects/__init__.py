@@ -9,6 +9,7 @@ from __future__ import annotations
 from provara_kit.testing.dialects.anthropic_messages import AnthropicMessagesDialect
 from provara_kit.testing.dialects.base import Frame, WireDialect
 from provara_kit.testing.dialects.bedrock_converse import BedrockConverseDialect
+from provara_kit.testing.dialects.gemini import GeminiDialect
 from provara_kit.testing.dialects.ollama_chat import OllamaChatDialect
 from provara_kit.testing.dialects.openai_chat import OpenAIChatDialect
 
@@ -17,6 +18,7 @@ __all__ = [
     "AnthropicMessagesDialect",
     "BedrockConverseDialect",
     "Frame",
+    "GeminiDialect",
     "OllamaChatDialect",
     "OpenAIChatDialect",
     "WireDialect",
@@ -26,6 +28,7 @@ __all__ = [
 DIALECTS: dict[str, WireDialect] = {
     OpenAIChatDialect.name: OpenAIChatDialect(),
     AnthropicMessagesDialect.name: AnthropicMessagesDialect(),
+    GeminiDialect.name: GeminiDialect(),
     OllamaChatDialect.name: OllamaChatDialect(),
     BedrockConverseDialect.name: BedrockConverseDialect(),
 }

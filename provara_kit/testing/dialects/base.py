@@ -223,6 +223,12 @@ class WireDialect(ABC):
         """Whether ``path`` (no query, no trailing slash) is the completion endpoint."""
         return path.endswith(self.completion_path)
 
+    def completion_path_for(self, model: str, *, stream: bool) -> str:
+        """The path (under the base URL, no query) a request for ``model`` goes to:
+        :attr:`completion_path`, unless the wire puts the model or the streaming choice in
+        the URL (Gemini's ``/models/{model}:streamGenerateContent``)."""
+        return self.completion_path
+
     def is_models_path(self, path: str) -> bool:
         """Whether ``path`` (no query, no trailing slash) is the model listing."""
         return path.endswith(self.models_path)
