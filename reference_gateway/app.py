@@ -37,6 +37,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from provara_kit.errors import ConfigurationError
 from provara_kit.pricing import MODEL_PRICING
 from provara_kit.registry import REGISTRY, Registry
 from provara_kit.vault import Vault
@@ -94,6 +95,7 @@ class Gateway:
         settings = self.settings
         logs.install()
         settings.load_provider_modules()
+        self._log_streaming()
         self.db = Database(settings.database_path)
         self.auth = Authenticator(self.db)
         samples = await self.db.run(self.router.load)
@@ -133,6 +135,21 @@ class Gateway:
         self.judge.start()
         if settings.discover_models:
             self._discovery = asyncio.create_task(self._discover(), name="model-discovery")
+
+    def _log_streaming(self) -> None:
+        """Say at start-up which providers do not stream, and which cannot be built."""
+        for spec in self.registry.specs():
+            try:
+                streams = spec.streams(self.settings.environ)
+            except ConfigurationError as exc:
+                logger.error("provider %s cannot be built: %s", spec.name, exc)
+                continue
+            if not streams:
+                logger.warning(
+                    "streaming is off for %s: its streamed requests are answered from one "
+                    "plain completion",
+                    spec.name,
+                )
 
     async def _discover(self) -> None:
         """Ask every provider with an operator key for its models (runbook: start-up)."""

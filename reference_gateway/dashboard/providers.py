@@ -1,4 +1,5 @@
-"""``/dashboard/providers``: what is registered, each model's pricing, the last discovery."""
+"""``/dashboard/providers``: what is registered, whether it streams, each model's pricing,
+the last discovery."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from starlette.responses import Response
 
 from provara_kit.errors import ConfigurationError
 from provara_kit.pricing import lookup_price, missing_pricing_hint
+from provara_kit.registry import ProviderSpec
 from reference_gateway.dashboard.page import e, render
 from reference_gateway.dashboard.session import SessionAuth
 
@@ -36,6 +38,24 @@ def _price_cell(provider: str, model: str, table: Mapping[str, object]) -> str:
     )
 
 
+def _streaming_cell(spec: ProviderSpec, environ: Mapping[str, str]) -> str:
+    try:
+        streams = spec.streams(environ)
+    except ConfigurationError as exc:
+        return f'<span class="flag">bad setting</span> <span class="muted">{e(exc)}</span>'
+    if streams:
+        return '<span class="ok">on</span>'
+    why = (
+        f"{spec.streaming_env}={environ[spec.streaming_env]}"
+        if environ.get(spec.streaming_env, "").strip()
+        else "registered with streaming=False"
+    )
+    return (
+        f'<span class="flag">off</span> <span class="muted">{e(why)}: streams are served '
+        "from one completion</span>"
+    )
+
+
 class ProvidersPage:
     def __init__(self, gateway: Gateway, sessions: SessionAuth) -> None:
         self.gateway = gateway
@@ -49,17 +69,20 @@ class ProvidersPage:
         registry = gateway.registry
         environ = gateway.settings.environ
         parts = [
-            "<p>Every provider this gateway can route to, its models and whether each is "
-            "priced. An unpriced model's requests are reported with unknown cost, never $0, "
-            "and <code>auto</code> never routes to it.</p>",
-            "<table><thead><tr><th>Provider</th><th>Operator key</th><th>Last refresh</th>"
-            "<th>Model</th><th>Pricing</th></tr></thead><tbody>",
+            "<p>Every provider this gateway can route to, whether it streams, its models and "
+            "whether each is priced. An unpriced model's requests are reported with unknown "
+            "cost, never $0, and <code>auto</code> never routes to it. A provider with "
+            "streaming off answers streamed requests from one plain completion, sent as a "
+            "stream when it is complete (<code>&lt;NAME&gt;_STREAMING=0</code>).</p>",
+            "<table><thead><tr><th>Provider</th><th>Operator key</th><th>Streaming</th>"
+            "<th>Last refresh</th><th>Model</th><th>Pricing</th></tr></thead><tbody>",
         ]
         unpriced = 0
         for provider, models in gateway.providers.provider_models().items():
             if provider in registry:
                 spec = registry.get(provider)
                 key = "set" if spec.api_key(environ) else "not set"
+                streaming = _streaming_cell(spec, environ)
                 refresh = registry.last_refresh.get(provider)
                 if refresh is None:
                     last = '<span class="muted">not refreshed</span>'
@@ -72,11 +95,13 @@ class ProvidersPage:
                     )
             else:
                 key, last = "not needed", '<span class="muted">built in</span>'
+                streaming = '<span class="ok">on</span>'
             rows = models or ("",)
             for index, model in enumerate(rows):
                 head = (
                     f'<td rowspan="{len(rows)}"><strong>{e(provider)}</strong></td>'
                     f'<td rowspan="{len(rows)}">{e(key)}</td>'
+                    f'<td rowspan="{len(rows)}">{streaming}</td>'
                     f'<td rowspan="{len(rows)}">{last}</td>'
                     if index == 0
                     else ""
