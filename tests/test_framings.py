@@ -19,7 +19,7 @@ from provara_kit.sse import SSEDecoder
 from provara_kit.testing.dialects.base import Frame
 from provara_kit.testing.framing import JSON_ARRAY_FRAMINGS, NDJSON_FRAMINGS
 
-_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+_SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 _scalars = (
     st.none()
@@ -116,9 +116,10 @@ def test_ndjson_any_cut_reads_a_prefix_and_says_when_a_line_was_cut(
     decoder = NDJSONDecoder()
     frames = [json.loads(f) for f in decode(decoder, [body[:cut]])]
     assert frames == values[: len(frames)]
-    # A proper prefix of an object's text is never JSON: a cut inside a line is reported.
-    inside_a_line = cut > 0 and body[cut - 1 : cut] != b"\n" and len(frames) < len(values)
-    assert decoder.truncated is inside_a_line
+    # A proper prefix of an object's text is never JSON: a cut inside a line is reported;
+    # a cut just before a line end leaves a whole value, which is read.
+    at_a_line_end = cut == 0 or b"\n" in (body[cut - 1 : cut], body[cut : cut + 1])
+    assert decoder.truncated is not at_a_line_end
 
 
 # ----------------------------------------------------------------------------- JSON array
@@ -240,3 +241,39 @@ def test_google_variant_writes_what_google_sends() -> None:
     body = b"".join(f.data for f in google.apply(_array_frames()))
     assert body.startswith(b'[{\n  "text": "a]"\n}\n\n,\r\n{\n  "text": "b"')
     assert body.endswith(b"\n]")
+
+
+def test_json_array_huge_element_in_tiny_reads_is_not_parsed_once_per_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from provara_kit.framings import json_array
+
+    attempts = 0
+    real = json_array._raw_decode
+
+    def counting(text: str, index: int) -> tuple[Any, int]:
+        nonlocal attempts
+        attempts += 1
+        return real(text, index)
+
+    monkeypatch.setattr(json_array, "_raw_decode", counting)
+    element = json.dumps({"a": [[1]] * 4_000})  # a closing bracket in nearly every read
+    body = ("[" + element + "]").encode()
+    decoder = JSONArrayDecoder()
+    frames = decode(decoder, [body[i : i + 2] for i in range(0, len(body), 2)])
+    assert frames == [element] and not decoder.truncated
+    # Tried at each closing bracket while the element is small, then once per doubling:
+    # a bounded share of the 10,000 reads, which does not grow with the element.
+    reads = -(-len(body) // 2)
+    assert attempts < json_array._EAGER_SIZE // 2 + 64, (attempts, reads)
+
+
+def test_json_array_element_waiting_at_the_end_of_the_body_is_read() -> None:
+    element = json.dumps({"a": [[1]] * 2_000})
+    body = ("[" + element + "]").encode()
+    decoder = JSONArrayDecoder()
+    # 2-byte reads: past the eager tries and size, the last reads do not double the
+    # element, so nothing is tried until the body ends.
+    frames = [f for i in range(0, len(body), 2) for f in decoder.feed(body[i : i + 2])]
+    assert frames == []
+    assert decoder.end() == [element] and not decoder.truncated

@@ -6,14 +6,15 @@ text of one element. The body must close the array: a body that stops before ``]
 truncated. Bytes that cannot be an array (text before ``[``, a missing comma, text after
 ``]``) raise ``ValueError``.
 
-The decoder finds element boundaries with one regular-expression scan over the
-structural characters (quotes, backslashes, brackets, braces, commas), so each byte is
-looked at once however the body is cut into reads; the element text is then handed over
-as one slice.
+The decoder finds element boundaries with one regular-expression scan whose tokens are
+whole strings and the brackets, braces and commas between them, so the Python loop runs
+once per token, not per character, and a string cut by a read is scanned again from its
+opening quote only; the element text is then handed over as one slice.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from codecs import utf_8_decode
 from typing import Final
@@ -22,36 +23,40 @@ from provara_kit.framings.base import Framing
 
 __all__ = ["JSON_ARRAY", "JSONArrayDecoder"]
 
-_OUTSIDE: Final = re.compile(r'["\[\]{},]')  # structure outside strings
-_INSIDE: Final = re.compile(r'["\\]')  # the end of a string, or an escape
-_WS: Final = " \t\r\n"
+_NON_WS: Final = re.compile(r"[^ \t\r\n]")
+_CONTAINER_CLOSERS: Final = re.compile(r"[\]}]")
+_SCALAR_CLOSERS: Final = re.compile(r'[\]},"]')
+_raw_decode: Final = json.JSONDecoder().raw_decode
+_SHORT_TAIL: Final = 8  # an error this close to the end may be a literal or escape cut short
+_EAGER_ATTEMPTS: Final = 64  # past this, and _EAGER_SIZE, an element is tried again only
+_EAGER_SIZE: Final = 4_096  # when it doubled
 
-# States
-_BEFORE_ARRAY, _FIRST_ELEMENT, _BEFORE_ELEMENT, _IN_ELEMENT, _AFTER_ELEMENT, _CLOSED = range(6)
+# Where the decoder stands between elements.
+_BEFORE_ARRAY, _FIRST, _NEXT, _AFTER_ELEMENT, _CLOSED = range(5)
 
 
 class JSONArrayDecoder:
     """Incremental decoder of one streamed JSON array; frames are the elements' texts."""
 
     __slots__ = (
+        "_attempts",
         "_buf",
-        "_depth",
-        "_in_string",
+        "_more",
+        "_more_size",
         "_pending",
-        "_pos",
-        "_start",
         "_state",
+        "_tried",
         "truncated",
     )
 
     def __init__(self) -> None:
-        self._pending = b""
-        self._buf = ""  # text not yet handed over (from the current element's start)
-        self._pos = 0  # where scanning resumes in _buf
-        self._start = 0  # where the current element starts in _buf
+        self._pending = b""  # bytes of a UTF-8 character split across reads
+        self._buf = ""  # an element begun and not complete yet, from its first character
         self._state = _BEFORE_ARRAY
-        self._depth = 0  # brackets/braces open inside the current element
-        self._in_string = False
+        self._more: list[str] = []  # reads added to _buf since it was last tried
+        self._more_size = 0
+        self._tried = 0  # the length of _buf when it last failed to parse
+        self._attempts = 0  # failed parses of the element in _buf
         self.truncated = False
 
     def feed(self, chunk: bytes) -> list[str]:
@@ -62,125 +67,101 @@ class JSONArrayDecoder:
         self._pending = chunk[used:] if used != len(chunk) else b""
         if not text:
             return []
-        if self._state == _BEFORE_ARRAY and not self._buf and text[0] == "\ufeff":
+        if self._state == _BEFORE_ARRAY and text[0] == "\ufeff":
             text = text[1:]
-        buf = self._buf + text if self._buf else text
+        if self._buf:
+            if not self._worth_trying(text):
+                self._more.append(text)  # joined once, when tried (not once per read)
+                self._more_size += len(text)
+                return []
+            return self._scan(self._pending_text() + text)
+        return self._scan(text)
+
+    def _scan(self, buf: str) -> list[str]:
+        """Hand over every element ``buf`` completes; keep an unfinished one in ``_buf``."""
         out: list[str] = []
-        pos = self._pos
-        start = self._start
         state = self._state
-        depth = self._depth
-        in_string = self._in_string
         n = len(buf)
-        while pos < n:
-            if state == _IN_ELEMENT:
-                if in_string:
-                    m = _INSIDE.search(buf, pos)
-                    if m is None:
-                        pos = n
-                        break
-                    pos = m.end()
-                    if m.group() == "\\":
-                        if pos >= n:  # the escaped character is in the next read
-                            pos -= 1
-                            break
-                        pos += 1
-                        continue
-                    in_string = False
-                    if depth == 0:  # a bare string element ends with its quote
-                        out.append(buf[start:pos])
-                        state = _AFTER_ELEMENT
-                    continue
-                m = _OUTSIDE.search(buf, pos)
-                if m is None:
-                    pos = n
-                    break
-                ch = m.group()
-                end = m.start()
-                if ch == '"':
-                    in_string = True
-                    pos = m.end()
-                elif ch in "[{":
-                    depth += 1
-                    pos = m.end()
-                elif ch in "]}":
-                    if depth == 0:  # "]" closing the array after a scalar element
-                        out.append(buf[start:end].rstrip(_WS))
-                        state = _AFTER_ELEMENT
-                        pos = end
-                        continue
-                    depth -= 1
-                    pos = m.end()
-                    if depth == 0:
-                        out.append(buf[start:pos])
-                        state = _AFTER_ELEMENT
-                else:  # "," at depth 0 ends a scalar element
-                    if depth == 0:
-                        out.append(buf[start:end].rstrip(_WS))
-                        state = _AFTER_ELEMENT
-                        pos = end
-                    else:
-                        pos = m.end()
-                continue
+        pos = 0
+        while True:
+            m = _NON_WS.search(buf, pos)
+            if m is None:
+                pos = n
+                break
+            pos = m.start()
             ch = buf[pos]
-            if ch in _WS:
-                pos += 1
-                continue
-            if state == _BEFORE_ARRAY:
-                if ch != "[":
-                    raise ValueError(f"a streamed JSON array must start with '[', got {ch!r}")
-                state = _FIRST_ELEMENT
-                pos += 1
-            elif state in (_FIRST_ELEMENT, _BEFORE_ELEMENT):
-                if ch == "]" and state == _FIRST_ELEMENT:
-                    state = _CLOSED  # an empty array
-                    pos += 1
-                    continue
-                if ch in ",]":
-                    raise ValueError(f"expected an array element, got {ch!r}")
-                state = _IN_ELEMENT
-                start = pos
-                depth = 0
-                if ch == '"':
-                    in_string = True
-                    pos += 1
-                elif ch in "[{":
-                    depth = 1
-                    pos += 1
-            elif state == _AFTER_ELEMENT:
+            if state == _AFTER_ELEMENT:
                 if ch == ",":
-                    state = _BEFORE_ELEMENT
+                    state = _NEXT
                 elif ch == "]":
                     state = _CLOSED
                 else:
                     raise ValueError(f"expected ',' or ']' after an array element, got {ch!r}")
                 pos += 1
-            else:  # _CLOSED
-                raise ValueError(f"text after the end of the streamed JSON array: {ch!r}")
-        # Keep only what the next read still needs.
-        if state == _IN_ELEMENT:
-            self._buf = buf[start:]
-            self._pos = pos - start
-            self._start = 0
+                continue
+            if state == _BEFORE_ARRAY:
+                if ch != "[":
+                    raise ValueError(f"a streamed JSON array must start with '[', got {ch!r}")
+                state = _FIRST
+                pos += 1
+                continue
+            if state == _CLOSED:
+                raise ValueError(f"{ch!r} after the end of the streamed JSON array")
+            if ch == "]" and state == _FIRST:
+                state = _CLOSED  # an empty array
+                pos += 1
+                continue
+            if ch == "," or ch == "]":
+                raise ValueError(f"expected an array element, got {ch!r}")
+            try:
+                value, end = _raw_decode(buf, pos)
+            except json.JSONDecodeError as exc:
+                if exc.pos < n - _SHORT_TAIL and not exc.msg.startswith("Unterminated string"):
+                    raise ValueError(f"a malformed array element: {exc}") from None
+                break  # the element goes on in the next read
+            if end == n and not isinstance(value, (dict, list, str)):
+                break  # a number or literal at the end of the read may go on
+            out.append(buf[pos:end])
+            state = _AFTER_ELEMENT
+            pos = end
+        self._state = state
+        if pos < n:
+            self._buf = buf[pos:]
+            self._attempts += 1
+            self._tried = n - pos
         else:
             self._buf = ""
-            self._pos = 0
-            self._start = 0
-        self._state = state
-        self._depth = depth
-        self._in_string = in_string
+            self._attempts = 0
         return out
+
+    def _worth_trying(self, text: str) -> bool:
+        """Whether ``text``, added to the unfinished element, may finish it: only a closing
+        bracket or brace can finish an object or array. A large element that failed many
+        times is tried again only once it doubled, so a huge element in tiny reads costs
+        O(n log n), not O(n²)."""
+        closers = _CONTAINER_CLOSERS if self._buf[0] in "{[" else _SCALAR_CLOSERS
+        size = len(self._buf) + self._more_size
+        if self._attempts < _EAGER_ATTEMPTS or size < _EAGER_SIZE:
+            return closers.search(text) is not None
+        return size + len(text) >= 2 * self._tried
+
+    def _pending_text(self) -> str:
+        """The unfinished element with every read added since it was last tried."""
+        if self._more:
+            self._buf += "".join(self._more)
+            self._more.clear()
+            self._more_size = 0
+        return self._buf
 
     def end(self) -> list[str]:
         """The end of the body: truncated unless the array was closed."""
-        if self._pending:
-            tail = utf_8_decode(self._pending, "replace", True)[0]
-            self._pending = b""
-            if tail.strip(_WS):
-                self.truncated = True
-                return []
-        self.truncated = self._state != _CLOSED
-        return []
+        tail = utf_8_decode(self._pending, "replace", True)[0] if self._pending else ""
+        self._pending = b""
+        text = self._pending_text() + tail
+        out = self._scan(text) if text.strip(" \t\r\n") else []
+        self.truncated = self._state != _CLOSED or bool(self._buf)
+        self._buf = ""
+        return out
 
 
 JSON_ARRAY: Framing[str] = Framing("json-array", "application/json", JSONArrayDecoder)
