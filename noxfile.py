@@ -255,7 +255,7 @@ def bench(session: nox.Session) -> None:
     missing = [tool for tool in ("nginx", "wrk") if shutil.which(tool) is None]
     if missing:
         session.skip(f"needs {' and '.join(missing)} (apt-get install -y nginx wrk)")
-    session.install("-e", ".[gateway]", "openai", "httpx-sse", "httpx-aiohttp")
+    session.install("-e", ".[gateway,bedrock]", "openai", "httpx-sse", "httpx-aiohttp", "ijson")
     results = Path("bench-results")
     results.mkdir(exist_ok=True)
     log = results / "litellm-install.log"

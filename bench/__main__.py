@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import conformance_time, sse_decoders, transports
+from bench import conformance_time, framing_decoders, sse_decoders, transports
 from bench.load import Result, run_wrk
 from bench.report import check_targets, summarize, table, targets_table, write
 from bench.servers import Server, Unavailable, direct, peak_rss_mb, start_gateway, start_litellm
@@ -136,10 +136,20 @@ def main(argv: list[str] | None = None) -> int:
         print(
             "SSE decoding (MB/s, 5 MB stream in 4 KiB chunks):", extras["sse_decoders"]["mb_per_s"]
         )
+        extras["framing_decoders"] = framing_decoders.run()
+        print("framing decoding (MB/s, about 5 MB in 4 KiB reads):")
+        for framing, figures in extras["framing_decoders"]["framings"].items():
+            rates = "  ".join(f"{k} {v}" for k, v in figures["mb_per_s"].items())
+            missing_peers = "  ".join(f"{k}: {v}" for k, v in figures["missing"].items())
+            print(f"  {framing:<13} {rates}  {missing_peers}".rstrip())
         extras["conformance_seconds"] = conformance_time.run()
         print("offline conformance suite, s per adapter:", extras["conformance_seconds"]["seconds"])
     sse_rates = extras.get("sse_decoders", {}).get("mb_per_s")
-    targets = check_targets(rows, rss.get("gateway"), sse_rates)
+    framing_rates = {
+        framing: figures["mb_per_s"]
+        for framing, figures in extras.get("framing_decoders", {}).get("framings", {}).items()
+    }
+    targets = check_targets(rows, rss.get("gateway"), sse_rates, framing_rates)
     print()
     print("targets (one run, this machine):")
     print(targets_table(targets))

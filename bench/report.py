@@ -81,6 +81,7 @@ def check_targets(
     rows: list[dict[str, Any]],
     peak_rss_mb: float | None,
     sse_mb_per_s: dict[str, float] | None,
+    framing_mb_per_s: dict[str, dict[str, float]] | None = None,
 ) -> list[dict[str, Any]]:
     """Each speed target of the gateway with what this run measured.
 
@@ -112,7 +113,21 @@ def check_targets(
         peers = max(others) if others else None
     ratio = None if ours is None or not peers else round(ours / peers, 2)
     add("SSE decode vs fastest peer (x)", ratio, 1.0, True)
+    for framing, ours_name, peer_name, limit in FRAMING_TARGETS:
+        rates = (framing_mb_per_s or {}).get(framing, {})
+        mine, theirs = rates.get(ours_name), rates.get(peer_name)
+        ratio = None if mine is None or not theirs else round(mine / theirs, 2)
+        add(f"{framing} decode vs {peer_name.split(' ')[0]} (x)", ratio, limit, True)
     return checks
+
+
+FRAMING_TARGETS: tuple[tuple[str, str, str, float], ...] = (
+    ("ndjson", "provara_kit.framings", "httpx lines (ollama client)", 1.0),
+    ("json-array", "provara_kit.framings + parse", "ijson items (parses)", 1.0),
+    # The kit wraps botocore's decoder: the wrapper may cost at most a tenth.
+    ("event-stream", "provara_kit.framings", "botocore EventStreamBuffer", 0.9),
+)
+"""Each framing decoder against its peer: ``(framing, ours, peer, minimum ratio)``."""
 
 
 def targets_table(checks: list[dict[str, Any]]) -> str:

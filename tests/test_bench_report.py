@@ -43,16 +43,27 @@ def test_medians_and_ratio_against_litellm() -> None:
 
 def test_every_target_met() -> None:
     rows = summarize(_samples(gateway_rps=2_000, litellm_rps=50, added_ms=0.3))
+    framings = {
+        "ndjson": {"provara_kit.framings": 230.0, "httpx lines (ollama client)": 220.0},
+        "json-array": {"provara_kit.framings + parse": 27.0, "ijson items (parses)": 17.0},
+        "event-stream": {"provara_kit.framings": 14.0, "botocore EventStreamBuffer": 14.5},
+    }
     checks = check_targets(
-        rows, 100.0, {"provara_kit.sse": 400.0, "httpx-sse": 170.0, "openai SDK": 60.0}
+        rows, 100.0, {"provara_kit.sse": 400.0, "httpx-sse": 170.0, "openai SDK": 60.0}, framings
     )
     assert set(_verdicts(checks).values()) == {True}
+    assert _verdicts(checks)["event-stream decode vs botocore (x)"] is True
     assert "MISSED" not in targets_table(checks)
 
 
 def test_each_miss_is_reported() -> None:
     rows = summarize(_samples(gateway_rps=900, litellm_rps=50, added_ms=0.7))
-    checks = check_targets(rows, 151.0, {"provara_kit.sse": 150.0, "httpx-sse": 170.0})
+    framings = {
+        "ndjson": {"provara_kit.framings": 200.0, "httpx lines (ollama client)": 220.0},
+        "json-array": {"provara_kit.framings + parse": 15.0, "ijson items (parses)": 17.0},
+        "event-stream": {"provara_kit.framings": 12.0, "botocore EventStreamBuffer": 14.5},
+    }
+    checks = check_targets(rows, 151.0, {"provara_kit.sse": 150.0, "httpx-sse": 170.0}, framings)
     assert set(_verdicts(checks).values()) == {False}
     assert targets_table(checks).count("MISSED") == len(checks)
 
@@ -63,4 +74,5 @@ def test_a_missing_peer_is_not_measured_never_met() -> None:
     assert verdicts["json c16 req/s vs LiteLLM (x)"] is None
     assert verdicts["gateway peak RSS (MB)"] is None
     assert verdicts["SSE decode vs fastest peer (x)"] is None
+    assert verdicts["json-array decode vs ijson (x)"] is None
     assert verdicts["json c1 added p50 (ms)"] is True
