@@ -131,7 +131,13 @@ class ConformanceTarget:
         if self.fixtures_dir is not None and self.fixtures_dir.is_dir():
             fixtures += load_fixtures(self.fixtures_dir)
         if self.corpus_dir is not None and self.corpus_dir.is_dir():
-            fixtures += corpus_fixtures(self.corpus_dir)
+            dialect = self.dialect
+            fixtures += corpus_fixtures(
+                self.corpus_dir,
+                routes=lambda path: (
+                    dialect.is_completion_path(path) or dialect.is_models_path(path)
+                ),
+            )
         return fixtures
 
     @property

@@ -25,7 +25,7 @@ from conformance.checks.registry import check
 from conformance.context import FAKE_KEY, CheckContext, Findings, StreamOutcome, run_stream
 from provara_kit.errors import ProviderError
 from provara_kit.provider import Provider
-from provara_kit.testing import CannedReply, ScriptedUpstream, StreamFaults
+from provara_kit.testing import CannedReply, ScriptedUpstream, StreamFaults, WireDialect
 from provara_kit.types import ChatRequest, TextDelta, ToolCallDelta
 
 __all__ = ["stream_pacing", "stream_reuse"]
@@ -83,8 +83,16 @@ class _Expected:
     tokens: tuple[int, int]
 
 
-def _expected(reply: CannedReply) -> _Expected:
+def _expected(reply: CannedReply, dialect: WireDialect) -> _Expected:
+    """What stream ``reply`` must give; tool call ids as the dialect reads them from the
+    wire (where the wire sends calls without ids, the ids the kit derives for them)."""
     calls: ToolCalls = [(id_, name, args) for id_, name, args in reply.tool_calls]
+    read = dialect.read_stream(b"".join(dialect.render_stream(reply)))
+    if read is not None and len(read.tool_calls) == len(calls):
+        calls = [
+            (wire[0], name, args)
+            for wire, (_, name, args) in zip(read.tool_calls, calls, strict=True)
+        ]
     return _Expected(reply.text, calls, (reply.input_tokens, reply.output_tokens))
 
 
@@ -138,7 +146,8 @@ async def stream_reuse(ctx: CheckContext) -> None:
             reply = _reply(ctx, number)
             routed.add(f"sequential {number}", reply)
             outcome = await run_stream(provider, ctx.request(f"sequential {number}"))
-            _judge(found, f"sequential stream {number}", outcome, _expected(reply))
+            want = _expected(reply, ctx.target.dialect)
+            _judge(found, f"sequential stream {number}", outcome, want)
         for label, abandon in (("abandoned by the consumer", True), ("dropped upstream", False)):
             broken = _reply(ctx, 10, "tools")
             faults = None if abandon else _cut_midway(ctx, broken)
@@ -151,7 +160,8 @@ async def stream_reuse(ctx: CheckContext) -> None:
                 reply = _reply(ctx, number, shape)
                 routed.add(f"after {label} {number}", reply)
                 outcome = await run_stream(provider, ctx.request(f"after {label} {number}"))
-                _judge(found, f"stream after one {label} ({shape})", outcome, _expected(reply))
+                want = _expected(reply, ctx.target.dialect)
+                _judge(found, f"stream after one {label} ({shape})", outcome, want)
         wanted = {}
         for number in range(20, 20 + CONCURRENT):
             reply = _reply(ctx, number, ("both", "text", "tools")[number % 3])
@@ -161,7 +171,7 @@ async def stream_reuse(ctx: CheckContext) -> None:
                 reply,
                 StreamFaults(stall_after_chunks=stall, stall_seconds=0.02),
             )
-            wanted[number] = _expected(reply)
+            wanted[number] = _expected(reply, ctx.target.dialect)
         outcomes = await asyncio.gather(
             *(run_stream(provider, ctx.request(f"concurrent {n}")) for n in wanted)
         )
