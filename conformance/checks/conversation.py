@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from hypothesis import HealthCheck, example, given, settings
 
@@ -28,7 +28,11 @@ from conformance.params import declared_params
 from provara_kit.errors import ProvaraError, ProviderStatusError
 from provara_kit.provider import Provider
 from provara_kit.testing import ScriptedUpstream
-from provara_kit.testing.conversation import expressible, read_openai_conversation
+from provara_kit.testing.conversation import (
+    NormalizedConversation,
+    expressible,
+    read_openai_conversation,
+)
 from provara_kit.types import ChatRequest
 
 __all__ = ["request_conversation"]
@@ -58,20 +62,16 @@ async def _judge(
 ) -> list[str]:
     """What is wrong with how ``request`` reached the wire, completed and streamed."""
     dialect = ctx.target.dialect
-    expected = expressible(
-        read_openai_conversation(request.model_dump(exclude_none=True)),
-        dialect.conversation_limits,
-    )
+    asked = read_openai_conversation(request.model_dump(exclude_none=True))
+    expected = expressible(asked, dialect.conversation_limits)
     found: dict[str, list[str]] = {}
-    refused = "image-url" in dialect.conversation_limits and any(
-        image.source == "url" for turn in expected.turns for image in turn.images
-    )
+    refused = _must_refuse(asked, dialect.conversation_limits)
     for mode in MODES:
         before = len(upstream.requests)
         error = await attempt(provider, request, mode)
         sent = list(upstream.requests)[before:]
-        if refused:
-            found[mode] = _url_image_refusal(error, bool(sent))
+        if refused is not None:
+            found[mode] = _refusal(error, bool(sent), refused)
         elif isinstance(error, ProviderStatusError) and error.status_code == 400 and sent:
             found[mode] = [f"the {dialect.name} API refuses the body: {error.message}"]
         elif error is not None:
@@ -90,15 +90,39 @@ async def _judge(
     return [f"{mode}: {problem}" for mode, problems in found.items() for problem in problems]
 
 
-def _url_image_refusal(error: Exception | None, sent: bool) -> list[str]:
-    """What is wrong with how an adapter whose wire carries images inline only handled an
-    image by URL: it must refuse it, typed and naming the image, before sending."""
+_REFUSED: Final[Mapping[str, str]] = {
+    "image": "an image by URL (the wire carries images inline only)",
+    "tool_choice": "tool_choice none in a conversation that holds tool calls (the wire has no "
+    "none, and needs the tools declared)",
+}
+
+
+def _must_refuse(conversation: NormalizedConversation, limits: Mapping[str, str]) -> str | None:
+    """What in ``conversation`` the wire's limits say an adapter must refuse, as the word its
+    error must name (``None``: nothing)."""
+    if "image-url" in limits and any(
+        image.source == "url" for turn in conversation.turns for image in turn.images
+    ):
+        return "image"
+    if (
+        "no-tool-choice-none" in limits
+        and conversation.tool_choice == "none"
+        and any(turn.tool_calls or turn.role == "tool" for turn in conversation.turns)
+    ):
+        return "tool_choice"
+    return None
+
+
+def _refusal(error: Exception | None, sent: bool, word: str) -> list[str]:
+    """What is wrong with how an adapter handled a request its wire cannot carry: it must
+    refuse it, typed and naming ``word``, before sending."""
+    what = _REFUSED[word]
     if sent:
-        return ["an image by URL reached a wire that carries images inline only"]
-    if not isinstance(error, ValueError | ProvaraError) or "image" not in str(error).lower():
+        return [f"{what} reached the upstream"]
+    if not isinstance(error, ValueError | ProvaraError) or word not in str(error).lower():
         return [
-            f"an image by URL was refused with {type(error).__name__}: {error}; expected a "
-            "typed error (ValueError) naming the image"
+            f"{what} was refused with {type(error).__name__}: {error}; expected a typed error "
+            f"(ValueError) naming {word}"
         ]
     return []
 

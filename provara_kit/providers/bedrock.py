@@ -9,9 +9,12 @@ event-stream frames, :data:`~provara_kit.framings.EVENT_STREAM`); the body carri
   OpenAI ``tool`` messages (parallel results share one turn).
 * ``max_tokens``, ``temperature``, ``top_p`` and ``stop`` go in ``inferenceConfig``; tools
   in ``toolConfig`` (``toolSpec.inputSchema.json``) with ``toolChoice`` ``auto``, ``any``
-  (OpenAI ``required``) or ``tool``. What the wire cannot express is refused before
-  anything is sent: ``tool_choice: "none"``, ``parallel_tool_calls: false``, images by
-  URL, ``n``, ``seed``, penalties, logprobs, ``response_format``, ``user``.
+  (OpenAI ``required``) or ``tool``; ``tool_choice: "none"`` leaves the tools out (the
+  wire has no ``none``), and is refused when the conversation already holds tool calls,
+  which Converse only takes with the tools declared. What the wire cannot express is
+  refused before anything is sent: images by URL, ``parallel_tool_calls``, ``n``,
+  ``seed``, penalties, logprobs, ``response_format``, ``user``. ``metadata`` travels as
+  ``requestMetadata`` (strings).
 * Input tokens are ``inputTokens + cacheReadInputTokens + cacheWriteInputTokens``:
   Converse reports cache reads and writes beside the uncached input, and all of it is
   billed input.
@@ -54,7 +57,12 @@ from urllib.parse import quote
 
 import httpx
 
-from provara_kit.errors import ConfigurationError, StreamAbortedError, redact
+from provara_kit.errors import (
+    ConfigurationError,
+    ProviderStatusError,
+    StreamAbortedError,
+    redact,
+)
 from provara_kit.framings.event_stream import EVENT_STREAM, EventStreamMessage, require_botocore
 from provara_kit.json_codec import loads
 from provara_kit.model_catalog import DEFAULT_MODELS as _CATALOG
@@ -185,8 +193,8 @@ class BedrockProvider(HTTPProvider):
     wire: ClassVar[str] = "bedrock-converse"
     framing = EVENT_STREAM
     supported_params: ClassVar[frozenset[str] | None] = frozenset(
-        {"max_tokens", "max_completion_tokens", "stop", "temperature", "tool_choice", "tools"}
-        | {"top_p"}
+        {"max_tokens", "max_completion_tokens", "metadata", "stop", "temperature"}
+        | {"tool_choice", "tools", "top_p"}
     )
     unsupported_params: ClassVar[frozenset[str]] = frozenset(
         {
@@ -197,6 +205,7 @@ class BedrockProvider(HTTPProvider):
             "presence_penalty",
             "response_format",
             "seed",
+            "parallel_tool_calls",
             "top_logprobs",
             "user",
         }
@@ -257,6 +266,14 @@ class BedrockProvider(HTTPProvider):
             frozen = self._frozen_credentials()
             secrets += (frozen.secret_key, frozen.token)
         return secrets
+
+    def _error(self, response: httpx.Response, body: bytes) -> Exception:
+        error = super()._error(response, body)
+        # The body is {"message": ...}; the error's name is in this header only.
+        kind = response.headers.get("x-amzn-errortype")
+        if kind and isinstance(error, ProviderStatusError):
+            error.error_type = kind.split(":", 1)[0]
+        return error
 
     # -- wire requests ------------------------------------------------------------------
 
@@ -322,13 +339,14 @@ class BedrockProvider(HTTPProvider):
         if config:
             payload["inferenceConfig"] = config
         if request.tools:
-            if extra.get("parallel_tool_calls") is False:
-                raise ValueError("Converse cannot forbid parallel tool calls (parallel_tool_calls)")
-            tool_config: dict[str, Any] = {"tools": [_map_tool(tool) for tool in request.tools]}
-            choice = _map_tool_choice(request.tool_choice)
-            if choice is not None:
-                tool_config["toolChoice"] = choice
-            payload["toolConfig"] = tool_config
+            tools = [_map_tool(tool) for tool in request.tools]
+            # Converse has no "none": with no tools declared, none can be called.
+            if request.tool_choice != "none" or _has_tool_blocks(messages):
+                tool_config: dict[str, Any] = {"tools": tools}
+                choice = _map_tool_choice(request.tool_choice)
+                if choice is not None:
+                    tool_config["toolChoice"] = choice
+                payload["toolConfig"] = tool_config
         elif _has_tool_blocks(messages):
             raise ValueError(
                 "Converse needs the tools declared (tools) when the conversation holds tool "
@@ -469,8 +487,13 @@ def _map_content(content: str | list[ContentPart] | None) -> list[dict[str, Any]
 def _map_image(part: ContentPart) -> dict[str, Any]:
     image = (part.model_extra or {}).get("image_url")
     url = image.get("url") if isinstance(image, dict) else image
-    if not isinstance(url, str) or not url.startswith("data:"):
-        raise ValueError("Converse takes images as bytes: send a data: URL, not a link")
+    if not isinstance(url, str) or not url:
+        raise ValueError("an image_url content part needs image_url.url")
+    if not url.startswith("data:"):
+        raise ValueError(
+            "Converse takes images inline only: send the image as a data: URL, not a link "
+            "(image_url.url)"
+        )
     header, _, data = url.partition(",")
     media_type = header[len("data:") :].split(";", 1)[0]
     kind = media_type.removeprefix("image/")
@@ -529,7 +552,10 @@ def _map_tool_choice(choice: str | dict[str, Any] | None) -> dict[str, Any] | No
         return None
     if isinstance(choice, str):
         if choice == "none":
-            raise ValueError("Converse has no tool_choice 'none': leave the tools out instead")
+            raise ValueError(
+                "Converse has no tool_choice 'none', and a conversation that holds tool calls "
+                "must declare its tools: leave tool_choice out"
+            )
         if choice not in _TOOL_CHOICES:
             raise ValueError(
                 f"tool_choice must be 'auto', 'required' or a function, got {choice!r}"

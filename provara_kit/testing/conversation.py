@@ -41,6 +41,9 @@ LIMITS: Final[Mapping[str, str]] = {
     "message-name": "messages carry no `name`",
     "user-in-metadata": "the end user travels as `metadata.user_id`; a request's own "
     "`metadata.user_id` is the wire's field and wins over `user`",
+    "no-tool-choice-none": "the wire has no tool_choice `none`: the tools are left out of the "
+    "request instead, and a conversation that already holds tool calls (which needs its tools "
+    "declared) is refused with a typed error naming tool_choice",
     "image-url": "images travel inline (base64) only: a request with an image by URL is "
     "refused with a typed error before anything is sent",
 }
@@ -152,6 +155,8 @@ def expressible(
             metadata.setdefault("user_id", conversation.user)
         changes["metadata"] = metadata
         changes["user"] = None
+    if "no-tool-choice-none" in limits and conversation.tool_choice == "none":
+        changes.update(tools=(), tool_choice=None, parallel_tool_calls=None)
     return replace(conversation, **changes)
 
 

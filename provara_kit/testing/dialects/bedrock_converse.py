@@ -9,7 +9,8 @@ reason and ``metadata`` with the usage and latency: the terminal marker. The wir
 keep-alive: the ``empty_chunks`` fault plays empty text deltas, as ``gpt-oss`` sends them.
 An error inside the stream is an ``exception`` message (``modelStreamErrorException``,
 ``throttlingException`` ...). Usage is always reported (``metadata``); the ``absent`` mode
-plays a stream that ends after ``messageStop`` with no ``metadata`` at all.
+plays a stream that ends after ``messageStop`` with no ``metadata`` at all (the adapter
+finishes it with estimated counts).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Final
+from urllib.parse import quote
 
 from provara_kit.framings.event_stream import EVENT_STREAM, EventStreamMessage
-from provara_kit.testing.conversation import NormalizedConversation
+from provara_kit.testing.conversation import LIMITS, NormalizedConversation
 from provara_kit.testing.dialects.base import (
     MISSING,
     Frame,
@@ -111,6 +113,9 @@ class BedrockConverseDialect(WireDialect):
 
     # -- the URL and the transport ---------------------------------------------------------
 
+    def completion_path_for(self, model: str, *, stream: bool) -> str:
+        return f"/model/{quote(model, safe='')}/{'converse-stream' if stream else 'converse'}"
+
     def is_completion_path(self, path: str) -> bool:
         return ROUTE.search(path) is not None
 
@@ -160,9 +165,8 @@ class BedrockConverseDialect(WireDialect):
             "output": {"message": {"content": content, "role": "assistant"}},
             "stopReason": self.wire_finish_reason(reply),
         }
-        usage = _usage(reply)
-        if usage is not None:
-            body["usage"] = usage
+        if reply.usage != "absent":
+            body["usage"] = _usage(reply)
         return dumps(body).encode()
 
     def stream_frames(
@@ -211,9 +215,9 @@ class BedrockConverseDialect(WireDialect):
         if faults.omit_terminal:
             return frames
         frames.append(_event("messageStop", {"stopReason": self.wire_finish_reason(reply)}))
-        usage = _usage(reply)
-        if usage is not None:
-            frames.append(_event("metadata", {"metrics": {"latencyMs": 412}, "usage": usage}))
+        if reply.usage != "absent":
+            metadata = {"metrics": {"latencyMs": 412}, "usage": _usage(reply)}
+            frames.append(_event("metadata", metadata))
         return frames
 
     def render_error(self, status: int, message: str, *, error_type: str | None = None) -> bytes:
@@ -348,6 +352,10 @@ class BedrockConverseDialect(WireDialect):
 
     # -- reading requests ------------------------------------------------------------------
 
+    conversation_limits: ClassVar[Mapping[str, str]] = {
+        name: LIMITS[name] for name in ("message-name", "image-url", "no-tool-choice-none")
+    }
+
     def prompt_text(self, body: Mapping[str, Any]) -> str:
         conversation = read_converse_conversation(body)
         return "".join(conversation.system) + "".join(turn.text for turn in conversation.turns)
@@ -421,17 +429,18 @@ def _delta(index: int, delta: dict[str, Any], chunk: int | None = None) -> Frame
 
 
 def _usage(reply: CannedReply) -> dict[str, int] | None:
-    """Converse usage: ``inputTokens`` leaves out the cached part, reported beside it."""
+    """Converse usage: ``inputTokens`` leaves out the cached part, reported beside it.
+    The wire always reports both counts; the script's ``partial`` and ``null`` forms are
+    played as an input count alone and ``"usage": null``."""
     input_tokens, output_tokens = reply.reported_tokens()
-    if input_tokens is None or output_tokens is None:
+    if input_tokens is None:
         return None
     cached = 0 if reply.usage == "zero" else reply.cached_input_tokens
     written = cached // 3
-    usage = {
-        "inputTokens": input_tokens - cached,
-        "outputTokens": output_tokens,
-        "totalTokens": input_tokens + output_tokens,
-    }
+    usage = {"inputTokens": input_tokens - cached}
+    if output_tokens is not None:
+        usage["outputTokens"] = output_tokens
+        usage["totalTokens"] = input_tokens + output_tokens
     if cached:
         usage["cacheReadInputTokens"] = cached - written
         usage["cacheWriteInputTokens"] = written
