@@ -23,7 +23,7 @@ import pytest
 from cookiecutter.main import cookiecutter
 
 from provara_kit.testing import ScriptedUpstream
-from provara_kit.testing.upstream import ScriptedResponse
+from provara_kit.testing.upstream import RecordedRequest, ScriptedResponse
 
 KIT = Path(__file__).resolve().parents[2]
 TEMPLATE = KIT / "cookiecutter-provider"
@@ -140,11 +140,12 @@ class _Timer:
 class _ModelCheckingUpstream(ScriptedUpstream):
     """A scripted upstream that answers 404 for a model it does not serve, as real APIs do."""
 
-    def _completion(self, request: Any) -> ScriptedResponse:
-        model = request.get("model") if isinstance(request, dict) else None
+    def _completion(self, recorded: RecordedRequest) -> ScriptedResponse:
+        view = recorded.view
+        model = view.get("model") if isinstance(view, dict) else None
         if self.models is not None and model not in self.models:
             return self._error(404, f"model {model!r} not found")
-        return super()._completion(request)
+        return super()._completion(recorded)
 
 
 @contextmanager
