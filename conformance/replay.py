@@ -7,8 +7,9 @@ A fixture is one JSON file, ``<name>.fixture.json``::
          "response": {"status": 200, "headers": {...}, "body": "event: ...\\n\\n"}}]}
 
 Auth headers are never written and the key is scrubbed from bodies. The recorded wire
-bodies of ``shared/wire-corpus`` (``.sse``, ``.ndjson`` and raw ``.http`` files) replay the
-same way.
+bodies of ``shared/wire-corpus`` (``.sse``, ``.ndjson``, raw ``.http`` files, and ``.json``
+bodies whose request and status the corpus README records) replay the same way; a streamed
+JSON array (a ``[`` body) is a stream.
 A replay that leaves an exchange unplayed fails: the adapter did not make the calls the
 recording holds.
 """
@@ -45,7 +46,6 @@ _SECRET_HEADERS = frozenset(
     {"authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie", "set-cookie"}
 )
 _DROPPED_HEADERS = _SECRET_HEADERS | {"content-length", "content-encoding", "transfer-encoding"}
-_STREAM_TYPES = ("text/event-stream", "application/x-ndjson")
 # A corpus README line naming an extracted body and the request it answered:
 #   * `ollama/extracted/x.i0.http`: POST http://localhost:11434/api/chat HTTP/1.1 -> ...
 _RECORDED_REQUEST = re.compile(
@@ -65,9 +65,21 @@ class Exchange:
     request_body: Any = None
 
     @property
-    def is_stream(self) -> bool:
+    def framing(self) -> str | None:
+        """The framing of a streamed body (``sse``, ``ndjson`` or ``json-array``, as
+        :mod:`provara_kit.framings` names them); ``None`` for a whole body."""
         content_type = self.headers.get("content-type", "")
-        return any(kind in content_type for kind in _STREAM_TYPES)
+        if "text/event-stream" in content_type:
+            return "sse"
+        if "application/x-ndjson" in content_type:
+            return "ndjson"
+        if "json" in content_type and self.body.lstrip()[:1] == b"[":
+            return "json-array"  # Gemini's streamGenerateContent without alt=sse
+        return None
+
+    @property
+    def is_stream(self) -> bool:
+        return self.framing is not None
 
 
 @dataclass
@@ -137,6 +149,15 @@ def corpus_fixtures(folder: Path, *, routes: Callable[[str], bool] | None = None
         fixtures.append(Fixture(path.name, [_parse_http(path.read_bytes())], path))
     if routes is None:
         return fixtures
+    # A whole JSON body carries no status of its own: only those the README records a
+    # request (and so a status) for replay, and only where routes are judged.
+    statuses = _recorded_statuses(folder.parent / "README.md")
+    for path in sorted(folder.rglob("*.json")):
+        if path.name in requested:
+            headers = {"content-type": "application/json; charset=UTF-8"}
+            exchange = Exchange("POST", "", statuses.get(path.name, 200), headers, path.read_bytes())
+            exchange.request_body = {"stream": exchange.is_stream}
+            fixtures.append(Fixture(path.name, [exchange], path))
     return [f for f in fixtures if f.name not in requested or routes(requested[f.name])]
 
 
@@ -152,6 +173,22 @@ def _recorded_paths(readme: Path) -> dict[str, str]:
     }
 
 
+_RECORDED_STATUS = re.compile(
+    r"^\s*\* `(?:[^`]*/)?extracted/(?P<file>[^`/]+)`: [A-Z]+ \S+ .*?-> HTTP(?:/[\d.]+)? "
+    r"(?P<status>\d{3})",
+    re.MULTILINE,
+)
+
+
+def _recorded_statuses(readme: Path) -> dict[str, int]:
+    """File name -> the HTTP status its response had, as the corpus README records it."""
+    try:
+        text = readme.read_text(encoding="utf-8")
+    except OSError:
+        return {}
+    return {match["file"]: int(match["status"]) for match in _RECORDED_STATUS.finditer(text)}
+
+
 def _parse_http(raw: bytes) -> Exchange:
     head, _, body = raw.partition(b"\r\n\r\n")
     if not _:
@@ -165,9 +202,10 @@ def _parse_http(raw: bytes) -> Exchange:
             headers[name.strip().lower()] = value.strip()
     if "chunked" in headers.get("transfer-encoding", "").lower():
         body = _dechunk(body)
-    stream = any(kind in headers.get("content-type", "") for kind in _STREAM_TYPES)
     kept = {k: v for k, v in headers.items() if k not in _DROPPED_HEADERS}
-    return Exchange("POST", "", status, kept, body, {"stream": stream})
+    exchange = Exchange("POST", "", status, kept, body)
+    exchange.request_body = {"stream": exchange.is_stream}
+    return exchange
 
 
 def _dechunk(body: bytes) -> bytes:

@@ -26,8 +26,9 @@ Requests are OpenAI-shaped :class:`~provara_kit.types.ChatRequest` values; the m
 * Usage (``usageMetadata``) is cumulative, the last report wins. Input is
   ``promptTokenCount`` (cached tokens are part of it) plus ``toolUsePromptTokenCount``;
   output is ``candidatesTokenCount`` plus ``thoughtsTokenCount`` (thinking is billed as
-  output). The API leaves zero counts out, so a field missing from a reported
-  ``usageMetadata`` is ``0``.
+  output). A side whose counts are all left out is not reported (the pipeline counts it:
+  the API leaves zero counts out, so a blocked answer's output comes back as an estimate
+  of nothing, 0).
 * Parts with ``thought: true`` are reasoning. ``functionCall`` parts are tool calls; the
   API seldom gives them an ``id``, so one is made from the response id, the call's place
   and its content (the same id for the same answer, streamed or not).

@@ -88,18 +88,21 @@ def finish_reason(reason: Any, *, has_calls: bool) -> str | None:
     return mapped
 
 
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def usage_counts(metadata: Mapping[str, Any]) -> tuple[int, int]:
-    """``(input, output)`` billed, from a ``usageMetadata`` object. The API leaves zero
-    counts out; thinking is billed as output, tool-use prompts as input."""
-    input_tokens = _count(metadata.get("promptTokenCount")) + _count(
-        metadata.get("toolUsePromptTokenCount")
-    )
-    output_tokens = _count(metadata.get("candidatesTokenCount")) + _count(
-        metadata.get("thoughtsTokenCount")
+def usage_counts(metadata: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    """``(input, output)`` billed, from a ``usageMetadata`` object: thinking is billed as
+    output, tool-use prompts as input; a side whose counts are all left out is not
+    reported (``None``)."""
+    prompt = _count(metadata.get("promptTokenCount"))
+    tool_prompt = _count(metadata.get("toolUsePromptTokenCount"))
+    candidates = _count(metadata.get("candidatesTokenCount"))
+    thoughts = _count(metadata.get("thoughtsTokenCount"))
+    input_tokens = None if prompt is None else prompt + (tool_prompt or 0)
+    output_tokens = (
+        None if candidates is None and thoughts is None else (candidates or 0) + (thoughts or 0)
     )
     return input_tokens, output_tokens
 

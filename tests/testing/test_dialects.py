@@ -10,6 +10,7 @@ import pytest
 from provara_kit.errors import extract_upstream_message
 from provara_kit.providers.anthropic import AnthropicProvider
 from provara_kit.providers.bedrock import BedrockProvider
+from provara_kit.providers.gemini import GeminiProvider
 from provara_kit.providers.ollama import OllamaProvider
 from provara_kit.providers.openai_compatible import OpenAICompatibleProvider
 from provara_kit.sse import ServerSentEvent, SSEDecoder
@@ -399,6 +400,7 @@ def test_registry_matches_the_adapters_wires() -> None:
         AnthropicProvider.wire,
         BedrockProvider.wire,
         OllamaProvider.wire,
+        GeminiProvider.wire,
     }
     assert get_dialect("anthropic-messages") is DIALECTS["anthropic-messages"]
     assert get_dialect(OPENAI) is OPENAI

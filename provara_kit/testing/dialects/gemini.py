@@ -4,7 +4,7 @@ The model and the streaming choice travel in the URL: ``:generateContent`` answe
 body, ``:streamGenerateContent`` streams, as Server-Sent Events with ``?alt=sse`` and as
 one streamed JSON array without it. Each chunk is a whole ``GenerateContentResponse``: the
 first candidate's new parts (text, ``thought: true`` text, whole ``functionCall`` parts),
-``usageMetadata`` (cumulative; zero counts left out), ``modelVersion`` and ``responseId``.
+``usageMetadata`` (cumulative; counts not known yet left out), ``modelVersion`` and ``responseId``.
 The last chunk carries the ``finishReason`` beside an empty text part. There is no
 terminal marker: the body ends (for an array: after its ``]``). An error inside a stream
 is an ``{"error": {...}}`` chunk (an array element, or an SSE ``data`` event), then the
@@ -143,7 +143,13 @@ class GeminiDialect(WireDialect):
     models_path: ClassVar[str] = "/models"
     invalid_api_key_message: ClassVar[str] = "API key not valid. Please pass a valid API key."
     finish_reasons: ClassVar[Mapping[str, str]] = FINISH_REASONS
-    usage_modes: ClassVar[tuple[UsageMode, ...]] = ("present", "absent", "zero", "cumulative")
+    usage_modes: ClassVar[tuple[UsageMode, ...]] = (
+        "present",
+        "absent",
+        "partial",
+        "zero",
+        "cumulative",
+    )
     carries_reasoning: ClassVar[bool] = True
     reports_cached_tokens: ClassVar[bool] = True
     auth_header: ClassVar[str] = "x-goog-api-key"
@@ -287,8 +293,9 @@ class GeminiDialect(WireDialect):
             if not every:
                 return None
             produced += 1
-            if reply.usage == "present":
-                return _usage(reply, 0)
+            if reply.usage == "present":  # the prompt count, the output only at the end
+                input_tokens = reply.input_tokens
+                return {"promptTokenCount": input_tokens, "totalTokenCount": input_tokens}
             return _usage(reply, min(reply.output_tokens, reply.output_tokens * produced // total))
 
         def add(parts: list[dict[str, Any]], index: int | None = None) -> None:
@@ -583,28 +590,25 @@ def _error_body(status: int, message: str, kind: str) -> dict[str, Any]:
 
 
 def _usage(reply: CannedReply, output_tokens: int) -> dict[str, Any] | None:
-    """``usageMetadata`` with ``output_tokens`` produced so far; zero counts left out, as
-    the API leaves them out."""
-    if reply.usage == "absent":
+    """``usageMetadata`` with ``output_tokens`` produced so far (``None``: not sent; the
+    wire has no null usage); an output not reported is left out, as the API leaves out a
+    blocked answer's."""
+    if reply.usage in ("absent", "null"):
         return None
-    if reply.usage == "zero":
-        return {}
     input_tokens, reported = reply.reported_tokens()
     input_tokens = input_tokens or 0
-    output = min(output_tokens, reported or 0)
-    thoughts = min(reply.reasoning_tokens, output)
-    usage: dict[str, Any] = {}
-    if input_tokens:
-        usage["promptTokenCount"] = input_tokens
-    if output - thoughts:
+    usage: dict[str, Any] = {"promptTokenCount": input_tokens}
+    if reported is not None:
+        output = min(output_tokens, reported)
+        thoughts = min(reply.reasoning_tokens, output)
         usage["candidatesTokenCount"] = output - thoughts
-    if input_tokens + output:
+        if thoughts:
+            usage["thoughtsTokenCount"] = thoughts
         usage["totalTokenCount"] = input_tokens + output
-    if input_tokens:
-        usage["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": input_tokens}]
-    if thoughts:
-        usage["thoughtsTokenCount"] = thoughts
-    if reply.cached_input_tokens:
+    else:
+        usage["totalTokenCount"] = input_tokens
+    usage["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": input_tokens}]
+    if reply.cached_input_tokens and reply.usage != "zero":
         usage["cachedContentTokenCount"] = reply.cached_input_tokens
     return usage
 
@@ -703,12 +707,22 @@ class _Reading:
             self.blocked = True
         usage = chunk.get("usageMetadata")
         if isinstance(usage, Mapping):
-            self.input_tokens = (as_count(usage.get("promptTokenCount")) or 0) + (
-                as_count(usage.get("toolUsePromptTokenCount")) or 0
+            # Each report replaces the last; a side with no count at all is not reported.
+            prompt = as_count(usage.get("promptTokenCount"))
+            self.input_tokens = (
+                None
+                if prompt is None
+                else prompt + (as_count(usage.get("toolUsePromptTokenCount")) or 0)
             )
-            self.output_tokens = (as_count(usage.get("candidatesTokenCount")) or 0) + (
-                as_count(usage.get("thoughtsTokenCount")) or 0
-            )
+            produced = [
+                count
+                for count in (
+                    as_count(usage.get("candidatesTokenCount")),
+                    as_count(usage.get("thoughtsTokenCount")),
+                )
+                if count is not None
+            ]
+            self.output_tokens = sum(produced) if produced else None
 
     def part(self, part: Any) -> None:
         if not isinstance(part, Mapping):
