@@ -15,20 +15,36 @@ so an operator can also set one on any provider instance)::
 Two kinds exist, named by :attr:`TokenCounter.method`: ``"count-endpoint"`` (the provider's
 own counting API, e.g. Anthropic's ``POST /v1/messages/count_tokens``) and
 ``"tokenizer"`` (counting offline). The meta names the method beside the source.
+
+:func:`bundled_tokenizer` is an offline tokenizer whose vocabulary ships inside a package
+(the ``tokenizer`` extra), so nothing is downloaded at run or test time; no adapter uses it
+by default, since a provider's own tokenizer may differ from OpenAI's encodings.
 """
 
 from __future__ import annotations
 
+import importlib
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sized
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 
+from provara_kit.errors import ConfigurationError
 from provara_kit.types import ChatRequest, CountMethod
 
-__all__ = ["DEFAULT_COUNT_TIMEOUT", "CountMethod", "TokenCounter", "TokenizerCounter"]
+__all__ = [
+    "BUNDLED_ENCODINGS",
+    "DEFAULT_COUNT_TIMEOUT",
+    "CountMethod",
+    "TokenCounter",
+    "TokenizerCounter",
+    "bundled_tokenizer",
+]
 
 DEFAULT_COUNT_TIMEOUT: Final = 5.0
 """Seconds the pipeline waits for one count before it falls back to ``chars / 4``."""
+BUNDLED_ENCODINGS: Final = ("o200k_base", "cl100k_base")
+"""The encodings :func:`bundled_tokenizer` counts with, vocabularies included."""
 
 
 class TokenCounter(ABC):
@@ -81,7 +97,12 @@ class TokenizerCounter(TokenCounter):
         """A counter that counts the tokens ``encode(text)`` returns."""
         return cls(lambda text: len(encode(text)), timeout=timeout)
 
+    encoding: str | None = None
+    """The encoding's name, when known (:func:`bundled_tokenizer` sets it)."""
+
     def __repr__(self) -> str:
+        if self.encoding is not None:
+            return f"TokenizerCounter(encoding={self.encoding!r})"
         return f"TokenizerCounter({self._count!r})"
 
     async def count_input(self, request: ChatRequest) -> int:
@@ -89,3 +110,39 @@ class TokenizerCounter(TokenCounter):
 
     async def count_output(self, text: str, request: ChatRequest) -> int:
         return self._count(text)
+
+
+def bundled_tokenizer(
+    encoding: str = "o200k_base", *, timeout: float = DEFAULT_COUNT_TIMEOUT
+) -> TokenizerCounter:
+    """A :class:`TokenizerCounter` over OpenAI's ``encoding`` (``o200k_base``: GPT-4o and
+    later; ``cl100k_base``: GPT-4, GPT-3.5), from the vocabulary the ``bpe-openai`` package
+    ships (``pip install 'provara-kit[tokenizer]'``): nothing is fetched from the network.
+
+    Special-token text in a prompt (``<|endoftext|>``) is counted as plain text. Raises
+    :class:`~provara_kit.errors.ConfigurationError` for another encoding or when the
+    package is missing.
+    """
+    if encoding not in BUNDLED_ENCODINGS:
+        raise ConfigurationError(
+            f"no bundled vocabulary for encoding {encoding!r}; bundled: "
+            f"{', '.join(BUNDLED_ENCODINGS)} (or pass any tokenizer to TokenizerCounter)"
+        )
+    with warnings.catch_warnings():
+        # bpe-openai reads its vocabularies with importlib.resources' legacy API.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            bpe: Any = importlib.import_module("bpe_openai")
+        except ImportError:
+            raise ConfigurationError(
+                "the bundled tokenizer needs the 'tokenizer' extra: "
+                "pip install 'provara-kit[tokenizer]'"
+            ) from None
+        encoder = bpe.get_encoding(encoding)
+
+    def count(text: str) -> int:
+        return len(encoder.encode(text, disallowed_special=()))
+
+    counter = TokenizerCounter(count, timeout=timeout)
+    counter.encoding = encoding
+    return counter
