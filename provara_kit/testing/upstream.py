@@ -346,7 +346,10 @@ class ScriptedUpstream(httpx.AsyncBaseTransport):
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
                 break
-        path: str = scope.get("path") or "/"
+        # The path as sent (percent-escapes kept), as the httpx transport sees it: a signed
+        # request's signature covers the escaped form.
+        raw_path: bytes | None = scope.get("raw_path")
+        path: str = raw_path.decode("latin-1") if raw_path else scope.get("path") or "/"
         query: bytes = scope.get("query_string") or b""
         if query:
             path = f"{path}?{query.decode('latin-1')}"

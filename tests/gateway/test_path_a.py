@@ -26,20 +26,28 @@ UPSTREAM_KEY = "pathacme-secret-key-0123456789"
 
 
 class Upstream:
-    """A scripted OpenAI-compatible API over real HTTP on a free loopback port."""
+    """A scripted API over real HTTP on a free loopback port (OpenAI-compatible unless
+    ``wire`` names another dialect); :attr:`url` is its base URL plus ``suffix``."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        wire: str = "openai-chat",
+        *,
+        api_key: str | None = UPSTREAM_KEY,
+        models: list[str] | None = None,
+        suffix: str = "/v1",
+    ) -> None:
         self.script = ScriptedUpstream(
-            "openai-chat",
+            wire,
             reply=CannedReply(
                 ("Verified", " through", " the gateway"), input_tokens=1000, output_tokens=500
             ),
-            expected_api_key=UPSTREAM_KEY,
-            models=["pathacme-large"],
+            expected_api_key=api_key,
+            models=["pathacme-large"] if models is None else models,
         )
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}/v1"
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}{suffix}"
         config = uvicorn.Config(self.script, log_config=None, access_log=False, lifespan="off")
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(
