@@ -6,11 +6,17 @@ import dataclasses
 import time
 from typing import Any
 
+import httpx
 import pytest
 
 from provara_kit import registry as registry_module
 from provara_kit.accounting import ParsedCompletion, finish_completion
-from provara_kit.errors import ConfigurationError, RateLimitError, StreamAbortedError
+from provara_kit.errors import (
+    ConfigurationError,
+    MalformedResponseError,
+    RateLimitError,
+    StreamAbortedError,
+)
 from provara_kit.nostream import (
     stream_from_completion,
     streaming_env_var,
@@ -287,3 +293,23 @@ async def test_without_streaming_is_idempotent_and_respects_an_adapters_own_choi
     assert without_streaming(own) is own
     with pytest.raises(AssertionError, match="own stream"):
         own.complete_stream(REQUEST)
+
+
+async def test_a_stream_body_answering_the_completion_quotes_no_key_fragment() -> None:
+    """With streaming off a misbehaving upstream may still answer with a stream body: the
+    error quotes its start, scrubbed before it is cut (a key across the cut leaks no part)."""
+    key = "sk-live-0123456789abcdefghijklmnopqrstuv"
+    for offset in range(150, 210, 7):
+        body = b"x" * offset + f'data: {{"error": "bad key {key}"}}\n\n'.encode()
+        transport = httpx.MockTransport(
+            lambda request, body=body: httpx.Response(200, content=body)
+        )
+        provider = without_streaming(
+            OpenAICompatibleProvider(
+                name="acme", base_url="https://acme.test/v1", api_key=key, transport=transport
+            )
+        )
+        with pytest.raises(MalformedResponseError) as info:
+            await provider.complete_stream(REQUEST).collect()
+        text = str(info.value)
+        assert not any(key[i : i + 8] in text for i in range(len(key) - 7)), (offset, text)

@@ -109,8 +109,8 @@ def _expect_auth(found: Findings, where: str, ctx: CheckContext, sent: RecordedR
     value = sent.headers.get(header)
     if value is None:
         found.fail(f"{where}: no {header} header; the {dialect.name} wire takes the key there")
-    elif header == "authorization" and not value.startswith("Bearer "):
-        found.fail(f"{where}: the authorization header is not 'Bearer <key>'")
+    elif header == "authorization" and not value.startswith(f"{dialect.auth_scheme} "):
+        found.fail(f"{where}: the authorization header is not '{dialect.auth_scheme} ...'")
     found.expect(sent.authorized is True, f"{where}: the upstream did not accept the key as sent")
     found.expect(not leaked(sent.query), f"{where}: the API key travels in the URL query string")
     for name, expected in dialect.version_headers().items():
@@ -128,7 +128,8 @@ def _expect_shape(
     if not found.expect(len(sent) == 1, f"{where}: {len(sent)} requests reached the upstream"):
         return
     request = sent[0]
-    path = _base_path(ctx) + dialect.completion_path_for(ctx.model, stream=mode == "stream")
+    streams = mode == "stream" and ctx.streaming  # streaming off: a stream is a completion
+    path = _base_path(ctx) + dialect.completion_path_for(ctx.model, stream=streams)
     found.expect(request.method == "POST", f"{where}: method {request.method}, expected POST")
     found.expect(request.path == path, f"{where}: path {request.path!r}, expected {path!r}")
     host = _expected_host(ctx)
@@ -147,7 +148,7 @@ def _expect_shape(
     if not found.expect(isinstance(body, dict), f"{where}: the body is not a JSON object"):
         return
     streamed = dialect.is_stream_request(body)
-    if mode == "complete" or not ctx.streaming:  # streaming off: a stream is a completion
+    if not streams:
         found.expect(not streamed, f"{where}: the body asks for a stream (stream: true)")
     else:
         found.expect(streamed, f"{where}: the body does not ask for a stream (no stream: true)")

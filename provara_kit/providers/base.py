@@ -282,7 +282,8 @@ class HTTPProvider(Provider):
         try:
             return json_codec.loads(body)
         except ValueError:
-            snippet = redact(body[:200].decode("utf-8", "replace"), self._secrets())
+            # Scrub before cutting: a key across the cut would leave a fragment unscrubbed.
+            snippet = redact(body[:1000].decode("utf-8", "replace"), self._secrets())[:200]
             raise MalformedResponseError(
                 f"{self.name} answered 200 with a body that is not JSON: {snippet!r}",
                 provider=self.name,
