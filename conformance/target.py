@@ -156,8 +156,12 @@ class ConformanceTarget:
     ) -> Provider:
         """A fresh adapter instance; ``stream_timeout_ms`` is applied the way operators do,
         through ``PROVARA_STREAM_TIMEOUT_MS``. Scripted runs point an adapter with no base
-        URL at a placeholder; ``live`` ones leave it to the adapter's own default."""
+        URL at a placeholder and give it the key in the wire's scripted form
+        (:meth:`~provara_kit.testing.WireDialect.scripted_key`); ``live`` ones leave both to
+        the adapter's own defaults."""
         url = base_url or self.base_url or (None if live else SCRIPTED_BASE_URL)
+        if api_key is not None and not live:
+            api_key = self.dialect.scripted_key(api_key)
         with _env("PROVARA_STREAM_TIMEOUT_MS", stream_timeout_ms):
             provider = self.factory(api_key=api_key, base_url=url, transport=transport)
         return provider if self.streaming else without_streaming(provider)

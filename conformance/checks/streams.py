@@ -40,6 +40,10 @@ async def stream_aborted(ctx: CheckContext) -> None:
         ),
         "upstream error event after the first content": StreamFaults(error_event_after=1),
     }
+    corruption = ctx.target.dialect.corruption()
+    if corruption is not None:
+        label = f"a message that fails the framing's integrity check ({corruption.label})"
+        cases[label] = StreamFaults(framing=corruption)
     for label, faults in cases.items():
         async with ctx.scripted(faults=faults) as (provider, upstream):
             outcome = await run_stream(provider, ctx.request())

@@ -261,11 +261,13 @@ class BedrockProvider(HTTPProvider):
         return "missing"
 
     def _secrets(self) -> tuple[str | None, ...]:
-        secrets = (self._api_key, *self._auth.secrets)
+        # The parts first: scrubbing the whole key's tail first would cut the secret inside
+        # it, and the rest of the secret would then be left.
+        secrets = self._auth.secrets
         if self._credentials is not None:
             frozen = self._frozen_credentials()
             secrets += (frozen.secret_key, frozen.token)
-        return secrets
+        return (*secrets, self._api_key)
 
     def _error(self, response: httpx.Response, body: bytes) -> Exception:
         error = super()._error(response, body)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EVENT_STREAM_FRAMINGS",
+    "BrokenChecksum",
     "EventStreamFraming",
     "Header",
     "Timestamp",
@@ -163,3 +164,23 @@ EVENT_STREAM_FRAMINGS: Final[tuple[EventStreamFraming, ...]] = (
     EventStreamFraming(reverse_headers=True, typed_headers=True, no_content_type=True, merge=True),
 )
 """One variant per freedom of the format, and all of them at once."""
+
+
+@dataclass(frozen=True, slots=True)
+class BrokenChecksum:
+    """The first content message with one bit of its message CRC32 flipped: the payload is
+    intact, so only a decoder that checks the CRC sees the damage."""
+
+    @property
+    def label(self) -> str:
+        return "message CRC32 of the first content message flipped"
+
+    def apply(self, frames: Sequence[Frame]) -> list[Frame]:
+        out = list(frames)
+        index = next((i for i, f in enumerate(out) if f.chunk is not None), len(out) - 1)
+        if index < 0:
+            return out
+        data = bytearray(out[index].data)
+        data[-1] ^= 0x01
+        out[index] = replace(out[index], data=bytes(data))
+        return out

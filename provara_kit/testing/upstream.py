@@ -51,7 +51,15 @@ Send: TypeAlias = Callable[[Message], Awaitable[None]]
 DEFAULT_REPLY: Final = CannedReply(chunks=("Hello", " from the", " scripted upstream."))
 
 _SECRET_HEADERS: Final = frozenset(
-    {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie"}
+    {
+        "authorization",
+        "proxy-authorization",
+        "x-api-key",
+        "api-key",
+        "x-goog-api-key",
+        "cookie",
+        "x-amz-security-token",  # an AWS session token
+    }
 )
 _JSON: Final = ("content-type", "application/json")
 
@@ -385,7 +393,8 @@ def _mask(headers: Mapping[str, str]) -> dict[str, str]:
     for name, value in headers.items():
         if name in _SECRET_HEADERS:
             scheme, sep, token = value.partition(" ")
-            value = f"{scheme} {REDACTED}" if sep and token and scheme.isalpha() else REDACTED
+            named = sep and token and scheme.replace("-", "").isalnum() and scheme[:1].isalpha()
+            value = f"{scheme} {REDACTED}" if named else REDACTED
         masked[name] = value
     return masked
 

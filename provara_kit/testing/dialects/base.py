@@ -118,6 +118,9 @@ class WireDialect(ABC):
     names_model: ClassVar[bool] = True
     """Whether an answer names the model that served it (Bedrock's Converse does not: the
     model is in the request's URL only)."""
+    names_model: ClassVar[bool] = True
+    """Whether an answer names the model that served it (Bedrock's Converse does not: the
+    model is in the request's URL only)."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
@@ -258,6 +261,19 @@ class WireDialect(ABC):
         """The content type of a streamed answer to ``request`` (its view)."""
         return "text/event-stream; charset=utf-8"
 
+    def scripted_key(self, key: str) -> str:
+        """The form the suite's fake key takes on this wire when an adapter is built for a
+        scripted run: the key itself by default. A wire that signs requests makes it the
+        credentials to sign with (Bedrock: an access key pair whose secret is ``key``), so
+        the checks see a real signature; :meth:`key_matches` takes ``key`` back."""
+        return key
+
+    def corruption(self) -> StreamFraming | None:
+        """A rewrite of a rendered stream that breaks the framing's own integrity check (an
+        event-stream message whose CRC32 does not match), which an adapter must refuse as
+        an aborted stream; ``None`` where the framing has no such check (SSE, NDJSON)."""
+        return None
+
     def key_matches(
         self,
         expected: str,
@@ -299,6 +315,8 @@ class WireDialect(ABC):
 
     auth_header: ClassVar[str] = "authorization"
     """The header that carries the API key (``authorization`` carries ``Bearer <key>``)."""
+    auth_scheme: ClassVar[str] = "Bearer"
+    """The scheme an ``authorization`` header names (``AWS4-HMAC-SHA256`` for SigV4)."""
 
     def version_headers(self) -> Mapping[str, str]:
         """Headers every request on this wire carries besides auth (an API version)."""

@@ -37,13 +37,18 @@ from provara_kit.testing.dialects.bedrock_requests import (
     url_fields,
     validate_converse_request,
 )
-from provara_kit.testing.event_stream import EVENT_STREAM_FRAMINGS, event, exception
+from provara_kit.testing.event_stream import (
+    EVENT_STREAM_FRAMINGS,
+    BrokenChecksum,
+    event,
+    exception,
+)
 from provara_kit.testing.script import CannedReply, StreamFaults, UsageMode
 
 if TYPE_CHECKING:
     from provara_kit.testing.framing import StreamFraming
 
-__all__ = ["STOP_REASONS", "BedrockConverseDialect", "decode_messages"]
+__all__ = ["SCRIPTED_ACCESS_KEY", "STOP_REASONS", "BedrockConverseDialect", "decode_messages"]
 
 STOP_REASONS: Final[Mapping[str, str]] = {
     "stop": "end_turn",
@@ -53,6 +58,8 @@ STOP_REASONS: Final[Mapping[str, str]] = {
 }
 """OpenAI finish reasons to Converse stop reasons; others are sent unchanged."""
 
+SCRIPTED_ACCESS_KEY: Final = "AKIACONFORMANCE00000"
+"""The access key id of the credentials a scripted run signs with."""
 _SIGNATURE: Final = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"
 _PADDING: Final = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
@@ -99,7 +106,9 @@ class BedrockConverseDialect(WireDialect):
     carries_reasoning: ClassVar[bool] = True
     reports_cached_tokens: ClassVar[bool] = True
     names_model: ClassVar[bool] = False
+    stream_error_text: ClassVar[str | None] = "The model stream failed."
     auth_header: ClassVar[str] = "authorization"
+    auth_scheme: ClassVar[str] = "AWS4-HMAC-SHA256"  # scripted runs sign (scripted_key)
 
     def wire_finish_reason(self, reply: CannedReply) -> str:
         return reply.wire_finish_reason or STOP_REASONS.get(
@@ -110,6 +119,10 @@ class BedrockConverseDialect(WireDialect):
         """Header order, header value types, no ``:content-type`` and two messages in one
         read: the same events, written as the event-stream format allows."""
         return EVENT_STREAM_FRAMINGS
+
+    def corruption(self) -> StreamFraming:
+        """A message whose CRC32 does not match (its payload intact)."""
+        return BrokenChecksum()
 
     # -- the URL and the transport ---------------------------------------------------------
 
@@ -126,6 +139,10 @@ class BedrockConverseDialect(WireDialect):
     def stream_media_type(self, request: Mapping[str, Any]) -> str:
         return EVENT_STREAM.media_type
 
+    def scripted_key(self, key: str) -> str:
+        """AWS credentials whose secret is ``key``: scripted runs check a real signature."""
+        return key if ":" in key else f"{SCRIPTED_ACCESS_KEY}:{key}"
+
     def key_matches(
         self,
         expected: str,
@@ -136,15 +153,22 @@ class BedrockConverseDialect(WireDialect):
         headers: Mapping[str, str],
         body: bytes,
     ) -> bool:
-        """A Bedrock API key as ``Authorization: Bearer``; AWS credentials
-        (``ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN]``) as a SigV4 signature over
-        this very request."""
-        if ":" in expected:
-            return signature_matches(
+        """AWS credentials (``ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN]``, or a plain
+        key in its :meth:`scripted_key` form) as a SigV4 signature over this very request;
+        a plain key also as a Bedrock API key (``Authorization: Bearer``)."""
+        signed = signature_matches(
+            self.scripted_key(expected),
+            method=method,
+            path=path,
+            query=query,
+            headers=headers,
+            body=body,
+        )
+        return signed or (
+            ":" not in expected
+            and super().key_matches(
                 expected, method=method, path=path, query=query, headers=headers, body=body
             )
-        return super().key_matches(
-            expected, method=method, path=path, query=query, headers=headers, body=body
         )
 
     # -- rendering -------------------------------------------------------------------------
@@ -195,12 +219,12 @@ class BedrockConverseDialect(WireDialect):
                     frames.append(_delta(block, {"text": ""}))
                 frames.append(_delta(block, {"text": text}, i))
             if error_after is not None:
-                frames.append(Frame(self.render_stream_error("The model stream failed.")))
+                frames.append(Frame(self.render_stream_error(self.stream_error_text or "")))
                 return frames
             frames.append(_event("contentBlockStop", {"contentBlockIndex": block}))
             block += 1
         elif error_after is not None:
-            frames.append(Frame(self.render_stream_error("The model stream failed.")))
+            frames.append(Frame(self.render_stream_error(self.stream_error_text or "")))
             return frames
         for index, (id_, name, args) in enumerate(reply.tool_calls, start=block):
             start = {"toolUse": {"name": name, "toolUseId": id_}}
