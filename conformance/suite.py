@@ -17,6 +17,7 @@ from conformance.checks import CHECKS
 from conformance.context import FAKE_KEY, CheckContext, CheckSkipped
 from conformance.target import SCRIPTED_BASE_URL, ConformanceTarget, resolve_dialect
 from provara_kit.errors import redact
+from provara_kit.nostream import streaming_setting
 from provara_kit.pricing import MODEL_PRICING
 from provara_kit.provider import Provider
 from provara_kit.testing import WireDialect
@@ -42,7 +43,8 @@ class ProviderConformance:
                 return AcmeProvider(api_key=api_key, base_url=base_url, transport=transport)
 
     Opting out of a check is ``expected_failures`` data with a reason; it runs as a strict
-    xfail, so a check that starts passing says so.
+    xfail, so a check that starts passing says so. ``<PROVIDER_NAME>_STREAMING=0`` (or
+    ``--conformance-streaming-off``) checks the adapter with its streaming turned off.
     """
 
     provider_name: ClassVar[str] = ""
@@ -99,6 +101,7 @@ class ProviderConformance:
             fixtures_dir=Path(self.fixtures_dir) if self.fixtures_dir else None,
             supported_params=_params(self.supported_params),
             unsupported_params=_params(self.unsupported_params),
+            streaming=streaming_setting(self.provider_name),
         )
 
     @pytest.fixture
