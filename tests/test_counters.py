@@ -19,6 +19,7 @@ from provara_kit.streaming import (
     UsageUpdate,
     normalize_batches,
 )
+from provara_kit.testing import CannedReply, ScriptedProvider
 from provara_kit.tokens import count_usage
 from provara_kit.types import (
     ChatRequest,
@@ -282,3 +283,17 @@ async def test_a_failing_counter_never_ends_the_stream() -> None:
     meta = batches[-1][-1]
     assert isinstance(meta, ProvaraMeta)
     assert (meta.input_tokens_method, meta.output_tokens_method) == ("chars/4", "chars/4")
+
+
+async def test_the_scripted_provider_asks_its_counter_too() -> None:
+    provider = ScriptedProvider(reply=CannedReply(("Three",), usage="partial"), pricing={})
+    provider.token_counter = Fixed()
+    for response in (
+        await provider.complete(REQUEST),
+        await provider.complete_stream(REQUEST).collect(),
+    ):
+        assert response.usage.input_tokens_method == "upstream"
+        assert (response.usage.output_tokens, response.usage.output_tokens_method) == (
+            40,
+            "count-endpoint",
+        )

@@ -3,7 +3,8 @@
 Use :class:`ScriptedProvider` where a test needs *a* provider (a router, a gateway, a
 consumer of streams) rather than a particular wire. Its stream is built from upstream events
 and run through :func:`~provara_kit.streaming.normalize_stream`, so filtering, abort and
-timeout rules, token fallback, pricing and the meta event behave exactly as for an adapter.
+timeout rules, token fallback (with the ``token_counter`` set on it, if any), pricing and
+the meta event behave exactly as for an adapter.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from provara_kit.testing.script import (
     Unset,
     echo_reply,
 )
+from provara_kit.tokens import count_usage
 from provara_kit.types import ChatRequest, ChatResponse, TextDelta, ToolCall, ToolCallDelta
 
 __all__ = ["ScriptedProvider"]
@@ -131,8 +133,23 @@ class ScriptedProvider(Provider):
             model=reply.model,
             tool_calls=calls,
         )
+        usage = None
+        if self.token_counter is not None and None in (input_tokens, output_tokens):
+            usage = await count_usage(
+                input_tokens,
+                output_tokens,
+                request=request,
+                output_text=parsed.output_text,
+                counter=self.token_counter,
+                provider=self.name,
+            )
         return finish_completion(
-            parsed, provider=self.name, request=request, started=started, pricing=self._pricing
+            parsed,
+            provider=self.name,
+            request=request,
+            started=started,
+            pricing=self._pricing,
+            usage=usage,
         )
 
     def complete_stream(self, request: ChatRequest) -> ChatStream:
@@ -143,6 +160,7 @@ class ScriptedProvider(Provider):
                 request=request,
                 stream_timeout=self.stream_timeout,
                 pricing=self._pricing,
+                token_counter=self.token_counter,
             )
         )
 
