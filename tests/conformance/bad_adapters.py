@@ -31,6 +31,7 @@ from provara_kit.errors import (
 from provara_kit.provider import Provider
 from provara_kit.providers.anthropic import AnthropicProvider
 from provara_kit.providers.base import HTTPProvider, ParsedCompletion, sse_events
+from provara_kit.providers.bedrock import BedrockProvider
 from provara_kit.providers.openai_compatible import OpenAICompatibleProvider
 from provara_kit.sse import ServerSentEvent, SSEDecoder
 from provara_kit.streaming import ChatStream, Finish, StreamDone, UpstreamEvent, UsageUpdate
@@ -47,7 +48,11 @@ PRICING: Mapping[str, tuple[str, str]] = {
     "acme/acme-labs/acme-large": ("3", "15"),
 }
 STALE_PRICING: Mapping[str, tuple[str, str]] = {"acme/acme-large": ("2.5", "10")}
-GOOD_ADAPTERS: tuple[type[HTTPProvider], ...] = (OpenAICompatibleProvider, AnthropicProvider)
+GOOD_ADAPTERS: tuple[type[HTTPProvider], ...] = (
+    OpenAICompatibleProvider,
+    AnthropicProvider,
+    BedrockProvider,
+)
 
 
 def make_target(
