@@ -106,7 +106,9 @@ def stream_from_completion(provider: Provider, request: ChatRequest) -> ChatStre
     return ChatStream.from_batches(_batches(provider, request))
 
 
-async def _batches(provider: Provider, request: ChatRequest) -> AsyncGenerator[list[StreamEvent]]:
+async def _batches(
+    provider: Provider, request: ChatRequest
+) -> AsyncGenerator[list[StreamEvent], None]:
     started = time.perf_counter()
     token = _COMPLETING.set(provider)
     try:

@@ -416,7 +416,13 @@ class Registry:
                         error=f"no API key (set {spec.api_key_env})",
                     )
                     continue
-                provider = self.create(spec.name, environ=environ)
+                try:
+                    provider = self.create(spec.name, environ=environ)
+                except ConfigurationError as exc:  # one misconfigured provider, reported
+                    report.results[spec.name] = ModelRefresh(
+                        spec.name, "error", self.models.get(spec.name, ()), error=str(exc)
+                    )
+                    continue
                 owned.append(provider)
                 targets[spec.name] = provider
         try:

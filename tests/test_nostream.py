@@ -181,8 +181,10 @@ async def test_the_stream_is_the_completion_content_then_its_meta() -> None:
     ]
     meta = events[-1]
     assert isinstance(meta, ProvaraMeta) and stream.meta is meta
-    kept = ("provider", "model", "input_tokens", "output_tokens", "input_tokens_source")
-    kept += ("output_tokens_source", "cost_usd", "priced", "finish_reason", "response_id")
+    kept = (
+        *("provider", "model", "input_tokens", "output_tokens", "input_tokens_source"),
+        *("output_tokens_source", "cost_usd", "priced", "finish_reason", "response_id"),
+    )
     for name in (*kept, "extra"):
         assert getattr(meta, name) == getattr(expected.meta, name), name
     assert meta.priced and meta.cost_usd is not None
@@ -313,3 +315,13 @@ async def test_a_stream_body_answering_the_completion_quotes_no_key_fragment() -
             await provider.complete_stream(REQUEST).collect()
         text = str(info.value)
         assert not any(key[i : i + 8] in text for i in range(len(key) - 7)), (offset, text)
+
+
+async def test_model_discovery_reports_an_unreadable_setting_and_goes_on() -> None:
+    registry = Registry()
+    registry.register("good", lambda **_: ScriptedProvider("good", models=["g-1"]))
+    registry.register("shaky", lambda **_: ScriptedProvider("shaky", models=["s-1"]))
+    report = await registry.refresh_models(environ={"SHAKY_STREAMING": "sometimes"})
+    assert report.results["good"].status == "ok" and registry.models["good"] == ("g-1",)
+    shaky = report.results["shaky"]
+    assert shaky.status == "error" and "SHAKY_STREAMING must be 0 or 1" in (shaky.error or "")
