@@ -7,9 +7,9 @@ A fixture is one JSON file, ``<name>.fixture.json``::
          "response": {"status": 200, "headers": {...}, "body": "event: ...\\n\\n"}}]}
 
 Auth headers are never written and the key is scrubbed from bodies. The recorded wire
-bodies of ``shared/wire-corpus`` (``.sse``, ``.ndjson``, raw ``.http`` files, and ``.json``
-bodies whose request and status the corpus README records) replay the same way; a streamed
-JSON array (a ``[`` body) is a stream.
+bodies of ``shared/wire-corpus`` (``.sse``, ``.ndjson``, AWS ``.eventstream``, raw ``.http``
+files, and ``.json`` bodies whose request and status the corpus README records) replay the
+same way; a streamed JSON array (a ``[`` body) is a stream.
 A replay that leaves an exchange unplayed fails: the adapter did not make the calls the
 recording holds.
 """
@@ -73,6 +73,8 @@ class Exchange:
             return "sse"
         if "application/x-ndjson" in content_type:
             return "ndjson"
+        if "application/vnd.amazon.eventstream" in content_type:
+            return "event-stream"  # Bedrock's ConverseStream
         if "json" in content_type and self.body.lstrip()[:1] == b"[":
             return "json-array"  # Gemini's streamGenerateContent without alt=sse
         return None
@@ -141,6 +143,9 @@ def corpus_fixtures(folder: Path, *, routes: Callable[[str], bool] | None = None
         for path in folder.rglob("*.ndjson")
         if not path.name.endswith(".dechunked.ndjson")
     ]
+    streamed += [
+        (path, "application/vnd.amazon.eventstream") for path in folder.rglob("*.eventstream")
+    ]
     for path, content_type in sorted(streamed):
         body = path.read_bytes()
         exchange = Exchange("POST", "", 200, {"content-type": content_type}, body, {"stream": True})
@@ -155,7 +160,9 @@ def corpus_fixtures(folder: Path, *, routes: Callable[[str], bool] | None = None
     for path in sorted(folder.rglob("*.json")):
         if path.name in requested:
             headers = {"content-type": "application/json; charset=UTF-8"}
-            exchange = Exchange("POST", "", statuses.get(path.name, 200), headers, path.read_bytes())
+            exchange = Exchange(
+                "POST", "", statuses.get(path.name, 200), headers, path.read_bytes()
+            )
             exchange.request_body = {"stream": exchange.is_stream}
             fixtures.append(Fixture(path.name, [exchange], path))
     return [f for f in fixtures if f.name not in requested or routes(requested[f.name])]

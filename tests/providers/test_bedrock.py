@@ -642,3 +642,19 @@ async def test_discovery_keeps_the_default_models() -> None:
     provider = BedrockProvider(api_key=BEARER, base_url="https://bedrock.test")
     assert await provider.discover_models() is None
     assert MODEL in provider.default_models
+
+
+def test_the_corpus_replays_converse_bodies_only() -> None:
+    from conformance.replay import corpus_fixtures
+    from conformance.target import ConformanceTarget
+
+    target = ConformanceTarget.from_registry("bedrock")
+    dialect = target.dialect
+    fixtures = corpus_fixtures(
+        corpus_dir() / "bedrock",
+        routes=lambda path: dialect.is_completion_path(path) or dialect.is_models_path(path),
+    )
+    names = {fixture.name: fixture.exchanges[0] for fixture in fixtures}
+    streamed = [name for name, exchange in names.items() if exchange.framing == "event-stream"]
+    assert len(streamed) == 7 and all(name.startswith("converse-stream") for name in streamed)
+    assert not [name for name in names if name.startswith(("invoke", "error-403"))]
