@@ -156,11 +156,15 @@ def spy_on(inner: TokenCounter, progress: Progress) -> _Spy:
         ) from None
 
 
-async def ask(call: Callable[[], Awaitable[int]], seconds: float) -> int | None:
-    """What a counter answers within ``seconds`` if it is a count, else ``None``."""
+async def ask(call: Callable[[], Awaitable[int]], seconds: float) -> int | str:
+    """What a counter answers within ``seconds`` if it is a count, else what went wrong."""
     try:
         async with asyncio.timeout(seconds):
             value = await call()
-    except Exception:  # a counter that fails is one the pipeline falls back from
-        return None
-    return value if type(value) is int and value >= 0 else None
+    except TimeoutError:
+        return f"no answer within its timeout of {seconds} s"
+    except Exception as exc:  # reported by the check, whatever it is
+        return f"{type(exc).__name__}: {exc}"
+    if type(value) is int and value >= 0:
+        return value
+    return f"answered {value!r}, not a count"

@@ -350,8 +350,19 @@ async def token_fallback(ctx: CheckContext) -> None:
         own = built.token_counter
         counted: dict[str, int | None] = {}
         if own is not None:
-            counted["input"] = await ask(lambda: own.count_input(request), own.timeout)
-            counted["output"] = await ask(lambda: own.count_output(text, request), own.timeout)
+            answers = {
+                "input": await ask(lambda: own.count_input(request), own.timeout),
+                "output": await ask(lambda: own.count_output(text, request), own.timeout),
+            }
+            for side, answer in answers.items():
+                counted[side] = answer if isinstance(answer, int) else None
+                found.expect(
+                    isinstance(answer, int),
+                    f"the adapter's {own.method} counter cannot count {side} tokens against "
+                    f"its scripted upstream: {answer} (a counter that never succeeds leaves "
+                    "every count at chars/4; a dialect serves a count endpoint with "
+                    "is_count_path and render_token_count)",
+                )
     if own is not None:
 
         def watch(provider: Provider, progress: Progress) -> _SpyLike | None:

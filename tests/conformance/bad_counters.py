@@ -14,6 +14,7 @@ from typing import Any
 
 from provara_kit.counters import TokenCounter
 from provara_kit.errors import StreamAbortedError
+from provara_kit.providers.anthropic import AnthropicProvider, AnthropicTokenCounter
 from provara_kit.providers.openai_compatible import OpenAICompatibleProvider
 from provara_kit.streaming import ChatStream
 from provara_kit.types import (
@@ -251,7 +252,27 @@ class CountsBeforeContent(_OwnCounting):
         return dataclasses.replace(meta, output_tokens=value, output_tokens_method=counter.method)
 
 
+class _WholeRequestCounter(AnthropicTokenCounter):
+    def _body(self, request: ChatRequest) -> dict[str, Any]:
+        return self._provider._build_payload(request, stream=False)
+
+
+class CountsWithCompletionBody(AnthropicProvider):
+    """Sends the whole messages request to ``messages/count_tokens`` (``max_tokens`` and
+    all): the endpoint refuses those fields with a 400, so its counts never arrive."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.token_counter = _WholeRequestCounter(self)
+
+
 CASES: tuple[Case, ...] = (
+    Case(
+        "token-fallback",
+        CountsWithCompletionBody,
+        r"the adapter's count-endpoint counter cannot count input tokens against its "
+        r"scripted upstream: BadRequestError: .*max_tokens: Extra inputs are not permitted",
+    ),
     Case(
         "token-fallback",
         IgnoresCounter,
