@@ -211,14 +211,14 @@ class ScriptedUpstream(httpx.AsyncBaseTransport):
         if authorized is False:
             return self._error(401, dialect.invalid_api_key_message)
         route = path.rstrip("/")
+        if dialect.is_count_path(route):  # first: the more specific route on some wires
+            if method.upper() != "POST":
+                return self._error(405, f"Method {method} not allowed on {path}")
+            return self._token_count(recorded)
         if dialect.is_completion_path(route):
             if method.upper() != "POST":
                 return self._error(405, f"Method {method} not allowed on {path}")
             return self._completion(recorded)
-        if dialect.is_count_path(route):
-            if method.upper() != "POST":
-                return self._error(405, f"Method {method} not allowed on {path}")
-            return self._token_count(recorded)
         if dialect.is_models_path(route):
             if method.upper() != "GET":
                 return self._error(405, f"Method {method} not allowed on {path}")
