@@ -37,6 +37,7 @@ __all__ = [
 INSTALL_HINT: Final = 'pip install "provara-kit[bedrock]"'
 PRELUDE_LENGTH: Final = 12
 MESSAGE_OVERHEAD: Final = 16  # the prelude and the message CRC
+_SLICE: Final = 16 * 1024
 _MODULES: Final = (
     "botocore.auth",
     "botocore.awsrequest",
@@ -109,8 +110,14 @@ class EventStreamDecoder:
 
     def feed(self, chunk: bytes) -> list[EventStreamMessage]:
         """Consume one network read; return the messages it completed."""
-        if not chunk:
-            return []
+        messages: list[EventStreamMessage] = []
+        # botocore copies the rest of its buffer after each message: fed a large read
+        # whole, the cost grows with its square, so it gets slices.
+        for start in range(0, len(chunk), _SLICE):
+            messages += self._decode(chunk[start : start + _SLICE])
+        return messages
+
+    def _decode(self, chunk: bytes) -> list[EventStreamMessage]:
         self._buffer.add_data(chunk)
         self._unread += len(chunk)
         messages: list[EventStreamMessage] = []

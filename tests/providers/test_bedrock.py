@@ -658,3 +658,11 @@ def test_the_corpus_replays_converse_bodies_only() -> None:
     streamed = [name for name, exchange in names.items() if exchange.framing == "event-stream"]
     assert len(streamed) == 7 and all(name.startswith("converse-stream") for name in streamed)
     assert not [name for name in names if name.startswith(("invoke", "error-403"))]
+
+
+def test_a_large_read_decodes_whole() -> None:
+    body = _corpus("converse-stream-text-nova.pydantic-ai.i0.eventstream") * 40
+    decoder = EVENT_STREAM.decoder()
+    messages = decoder.feed(body)
+    decoder.end()
+    assert len(messages) == 33 * 40 and not decoder.truncated
