@@ -666,3 +666,33 @@ def test_a_large_read_decodes_whole() -> None:
     messages = decoder.feed(body)
     decoder.end()
     assert len(messages) == 33 * 40 and not decoder.truncated
+
+
+async def test_no_credentials_means_no_lookup_and_no_signature(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_lookup(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a credential provider was asked (instance metadata, profiles)")
+
+    for provider_class in (
+        "InstanceMetadataProvider",
+        "ContainerProvider",
+        "SharedCredentialProvider",
+    ):
+        monkeypatch.setattr(getattr(botocore_credentials, provider_class), "load", no_lookup)
+    monkeypatch.setattr(botocore_credentials, "create_credential_resolver", no_lookup)
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(403, json={"message": "Missing Authentication Token"})
+
+    from provara_kit.registry import default_registry
+
+    registry = default_registry(plugins=False)
+    assert registry.get("bedrock").api_key({}) is None
+    provider = registry.create("bedrock", environ={}, transport=httpx.MockTransport(handler))
+    with pytest.raises(PermissionDeniedError, match="Missing Authentication Token"):
+        async with provider:
+            await provider.complete(_request())
+    assert "authorization" not in seen[0].headers and "auth=<missing>" in repr(provider)
