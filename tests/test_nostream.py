@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from typing import Any
@@ -325,3 +326,37 @@ async def test_model_discovery_reports_an_unreadable_setting_and_goes_on() -> No
     assert report.results["good"].status == "ok" and registry.models["good"] == ("g-1",)
     shaky = report.results["shaky"]
     assert shaky.status == "error" and "SHAKY_STREAMING must be 0 or 1" in (shaky.error or "")
+
+
+class Waits(Fixed):
+    """Answers only when released; says whether its completion was cancelled."""
+
+    def __init__(self) -> None:
+        super().__init__(_answer())
+        self.started = asyncio.Event()
+        self.cancelled = False
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        self.started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        raise AssertionError("never released")  # pragma: no cover
+
+
+async def test_a_consumer_that_goes_away_cancels_the_completion() -> None:
+    provider = without_streaming(Waits())
+    stream = provider.complete_stream(REQUEST)
+    reader = asyncio.ensure_future(stream.next_batch())
+    await provider.started.wait()
+    reader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reader
+    await stream.aclose()
+    assert provider.cancelled
+    # Nothing was left marked: had it been, the provider's own stream (which raises) would
+    # serve the next request.
+    async with provider.complete_stream(REQUEST) as again:
+        assert isinstance(again, ChatStream)
