@@ -18,7 +18,7 @@ from conformance.checks.status_errors import leaked
 from conformance.context import CheckContext, Findings, attempt
 from conformance.params import declared_params
 from conformance.target import SCRIPTED_BASE_URL
-from provara_kit.errors import ProvaraError
+from provara_kit.errors import REDACTED, ProvaraError
 from provara_kit.provider import Provider
 from provara_kit.testing import RecordedRequest
 from provara_kit.testing.dialects.base import MISSING
@@ -112,7 +112,9 @@ def _expect_auth(found: Findings, where: str, ctx: CheckContext, sent: RecordedR
     elif header == "authorization" and not value.startswith(f"{dialect.auth_scheme} "):
         found.fail(f"{where}: the authorization header is not '{dialect.auth_scheme} ...'")
     found.expect(sent.authorized is True, f"{where}: the upstream did not accept the key as sent")
-    found.expect(not leaked(sent.query), f"{where}: the API key travels in the URL query string")
+    # The scripted upstream masks a key= parameter as it records it: a mask is a key too.
+    in_query = leaked(sent.query) or REDACTED in sent.query
+    found.expect(not in_query, f"{where}: the API key travels in the URL query string")
     for name, expected in dialect.version_headers().items():
         got = sent.headers.get(name)
         found.expect(

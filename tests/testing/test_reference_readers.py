@@ -46,6 +46,7 @@ _NOT_THE_SCRIPT = {
     ("gemini-generate-content", "as Google sends it"),
     ("gemini-generate-content", "integer enums (enum-encoding=int), usage on every chunk"),
     ("gemini-generate-content", "several parts per chunk"),
+    ("gemini-generate-content", "the prompt blocked before any candidate"),
 }
 
 VARIANTS = [

@@ -110,6 +110,9 @@ class GeminiQuirks:
       function call of the answer in one chunk (several parts per chunk).
     * ``usage_every_chunk``: ``usageMetadata`` on every chunk, the prompt count only until
       the last one (what ``present`` usage looks like from Google).
+    * ``prompt_blocked``: the prompt is blocked before any candidate: the answer (and the
+      stream's one chunk) is ``promptFeedback.blockReason`` with the prompt's usage, no
+      ``candidates``; a ``content_filter`` finish with nothing said.
     """
 
     call_ids: bool = False
@@ -117,6 +120,7 @@ class GeminiQuirks:
     int_enums: bool = False
     parts_together: bool = False
     usage_every_chunk: bool = False
+    prompt_blocked: bool = False
 
 
 _VARIANTS: Final[Mapping[str, GeminiQuirks]] = {
@@ -127,6 +131,7 @@ _VARIANTS: Final[Mapping[str, GeminiQuirks]] = {
         int_enums=True, usage_every_chunk=True
     ),
     "several parts per chunk": GeminiQuirks(parts_together=True),
+    "the prompt blocked before any candidate": GeminiQuirks(prompt_blocked=True),
 }
 
 
@@ -261,7 +266,28 @@ class GeminiDialect(WireDialect):
         body["responseId"] = reply.id
         return body
 
+    def _blocked(self, reply: CannedReply) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "promptFeedback": {
+                "blockReason": 3 if self.quirks.int_enums else "PROHIBITED_CONTENT",
+                "safetyRatings": [
+                    {"category": "HARM_CATEGORY_HATE_SPEECH", "probability": "NEGLIGIBLE"}
+                ],
+            }
+        }
+        input_tokens, _ = reply.reported_tokens()
+        if input_tokens is not None:
+            body["usageMetadata"] = {
+                "promptTokenCount": input_tokens,
+                "totalTokenCount": input_tokens,
+            }
+        body["modelVersion"] = reply.model
+        body["responseId"] = reply.id
+        return body
+
     def render_completion(self, reply: CannedReply) -> bytes:
+        if self.quirks.prompt_blocked:
+            return (json.dumps(self._blocked(reply), indent=2) + "\n").encode()
         parts: list[dict[str, Any]] = []
         if reply.reasoning:
             parts.append({"text": reply.reasoning_text, "thought": True})
@@ -282,6 +308,11 @@ class GeminiDialect(WireDialect):
         framing = self._framing_of(request)
         quirks = self.quirks
         chunks: list[tuple[dict[str, Any] | bytes, int | None]] = []
+        if quirks.prompt_blocked:
+            error = faults.error_event_after is not None
+            if not error and not faults.omit_terminal:
+                chunks.append((self._blocked(reply), None))
+            return self._frames(framing, chunks, error=error, close=True)
         produced = 0
         total = max(1, len(reply.reasoning) + len(reply.chunks) + len(reply.tool_calls))
         every = reply.usage == "cumulative" or (
