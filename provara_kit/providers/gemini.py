@@ -32,6 +32,8 @@ Requests are OpenAI-shaped :class:`~provara_kit.types.ChatRequest` values; the m
 * Parts with ``thought: true`` are reasoning. ``functionCall`` parts are tool calls; the
   API seldom gives them an ``id``, so one is made from the response id, the call's place
   and its content (the same id for the same answer, streamed or not).
+* Counts the upstream left out come from ``POST /models/{model}:countTokens``
+  (:class:`GeminiTokenCounter`, the provider's ``token_counter``), with the same key.
 * Finish reasons: ``STOP`` is ``stop`` (``tool_calls`` when the answer holds calls),
   ``MAX_TOKENS`` ``length``, the safety family (``SAFETY``, ``RECITATION``,
   ``BLOCKLIST``, ``PROHIBITED_CONTENT``, ``SPII``, ...) ``content_filter``. Integer enums
@@ -47,6 +49,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
+from provara_kit.counters import DEFAULT_COUNT_TIMEOUT, TokenCounter
 from provara_kit.errors import MalformedResponseError, UnsupportedParameterError
 from provara_kit.framings import JSON_ARRAY, SSE, Framing
 from provara_kit.json_codec import loads
@@ -72,13 +75,21 @@ from provara_kit.streaming import (
     UpstreamEvent,
     UsageUpdate,
 )
-from provara_kit.types import ChatRequest, ReasoningDelta, TextDelta, ToolCall, ToolCallDelta
+from provara_kit.types import (
+    ChatRequest,
+    CountMethod,
+    ReasoningDelta,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+)
 
 __all__ = [
     "API_KEY_ENV",
     "BASE_URL_ENV",
     "DEFAULT_BASE_URL",
     "GeminiProvider",
+    "GeminiTokenCounter",
     "StreamFraming",
 ]
 
@@ -94,6 +105,10 @@ StreamFraming = Literal["sse", "json-array"]
 """How streams are asked for: ``alt=sse`` (SSE) or the plain streamed JSON array."""
 
 _FRAMINGS: Final[Mapping[str, Framing[Any]]] = {"sse": SSE, "json-array": JSON_ARRAY}
+# What a :countTokens answer of zero holds (the count itself is left out).
+_ZERO_COUNT_KEYS: Final = frozenset(
+    {"promptTokensDetails", "cachedContentTokenCount", "cacheTokensDetails"}
+)
 
 
 class GeminiProvider(HTTPProvider):
@@ -158,6 +173,7 @@ class GeminiProvider(HTTPProvider):
             stream_timeout=stream_timeout,
             pricing=pricing,
         )
+        self.token_counter = GeminiTokenCounter(self)
 
     def __repr__(self) -> str:
         key = "set" if self._api_key else "missing"
@@ -181,8 +197,11 @@ class GeminiProvider(HTTPProvider):
     def _headers(self) -> dict[str, str]:
         return {"x-goog-api-key": self._api_key} if self._api_key else {}
 
+    def _model_path(self, model: str) -> str:
+        return "/models/" + quote(model.removeprefix("models/"), safe="-._~")
+
     def _request_path(self, request: ChatRequest, *, stream: bool) -> str:
-        model = quote(request.model.removeprefix("models/"), safe="-._~")
+        model = self._model_path(request.model)[len("/models/") :]
         if not stream:
             return f"/models/{model}:generateContent"
         query = "?alt=sse" if self.stream_framing == "sse" else ""
@@ -386,3 +405,59 @@ class _ChunkMapper:
         # No terminal marker on this wire: the end of the body after a finish is clean.
         reading = self._reading
         return [StreamDone()] if reading.finish is not None or reading.blocked else []
+
+
+class GeminiTokenCounter(TokenCounter):
+    """Counts with the Gemini API's ``POST /models/{model}:countTokens`` (free of charge).
+
+    Input is the request as ``generateContent`` would get it (``contents``,
+    ``systemInstruction``, ``tools``) wrapped in a ``generateContentRequest``; output is
+    the produced text as one ``model`` turn. The answer's ``totalTokens`` is the count.
+    """
+
+    method: ClassVar[CountMethod] = "count-endpoint"
+
+    def __init__(self, provider: GeminiProvider, *, timeout: float = DEFAULT_COUNT_TIMEOUT) -> None:
+        """Count through ``provider``'s client (its key header and transport)."""
+        self._provider = provider
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"GeminiTokenCounter(provider={self._provider.name!r})"
+
+    async def count_input(self, request: ChatRequest) -> int:
+        payload = self._provider._build_payload(request, stream=False)
+        inner = {
+            key: payload[key]
+            for key in ("contents", "systemInstruction", "tools")
+            if key in payload
+        }
+        model = "models/" + request.model.removeprefix("models/")
+        return await self._count(request, {"generateContentRequest": {"model": model, **inner}})
+
+    async def count_output(self, text: str, request: ChatRequest) -> int:
+        if not text:
+            return 0
+        return await self._count(
+            request, {"contents": [{"role": "model", "parts": [{"text": text}]}]}
+        )
+
+    async def _count(self, request: ChatRequest, body: dict[str, Any]) -> int:
+        provider = self._provider
+        path = provider._model_path(request.model) + ":countTokens"
+        try:
+            response = await provider._post(body, stream=False, path=path)
+        except httpx.HTTPError as exc:
+            raise provider._connection_error(exc) from None
+        if response.status_code >= 400:
+            raise provider._error(response, response.content)
+        answer = provider._decode_json(response.content)
+        count = answer.get("totalTokens") if isinstance(answer, dict) else None
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            if isinstance(answer, dict) and answer.keys() <= _ZERO_COUNT_KEYS:
+                return 0  # the API leaves a zero count out
+            raise MalformedResponseError(
+                f"{provider.name} :countTokens answered without a totalTokens count",
+                provider=provider.name,
+            )
+        return count

@@ -642,3 +642,71 @@ async def test_discovery_of_a_body_with_no_model_list_is_malformed() -> None:
     async with _provider(upstream) as provider:
         with pytest.raises(ProviderError, match="unexpected body shape"):
             await provider.discover_models()
+
+
+# -- the token counter ---------------------------------------------------------------------
+
+
+async def test_the_counter_asks_count_tokens_with_the_request_and_reads_the_corpus() -> None:
+    transport, seen = _serving(_corpus("count-tokens.pydantic-ai.i0.json"))
+    request = _request(
+        messages=[{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Hi"}],
+        max_tokens=5,
+    )
+    async with _provider(transport) as provider:
+        counter = provider.token_counter
+        assert counter is not None and counter.method == "count-endpoint"
+        assert await counter.count_input(request) == 12
+        assert await counter.count_output("Hello there", request) == 12
+        assert await counter.count_output("", request) == 0
+    first, second = seen
+    assert first.url.path == "/v1beta/models/gemini-2.5-flash:countTokens"
+    assert first.headers["x-goog-api-key"] == KEY and KEY not in str(first.url)
+    assert json.loads(first.content) == {
+        "generateContentRequest": {
+            "model": "models/gemini-2.5-flash",
+            "contents": [{"role": "user", "parts": [{"text": "Hi"}]}],
+            "systemInstruction": {"parts": [{"text": "Be terse."}]},
+        }
+    }
+    assert json.loads(second.content) == {
+        "contents": [{"role": "model", "parts": [{"text": "Hello there"}]}]
+    }
+    assert GeminiDialect().validate_count_request(json.loads(first.content)) == []
+
+
+async def test_missing_usage_is_counted_by_the_endpoint() -> None:
+    upstream = ScriptedUpstream(
+        GeminiDialect(), reply=CannedReply(("Hello", " there"), usage="null"), validate=True
+    )
+    request = _request(messages=[{"role": "user", "content": "Count these words, please."}])
+    async with _provider(upstream) as provider:
+        async with provider.complete_stream(request) as stream:
+            response = await stream.collect()
+        completed = await provider.complete(request)
+    for answer in (response, completed):
+        assert answer.meta.input_tokens_method == "count-endpoint"
+        assert answer.meta.output_tokens_method == "count-endpoint"
+        assert (answer.usage.input_tokens, answer.usage.output_tokens) == (6, 2)
+        assert answer.usage.input_tokens_source == "estimated"
+    counts = [r for r in upstream.requests if r.path.endswith(":countTokens")]
+    assert len(counts) == 4
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (b'{"totalTokens": 7}', 7),
+        (b'{"promptTokensDetails": []}', 0),  # a zero count is left out
+        (b'{"kind": "something else"}', ProviderError),
+    ],
+)
+async def test_count_answers(answer: bytes, expected: int | type[Exception]) -> None:
+    async with _provider(_whole(answer)) as provider:
+        counter = provider.token_counter
+        assert counter is not None
+        if isinstance(expected, int):
+            assert await counter.count_input(_request()) == expected
+        else:
+            with pytest.raises(expected):
+                await counter.count_input(_request())

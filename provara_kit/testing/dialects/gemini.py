@@ -455,6 +455,25 @@ class GeminiDialect(WireDialect):
         }
         return (json.dumps(answer, indent=2) + "\n").encode()
 
+    def validate_count_request(self, body: Mapping[str, Any]) -> list[str]:
+        """Either ``contents`` or a ``generateContentRequest`` naming its ``model``, and
+        what ``generateContent`` refuses in them."""
+        inner = body.get("generateContentRequest")
+        if ("contents" in body) == (inner is not None):
+            return ["* CountTokensRequest: exactly one of contents and generateContentRequest"]
+        if inner is None:
+            return validate_gemini_request(body)
+        if not isinstance(inner, Mapping):
+            return ["* CountTokensRequest.generate_content_request: must be an object"]
+        model = inner.get("model")
+        problems = validate_gemini_request(inner)
+        if not isinstance(model, str) or not model.startswith("models/"):
+            problems.append(
+                f"* CountTokensRequest.generate_content_request.model: unexpected model name "
+                f"format {model!r}"
+            )
+        return problems
+
     # -- reference readers -----------------------------------------------------------------
 
     def read_stream(self, body: bytes) -> StreamExpectation:
