@@ -56,6 +56,13 @@ async def stream_aborted(ctx: CheckContext) -> None:
             found.expect(
                 upstream.open_streams == 0, f"{label}: the upstream response was left open"
             )
+            said = ctx.target.dialect.stream_error_text
+            if faults.error_event_after is not None and said and outcome.error is not None:
+                found.expect(
+                    said in str(outcome.error),
+                    f"{label}: the abort does not carry the upstream's message {said!r} "
+                    f"({outcome.error})",
+                )
     found.raise_if_any()
 
 

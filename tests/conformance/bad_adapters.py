@@ -32,6 +32,7 @@ from provara_kit.provider import Provider
 from provara_kit.providers.anthropic import AnthropicProvider
 from provara_kit.providers.base import HTTPProvider, ParsedCompletion, sse_events
 from provara_kit.providers.bedrock import BedrockProvider
+from provara_kit.providers.ollama import OllamaProvider
 from provara_kit.providers.openai_compatible import OpenAICompatibleProvider
 from provara_kit.sse import ServerSentEvent, SSEDecoder
 from provara_kit.streaming import ChatStream, Finish, StreamDone, UpstreamEvent, UsageUpdate
@@ -52,6 +53,7 @@ GOOD_ADAPTERS: tuple[type[HTTPProvider], ...] = (
     OpenAICompatibleProvider,
     AnthropicProvider,
     BedrockProvider,
+    OllamaProvider,
 )
 
 

@@ -227,7 +227,8 @@ def test_every_bad_adapter_is_caught_and_says_why() -> None:
 # -- the built-in adapters pass everything ---------------------------------------------------
 
 PROPERTY_CHECKS = ("rechunk-invariance", "unicode-roundtrip")
-PROPERTY_TARGETS = ("openai", "anthropic", "bedrock")  # one per wire: hypothesis runs cost the most
+# One per wire: hypothesis runs cost the most.
+PROPERTY_TARGETS = ("openai", "anthropic", "bedrock", "ollama")
 BUILTINS = [spec.name for spec in REGISTRY.specs() if spec.source == "builtin"]
 FAST_CHECKS = [check_id for check_id in CHECKS if check_id not in PROPERTY_CHECKS]
 

@@ -126,6 +126,7 @@ class AnthropicMessagesDialect(WireDialect):
     }
     carries_reasoning: ClassVar[bool] = True
     reports_cached_tokens: ClassVar[bool] = True
+    stream_error_text: ClassVar[str | None] = "Overloaded"
 
     def __init__(self, *, quirks: AnthropicQuirks | None = None) -> None:
         self.quirks = quirks or AnthropicQuirks()

@@ -115,6 +115,9 @@ class WireDialect(ABC):
     """Whether the wire streams the model's reasoning (``CannedReply.reasoning``)."""
     reports_cached_tokens: ClassVar[bool] = False
     """Whether the wire reports cached input tokens as a component of the usage."""
+    stream_error_text: ClassVar[str | None] = None
+    """The message of the error event :meth:`stream_frames` sends for
+    ``StreamFaults.error_event_after``: an abort must carry it (``None``: not declared)."""
     names_model: ClassVar[bool] = True
     """Whether an answer names the model that served it (Bedrock's Converse does not: the
     model is in the request's URL only)."""

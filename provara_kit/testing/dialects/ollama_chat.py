@@ -115,6 +115,7 @@ class OllamaChatDialect(WireDialect):
     }
     usage_modes: ClassVar[tuple[UsageMode, ...]] = ("present", "absent", "partial")
     carries_reasoning: ClassVar[bool] = True
+    stream_error_text: ClassVar[str | None] = "an error was encountered while running the model"
     conversation_limits: ClassVar[Mapping[str, str]] = {
         "message-name": LIMITS["message-name"],
         "image-url": LIMITS["image-url"],
@@ -144,7 +145,8 @@ class OllamaChatDialect(WireDialect):
 
     def expected_finish_reason(self, reply: CannedReply) -> str:
         """``stop`` on an answer that called tools is ``tool_calls``."""
-        return _normalized(self.wire_finish_reason(reply), bool(reply.tool_calls))
+        reason = self.wire_finish_reason(reply)
+        return _normalized(reason, bool(reply.tool_calls), self.finish_reasons)
 
     def is_stream_request(self, body: Mapping[str, Any]) -> bool:
         """Ollama streams unless the body says ``"stream": false``."""
@@ -216,8 +218,7 @@ class OllamaChatDialect(WireDialect):
                 frames += [_frame(self._line(reply, {"content": ""})), Frame(b"\n")]
             frames.append(_frame(self._line(reply, {"content": text}), i))
         if error_after is not None:
-            message = "an error was encountered while running the model"
-            frames.append(Frame(self.render_stream_error(message)))
+            frames.append(Frame(self.render_stream_error(self.stream_error_text or "")))
             return frames
         calls = reply.tool_calls
         if calls and self.quirks.tool_call_ids:
@@ -263,7 +264,7 @@ class OllamaChatDialect(WireDialect):
     def read_stream(self, body: bytes) -> StreamExpectation:
         """Every line's text, thinking and tool calls, and the last line's counts and done
         reason; clean only at a ``"done": true`` line, never after an ``error`` line."""
-        reading = _Reading()
+        reading = _Reading(self.finish_reasons)
         text = body.decode("utf-8", "replace")
         lines = text.split("\n")
         last = lines.pop()  # after the last line end: empty, or a line without one
@@ -292,7 +293,7 @@ class OllamaChatDialect(WireDialect):
             return None
         if not isinstance(data, dict) or not isinstance(data.get("message"), dict):
             return None
-        reading = _Reading()
+        reading = _Reading(self.finish_reasons)
         reading.line(data)
         return reading.expectation(True)
 
@@ -410,10 +411,10 @@ def _frame(data: dict[str, Any], chunk: int | None = None) -> Frame:
     return Frame((dumps(data) + "\n").encode(), chunk)
 
 
-def _normalized(reason: str | None, called: bool) -> str:
+def _normalized(reason: str | None, called: bool, reasons: Mapping[str, str]) -> str:
     if not reason:
         return "tool_calls" if called else ""
-    finish = OllamaChatDialect.finish_reasons.get(reason, reason)
+    finish = reasons.get(reason, reason)
     return "tool_calls" if called and finish == "stop" else finish
 
 
@@ -441,7 +442,8 @@ def _tool(tool: Any) -> ToolSpec:
 class _Reading:
     """What the reference reader gathered so far from one answer."""
 
-    def __init__(self) -> None:
+    def __init__(self, reasons: Mapping[str, str]) -> None:
+        self.reasons = reasons
         self.text: list[str] = []
         self.reasoning: list[str] = []
         self.calls: list[tuple[str | None, str | None, str]] = []
@@ -483,7 +485,7 @@ class _Reading:
             self.done_reason = reason if isinstance(reason, str) else None
 
     def expectation(self, clean: bool) -> StreamExpectation:
-        finish = _normalized(self.done_reason, bool(self.calls)) or None
+        finish = _normalized(self.done_reason, bool(self.calls), self.reasons) or None
         return StreamExpectation(
             clean,
             "".join(self.text),

@@ -149,6 +149,7 @@ class OpenAIChatDialect(WireDialect):
     }
     carries_reasoning: ClassVar[bool] = True
     reports_cached_tokens: ClassVar[bool] = True
+    stream_error_text: ClassVar[str | None] = "The server had an error"
 
     def __init__(self, *, done_marker: bool = True, quirks: OpenAIQuirks | None = None) -> None:
         self.done_marker = done_marker
@@ -289,7 +290,7 @@ class OpenAIChatDialect(WireDialect):
                 delta["reasoning_content"] = None
             frames.append(chunk(delta, index=i))
         if error_after is not None:
-            frames.append(Frame(self.render_stream_error("The server had an error")))
+            frames.append(Frame(self.render_stream_error(self.stream_error_text or "")))
             if self.done_marker and not self.quirks.error_event:
                 # As OpenRouter does: the error, then [DONE] (Groq's error event ends the
                 # body instead). Either way the stream is broken.
