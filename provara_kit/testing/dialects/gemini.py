@@ -21,43 +21,29 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Literal
 from urllib.parse import parse_qsl, quote, unquote
 
-from provara_kit.providers.gemini_mapping import call_id
 from provara_kit.sse import encode_comment, encode_event
 from provara_kit.testing.conversation import LIMITS, NormalizedConversation
 from provara_kit.testing.dialects.base import (
-    MISSING,
     Frame,
     StreamExpectation,
     WireDialect,
-    as_count,
-    decode_body,
     dumps,
     stand_in_token_count,
 )
 from provara_kit.testing.dialects.gemini_requests import (
-    openai_tool_choice,
     read_gemini_conversation,
+    read_gemini_param,
     validate_gemini_request,
+)
+from provara_kit.testing.dialects.gemini_responses import (
+    ENUM_NUMBERS,
+    FINISH_REASONS,
+    read_gemini_completion,
+    read_gemini_stream,
 )
 from provara_kit.testing.script import CannedReply, StreamFaults, UsageMode
 
 __all__ = ["FINISH_REASONS", "GeminiDialect", "GeminiQuirks"]
-
-FINISH_REASONS: Final[Mapping[str, str]] = {
-    "STOP": "stop",
-    "MAX_TOKENS": "length",
-    "SAFETY": "content_filter",
-    "RECITATION": "content_filter",
-    "LANGUAGE": "content_filter",
-    "BLOCKLIST": "content_filter",
-    "PROHIBITED_CONTENT": "content_filter",
-    "SPII": "content_filter",
-    "IMAGE_SAFETY": "content_filter",
-    "OTHER": "stop",
-    "MALFORMED_FUNCTION_CALL": "stop",
-}
-"""Gemini finish reasons and what they mean in OpenAI's terms (``STOP`` with function
-calls is ``tool_calls``)."""
 
 _TO_WIRE: Final[Mapping[str, str]] = {
     "stop": "STOP",
@@ -65,20 +51,6 @@ _TO_WIRE: Final[Mapping[str, str]] = {
     "tool_calls": "STOP",
     "content_filter": "SAFETY",
 }
-_ENUM_NUMBERS: Final[Mapping[str, int]] = {
-    "STOP": 1,
-    "MAX_TOKENS": 2,
-    "SAFETY": 3,
-    "RECITATION": 4,
-    "OTHER": 5,
-    "LANGUAGE": 6,
-    "BLOCKLIST": 7,
-    "PROHIBITED_CONTENT": 8,
-    "SPII": 9,
-    "MALFORMED_FUNCTION_CALL": 10,
-    "IMAGE_SAFETY": 11,
-}
-_ENUM_NAMES: Final[Mapping[int, str]] = {number: name for name, number in _ENUM_NUMBERS.items()}
 _STATUSES: Final[Mapping[int, str]] = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
@@ -237,7 +209,7 @@ class GeminiDialect(WireDialect):
 
     def _finish(self, reply: CannedReply) -> Any:
         reason = self.wire_finish_reason(reply)
-        return _ENUM_NUMBERS.get(reason, reason) if self.quirks.int_enums else reason
+        return ENUM_NUMBERS.get(reason, reason) if self.quirks.int_enums else reason
 
     def _call(self, call: tuple[str, str, str]) -> dict[str, Any]:
         id_, name, args = call
@@ -480,40 +452,11 @@ class GeminiDialect(WireDialect):
         """The first candidate's text, thoughts and function calls, the last usage, the
         first finish reason; clean when the body ended (an array: closed) after a finish or
         a blocked prompt, with no error chunk."""
-        text = body.decode("utf-8", "replace").lstrip("\ufeff \t\r\n")
-        if text.startswith("["):
-            chunks, complete = _array_elements(text)
-        else:
-            events, truncated = decode_body(body)
-            chunks = []
-            complete = not truncated
-            for event in events:
-                try:
-                    chunks.append(json.loads(event.data))
-                except ValueError:
-                    complete = False
-                    break
-        reading = _Reading()
-        for chunk in chunks:
-            if not isinstance(chunk, dict) or chunk.get("error"):
-                complete = False
-                break
-            reading.chunk(chunk)
-        return reading.expectation(complete and reading.finished)
+        return read_gemini_stream(body)
 
     def read_completion(self, body: bytes) -> StreamExpectation | None:
         """A whole ``GenerateContentResponse``; ``None`` for any other body."""
-        try:
-            data = json.loads(body)
-        except ValueError:
-            return None
-        if not isinstance(data, dict) or not (
-            isinstance(data.get("candidates"), list) or "promptFeedback" in data
-        ):
-            return None
-        reading = _Reading()
-        reading.chunk(data)
-        return reading.expectation(True)
+        return read_gemini_completion(body)
 
     # -- reading requests ------------------------------------------------------------------
 
@@ -532,27 +475,7 @@ class GeminiDialect(WireDialect):
         """Request parameters in OpenAI's shape: ``system`` is ``systemInstruction``, the
         sampling ones live in ``generationConfig`` under Gemini's names, tools are
         ``functionDeclarations``, ``tool_choice`` is ``toolConfig``."""
-        config = body.get("generationConfig")
-        config = config if isinstance(config, Mapping) else {}
-        if name == "system":
-            system = body.get("systemInstruction")
-            return _parts_text(system) if isinstance(system, Mapping) else MISSING
-        if name in _CONFIG_NAMES:
-            return config.get(_CONFIG_NAMES[name], MISSING)
-        if name == "response_format":
-            return _response_format(config)
-        if name == "reasoning_effort":
-            thinking = config.get("thinkingConfig")
-            if not isinstance(thinking, Mapping):
-                return MISSING
-            if thinking.get("thinkingBudget") == 0:
-                return "none"
-            return thinking.get("thinkingLevel", MISSING)
-        if name == "tools":
-            return _openai_tools(body.get("tools"))
-        if name == "tool_choice":
-            return openai_tool_choice(body.get("toolConfig"))
-        return body.get(name, MISSING)
+        return read_gemini_param(body, name)
 
     def read_conversation(self, body: Mapping[str, Any]) -> NormalizedConversation:
         """``systemInstruction``, ``contents`` (``functionCall`` and ``functionResponse``
@@ -565,54 +488,6 @@ class GeminiDialect(WireDialect):
         responses named with object arguments, as many responses as the calls they answer,
         ``allowedFunctionNames`` only with mode ``ANY``."""
         return validate_gemini_request(body)
-
-
-_CONFIG_NAMES: Final[Mapping[str, str]] = {
-    "temperature": "temperature",
-    "top_p": "topP",
-    "top_k": "topK",
-    "seed": "seed",
-    "presence_penalty": "presencePenalty",
-    "frequency_penalty": "frequencyPenalty",
-    "max_tokens": "maxOutputTokens",
-    "max_completion_tokens": "maxOutputTokens",
-    "stop": "stopSequences",
-}
-
-
-def _response_format(config: Mapping[str, Any]) -> Any:
-    mime = config.get("responseMimeType")
-    if mime is None:
-        return MISSING
-    if mime == "application/json":
-        schema = config.get("responseJsonSchema", config.get("responseSchema"))
-        if schema is None:
-            return {"type": "json_object"}
-        return {"type": "json_schema", "json_schema": {"schema": schema}}
-    return {"type": "text"} if mime == "text/plain" else {"mime": mime}
-
-
-def _openai_tools(tools: Any) -> Any:
-    if not isinstance(tools, list):
-        return MISSING
-    out: list[Any] = []
-    for tool in tools:
-        declarations = tool.get("functionDeclarations") if isinstance(tool, Mapping) else None
-        if not isinstance(declarations, list):
-            out.append(tool)
-            continue
-        for declaration in declarations:
-            if not isinstance(declaration, Mapping):
-                out.append(declaration)
-                continue
-            function: dict[str, Any] = {"name": declaration.get("name")}
-            if "description" in declaration:
-                function["description"] = declaration["description"]
-            schema = declaration.get("parametersJsonSchema", declaration.get("parameters"))
-            if schema is not None:
-                function["parameters"] = schema
-            out.append({"type": "function", "function": function})
-    return out
 
 
 def _contents(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -689,127 +564,3 @@ def _models_page(ids: Sequence[str], following: str | None, *, embedder: bool) -
     if following is not None:
         body["nextPageToken"] = following
     return (json.dumps(body, indent=2) + "\n").encode()
-
-
-def _array_elements(text: str) -> tuple[list[Any], bool]:
-    """The elements of a streamed JSON array, and whether the array was closed."""
-    decoder = json.JSONDecoder()
-    elements: list[Any] = []
-    pos = 1
-    n = len(text)
-    while True:
-        while pos < n and text[pos] in " \t\r\n":
-            pos += 1
-        if pos >= n:
-            return elements, False
-        if text[pos] == "]":
-            return elements, not text[pos + 1 :].strip()
-        if elements:
-            if text[pos] != ",":
-                return elements, False
-            pos += 1
-            while pos < n and text[pos] in " \t\r\n":
-                pos += 1
-        try:
-            value, pos = decoder.raw_decode(text, pos)
-        except ValueError:
-            return elements, False
-        elements.append(value)
-
-
-class _Reading:
-    """What the reference reader gathered from one answer's chunks."""
-
-    def __init__(self) -> None:
-        self.text: list[str] = []
-        self.reasoning: list[str] = []
-        self.calls: list[tuple[str | None, str | None, str]] = []
-        self.finish: str | None = None
-        self.blocked = False
-        self.input_tokens: int | None = None
-        self.output_tokens: int | None = None
-        self.model: str | None = None
-        self.id: str | None = None
-
-    @property
-    def finished(self) -> bool:
-        return self.finish is not None or self.blocked
-
-    def chunk(self, chunk: Mapping[str, Any]) -> None:
-        if self.model is None and isinstance(chunk.get("modelVersion"), str):
-            self.model = chunk["modelVersion"]
-        if self.id is None and isinstance(chunk.get("responseId"), str):
-            self.id = chunk["responseId"]
-        candidates = chunk.get("candidates")
-        first = candidates[0] if isinstance(candidates, list) and candidates else None
-        if isinstance(first, Mapping):
-            content = first.get("content")
-            parts = content.get("parts") if isinstance(content, Mapping) else None
-            for part in parts if isinstance(parts, list) else ():
-                self.part(part)
-            reason = first.get("finishReason")
-            if isinstance(reason, int) and not isinstance(reason, bool):
-                reason = _ENUM_NAMES.get(reason, str(reason))
-            if isinstance(reason, str) and self.finish is None:
-                self.finish = reason
-        feedback = chunk.get("promptFeedback")
-        if first is None and isinstance(feedback, Mapping) and feedback.get("blockReason"):
-            self.blocked = True
-        usage = chunk.get("usageMetadata")
-        if isinstance(usage, Mapping):
-            # Each report replaces the last; a side with no count at all is not reported.
-            prompt = as_count(usage.get("promptTokenCount"))
-            self.input_tokens = (
-                None
-                if prompt is None
-                else prompt + (as_count(usage.get("toolUsePromptTokenCount")) or 0)
-            )
-            produced = [
-                count
-                for count in (
-                    as_count(usage.get("candidatesTokenCount")),
-                    as_count(usage.get("thoughtsTokenCount")),
-                )
-                if count is not None
-            ]
-            self.output_tokens = sum(produced) if produced else None
-
-    def part(self, part: Any) -> None:
-        if not isinstance(part, Mapping):
-            return
-        if isinstance(part.get("text"), str):
-            (self.reasoning if part.get("thought") else self.text).append(part["text"])
-        call = part.get("functionCall")
-        if isinstance(call, Mapping):
-            args = call.get("args")
-            name = call.get("name") if isinstance(call.get("name"), str) else None
-            given = call.get("id")
-            # A call the wire gave no id gets the one the kit derives (call_id).
-            id_ = given if isinstance(given, str) and given else None
-            self.calls.append(
-                (
-                    id_ or call_id(self.id, len(self.calls), name),
-                    name,
-                    "" if args in (None, {}) else json.dumps(args),
-                )
-            )
-
-    def expectation(self, clean: bool) -> StreamExpectation:
-        finish: str | None = None
-        if self.finish is not None:
-            finish = FINISH_REASONS.get(self.finish, self.finish.lower())
-            if finish == "stop" and self.calls:
-                finish = "tool_calls"
-        elif self.blocked:
-            finish = "content_filter"
-        return StreamExpectation(
-            clean,
-            "".join(self.text),
-            self.input_tokens,
-            self.output_tokens,
-            finish,
-            reasoning="".join(self.reasoning),
-            tool_calls=tuple(self.calls),
-            model=self.model,
-            id=self.id,
-        )

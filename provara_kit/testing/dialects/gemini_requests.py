@@ -28,8 +28,14 @@ from provara_kit.testing.conversation import (
     merge_text,
     parallel_flag,
 )
+from provara_kit.testing.dialects.base import MISSING
 
-__all__ = ["openai_tool_choice", "read_gemini_conversation", "validate_gemini_request"]
+__all__ = [
+    "openai_tool_choice",
+    "read_gemini_conversation",
+    "read_gemini_param",
+    "validate_gemini_request",
+]
 
 _MODES: Final[Mapping[str, str]] = {"AUTO": "auto", "ANY": "required", "NONE": "none"}
 _DATA_FIELDS: Final = (
@@ -44,9 +50,7 @@ _DATA_FIELDS: Final = (
 
 
 def openai_tool_choice(config: Any) -> Any:
-    """``toolConfig`` as OpenAI's ``tool_choice`` (``MISSING``-free: ``None`` when absent)."""
-    from provara_kit.testing.dialects.base import MISSING
-
+    """``toolConfig`` as OpenAI's ``tool_choice`` (:data:`MISSING` when absent)."""
     calling = config.get("functionCallingConfig") if isinstance(config, Mapping) else None
     if not isinstance(calling, Mapping):
         return MISSING
@@ -55,6 +59,32 @@ def openai_tool_choice(config: Any) -> Any:
     if mode == "ANY" and isinstance(names, list) and len(names) == 1:
         return {"type": "function", "function": {"name": names[0]}}
     return _MODES.get(str(mode), repr(dict(calling)))
+
+
+def read_gemini_param(body: Mapping[str, Any], name: str) -> Any:
+    """The OpenAI request parameter ``name`` read back from a request body, or
+    :data:`MISSING`."""
+    config = body.get("generationConfig")
+    config = config if isinstance(config, Mapping) else {}
+    if name == "system":
+        system = body.get("systemInstruction")
+        return _text(system) if isinstance(system, Mapping) else MISSING
+    if name in _CONFIG_NAMES:
+        return config.get(_CONFIG_NAMES[name], MISSING)
+    if name == "response_format":
+        return _response_format(config)
+    if name == "reasoning_effort":
+        thinking = config.get("thinkingConfig")
+        if not isinstance(thinking, Mapping):
+            return MISSING
+        if thinking.get("thinkingBudget") == 0:
+            return "none"
+        return thinking.get("thinkingLevel", MISSING)
+    if name == "tools":
+        return _openai_tools(body.get("tools"))
+    if name == "tool_choice":
+        return openai_tool_choice(body.get("toolConfig"))
+    return body.get(name, MISSING)
 
 
 def read_gemini_conversation(body: Mapping[str, Any]) -> NormalizedConversation:
@@ -252,3 +282,51 @@ def _tool_choice(config: Any, tools: bool) -> str | tuple[str, str | None] | Non
     if mode == "ANY" and isinstance(names, list) and len(names) == 1:
         return ("function", names[0])
     return _MODES.get(str(mode), repr(dict(calling)))
+
+
+_CONFIG_NAMES: Final[Mapping[str, str]] = {
+    "temperature": "temperature",
+    "top_p": "topP",
+    "top_k": "topK",
+    "seed": "seed",
+    "presence_penalty": "presencePenalty",
+    "frequency_penalty": "frequencyPenalty",
+    "max_tokens": "maxOutputTokens",
+    "max_completion_tokens": "maxOutputTokens",
+    "stop": "stopSequences",
+}
+
+
+def _response_format(config: Mapping[str, Any]) -> Any:
+    mime = config.get("responseMimeType")
+    if mime is None:
+        return MISSING
+    if mime == "application/json":
+        schema = config.get("responseJsonSchema", config.get("responseSchema"))
+        if schema is None:
+            return {"type": "json_object"}
+        return {"type": "json_schema", "json_schema": {"schema": schema}}
+    return {"type": "text"} if mime == "text/plain" else {"mime": mime}
+
+
+def _openai_tools(tools: Any) -> Any:
+    if not isinstance(tools, list):
+        return MISSING
+    out: list[Any] = []
+    for tool in tools:
+        declarations = tool.get("functionDeclarations") if isinstance(tool, Mapping) else None
+        if not isinstance(declarations, list):
+            out.append(tool)
+            continue
+        for declaration in declarations:
+            if not isinstance(declaration, Mapping):
+                out.append(declaration)
+                continue
+            function: dict[str, Any] = {"name": declaration.get("name")}
+            if "description" in declaration:
+                function["description"] = declaration["description"]
+            schema = declaration.get("parametersJsonSchema", declaration.get("parameters"))
+            if schema is not None:
+                function["parameters"] = schema
+            out.append({"type": "function", "function": function})
+    return out
