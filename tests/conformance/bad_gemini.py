@@ -20,7 +20,7 @@ from provara_kit.framings import Framing, JSONArrayDecoder
 from provara_kit.providers.base import StreamMapper
 from provara_kit.providers.gemini import GeminiProvider
 from provara_kit.sse import ServerSentEvent
-from provara_kit.streaming import Finish, UpstreamEvent
+from provara_kit.streaming import Finish, StreamDone, UpstreamEvent, UsageUpdate
 from provara_kit.testing.dialects.gemini import GeminiDialect
 from provara_kit.types import ChatRequest, ToolCall, ToolCallDelta
 from tests.conformance.bad_adapters import make_target
@@ -140,6 +140,44 @@ class FirstUsageOnly(_Rewrites):
                 chunk.pop("usageMetadata")
             self.seen = True
         return chunk
+
+
+class SumsUsageReports(_Rewrites):
+    """Adds each ``usageMetadata`` to the last, as if every chunk reported only its own
+    tokens: Gemini's reports are running totals, so the bill grows with every chunk."""
+
+    def _stream_mapper(self, request: ChatRequest) -> StreamMapper | None:
+        self.totals = [0, 0]
+        return super()._stream_mapper(request)
+
+    def event(self, event: UpstreamEvent) -> UpstreamEvent:
+        if isinstance(event, UsageUpdate):
+            self.totals[0] += event.input_tokens or 0
+            self.totals[1] += event.output_tokens or 0
+            return UsageUpdate(*self.totals)
+        return event
+
+
+class EndOfBodyIsClean(_Rewrites):
+    """Takes the end of the body for the end of the answer, finish reason or not: a stream
+    cut between chunks passes for a whole answer."""
+
+    def _stream_mapper(self, request: ChatRequest) -> StreamMapper | None:
+        mapper = super()._stream_mapper(request)
+        if mapper is None:
+            raise AssertionError("GeminiProvider maps streams with a StreamMapper")
+        inner: StreamMapper = mapper
+
+        class Mapper:
+            done = False
+
+            def feed(self, frame: Any) -> list[UpstreamEvent]:
+                return inner.feed(frame)
+
+            def end(self) -> list[UpstreamEvent]:
+                return inner.end() or [StreamDone()]
+
+        return Mapper()
 
 
 class NamesOnlyFinishes(_Rewrites):
@@ -323,6 +361,12 @@ CASES: tuple[Case, ...] = (
         r"the prompt blocked before any candidate: plain text \(complete\): raised",
     ),
     GeminiCase("outcome-fidelity", FirstUsageOnly, r"usage cumulative \(stream\): output tokens"),
+    GeminiCase("outcome-fidelity", SumsUsageReports, r"usage cumulative \(stream\): input tokens"),
+    GeminiCase(
+        "stream-aborted",
+        EndOfBodyIsClean,
+        r"body ends after the last content, before the terminal marker: ended with a clean end",
+    ),
     GeminiCase(
         "outcome-fidelity",
         NamesOnlyFinishes,
