@@ -121,9 +121,6 @@ class WireDialect(ABC):
     names_model: ClassVar[bool] = True
     """Whether an answer names the model that served it (Bedrock's Converse does not: the
     model is in the request's URL only)."""
-    names_model: ClassVar[bool] = True
-    """Whether an answer names the model that served it (Bedrock's Converse does not: the
-    model is in the request's URL only)."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
