@@ -20,7 +20,11 @@ from urllib.parse import urlsplit
 from jinja2 import Environment
 from jinja2.ext import Extension
 
-WIRE_SHAPES: dict[str, str] = {"anthropic-messages": "messages", "openai-chat": "chat"}
+WIRE_SHAPES: dict[str, str] = {
+    "anthropic-messages": "messages",
+    "openai-chat": "chat",
+    "ollama-chat": "ndjson",
+}
 """Starting wire shape -> suffix of the adapter's own wire name (``<slug>-messages``)."""
 
 LICENSES = ("Apache-2.0", "MIT", "Proprietary")
@@ -28,10 +32,13 @@ LICENSES = ("Apache-2.0", "MIT", "Proprietary")
 BUILTIN_PROVIDERS = frozenset(
     {
         "anthropic",
+        "bedrock",
         "deepseek",
         "fireworks",
+        "gemini",
         "groq",
         "mistral",
+        "ollama",
         "openai",
         "openrouter",
         "perplexity",

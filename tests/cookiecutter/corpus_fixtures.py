@@ -43,6 +43,8 @@ class Source:
     def api(self) -> str:
         if self.original.startswith("anthropic/"):
             return "Anthropic's Messages API"
+        if self.original.startswith("ollama/"):
+            return "Ollama's native chat API"
         return "OpenAI's Chat Completions API"
 
 
@@ -101,9 +103,31 @@ SOURCES: dict[str, dict[str, Source]] = {
             "Mirascope/mirascope",
         ),
     },
+    # No Ollama error body was ever recorded (the corpus README says so): none is shipped.
+    "ollama-chat": {
+        "stream-text": Source(
+            "ollama/chat-stream-ndjson-chunked.raw-http.httprr",
+            "ollama/extracted/chat-stream-ndjson-chunked.raw-http.i0.http",
+            "tmc/langchaingo",
+        ),
+        "stream-length-utf8": Source(
+            "ollama/chat-stream-done-reason-length-utf8.raw-http.httprr",
+            "ollama/extracted/chat-stream-done-reason-length-utf8.raw-http.i0.http",
+            "tmc/langchaingo",
+        ),
+        "complete-text": Source(
+            "ollama/chat-nonstream.openllmetry.yaml",
+            "ollama/extracted/chat-nonstream.openllmetry.i0.json",
+            "traceloop/openllmetry",
+        ),
+    },
 }
 
-COMPLETION_PATHS = {"anthropic-messages": "/messages", "openai-chat": "/chat/completions"}
+COMPLETION_PATHS = {
+    "anthropic-messages": "/messages",
+    "openai-chat": "/chat/completions",
+    "ollama-chat": "/api/chat",
+}
 
 
 def build(shape: str, name: str, corpus: Path) -> str:

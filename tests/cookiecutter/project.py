@@ -27,7 +27,9 @@ from provara_kit.testing.upstream import RecordedRequest, ScriptedResponse
 
 KIT = Path(__file__).resolve().parents[2]
 TEMPLATE = KIT / "cookiecutter-provider"
-SHAPES = ("anthropic-messages", "openai-chat")
+SHAPES = ("anthropic-messages", "openai-chat", "ollama-chat")
+WIRE_SUFFIXES = {"anthropic-messages": "messages", "openai-chat": "chat", "ollama-chat": "ndjson"}
+"""Each shape's suffix of the generated adapter's wire name (``<slug>-<suffix>``)."""
 
 
 def generate(folder: Path, template: Path = TEMPLATE, /, **answers: str) -> Path:
@@ -148,6 +150,11 @@ class _ModelCheckingUpstream(ScriptedUpstream):
         return super()._completion(recorded)
 
 
+BASE_PATHS = {"ollama-chat": ""}
+"""Where an API of each wire lives on its host: Ollama's at the root (``/api/chat``), the
+others under ``/v1``."""
+
+
 @contextmanager
 def serve_api(wire: str, *, api_key: str, models: Sequence[str]) -> Iterator[str]:
     """An API speaking ``wire`` over real HTTP on loopback (it echoes the last user message);
@@ -166,7 +173,7 @@ def serve_api(wire: str, *, api_key: str, models: Sequence[str]) -> Iterator[str
             raise RuntimeError("the loopback API did not start")
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}{BASE_PATHS.get(wire, '/v1')}"
     finally:
         server.should_exit = True
         thread.join(10)

@@ -3,8 +3,8 @@ code change.
 
 For each starting wire shape: generate the package, install it with this checkout's
 provara-kit (``gateway`` extra) into a fresh uv virtualenv, start an API that speaks the
-package's own wire dialect (``<slug>-messages`` or ``<slug>-chat``, from its
-``provara.dialects`` entry point) over real HTTP on loopback, and start
+package's own wire dialect (``<slug>-messages``, ``<slug>-chat`` or ``<slug>-ndjson``, from
+its ``provara.dialects`` entry point) over real HTTP on loopback, and start
 ``provara-gateway serve`` from that virtualenv with nothing but environment settings: the
 operator key and base URL of the provider, a temporary database, a fresh master key, no
 ``PROVARA_PROVIDER_MODULES``. The provider arrives through its ``provara.providers`` entry
@@ -29,6 +29,7 @@ from tests.cookiecutter.project import (
     KIT,
     SHAPES,
     UPSTREAM_SCRIPT,
+    WIRE_SUFFIXES,
     Service,
     Venv,
     clean_environment,
@@ -121,7 +122,7 @@ def served(
     shape: str = request.param
     slug = SLUGS[shape]
     env_prefix = slug.replace("-", "_").upper()
-    wire = f"{slug}-{'messages' if shape == 'anthropic-messages' else 'chat'}"
+    wire = f"{slug}-{WIRE_SUFFIXES[shape]}"
     prices = list_prices(shape)
     tmp = tmp_path_factory.mktemp(f"gateway-{shape}")
     timings = TIMINGS.setdefault(f"{shape} via the gateway", {})

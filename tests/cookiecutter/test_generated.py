@@ -26,6 +26,7 @@ from conformance import CHECKS
 from tests.cookiecutter.project import (
     KIT,
     SHAPES,
+    WIRE_SUFFIXES,
     Result,
     Venv,
     generate,
@@ -48,8 +49,19 @@ ANSWERS = {
             ", contoso-small = 0.1/0.4"
         ),
     },
+    # A server on the operator's own machine, with Ollama-style model tags.
+    "ollama-chat": {
+        "provider_name": "Initech Local",
+        "wire_shape": "ollama-chat",
+        "base_url": "http://127.0.0.1:11434",
+        "models": "initech-large:70b=0.20/0.60,initech-small:8b=0/0",
+    },
 }
-SLUGS = {"anthropic-messages": "acme-ai", "openai-chat": "contoso-inference-cloud"}
+SLUGS = {
+    "anthropic-messages": "acme-ai",
+    "openai-chat": "contoso-inference-cloud",
+    "ollama-chat": "initech-local",
+}
 
 
 @dataclass
@@ -176,7 +188,7 @@ def test_the_registry_finds_it_through_the_entry_point(generated: Generated) -> 
     assert result.returncode == 0, result.output
     found = json.loads(result.stdout)
     slug, env = generated.slug, generated.slug.replace("-", "_").upper()
-    suffix = "messages" if generated.shape == "anthropic-messages" else "chat"
+    suffix = WIRE_SUFFIXES[generated.shape]
     assert slug in found["names"] and not found["plugin_errors"]
     assert found["source"] == f"entry-point:provara-provider-{slug}"
     assert found["wire"] == f"{slug}-{suffix}"
@@ -265,7 +277,7 @@ def test_the_suite_names_the_checks_a_broken_adapter_fails(
     code, expected, exactly = BREAKAGES[breakage]
     provider_py = generated.project / "src" / generated.module / "provider.py"
     original = provider_py.read_text(encoding="utf-8")
-    suffix = "messages" if generated.shape == "anthropic-messages" else "chat"
+    suffix = WIRE_SUFFIXES[generated.shape]
     anchor = f'    wire: ClassVar[str] = "{generated.slug}-{suffix}"\n'
     assert anchor in original
     provider_py.write_text(original.replace(anchor, anchor + code), encoding="utf-8")

@@ -116,7 +116,11 @@ def test_a_shape_gets_its_own_files_and_no_placeholders(tmp_path: Path, shape: s
         assert not LEFTOVER.search(text), f"{name}: {LEFTOVER.search(text)}"
         if name.endswith(".py"):
             compile(text, name, "exec")
-    parent = "AnthropicProvider" if shape == "anthropic-messages" else "OpenAICompatibleProvider"
+    parent = {
+        "anthropic-messages": "AnthropicProvider",
+        "openai-chat": "OpenAICompatibleProvider",
+        "ollama-chat": "OllamaProvider",
+    }[shape]
     assert f"class AcmeProvider({parent}):" in files["src/provara_provider_acme/provider.py"]
     for fixture in load_fixtures(project / "tests" / "fixtures"):
         (exchange,) = fixture.exchanges
