@@ -696,3 +696,20 @@ async def test_no_credentials_means_no_lookup_and_no_signature(
         async with provider:
             await provider.complete(_request())
     assert "authorization" not in seen[0].headers and "auth=<missing>" in repr(provider)
+
+
+def test_the_decoder_refuses_corrupt_bytes_and_notes_a_cut() -> None:
+    import struct
+    import zlib
+
+    broken = bytearray(HELLO)
+    broken[5] ^= 0x01  # the headers length: the prelude CRC no longer matches
+    with pytest.raises(ValueError, match="corrupt event-stream message"):
+        EVENT_STREAM.decoder().feed(bytes(broken))
+    prelude = struct.pack("!II", 16, 40)  # a prelude that cannot hold its own headers
+    prelude += struct.pack("!I", zlib.crc32(prelude))
+    body = prelude + struct.pack("!I", zlib.crc32(prelude))
+    with pytest.raises(ValueError):
+        EVENT_STREAM.decoder().feed(body)
+    decoder = EVENT_STREAM.decoder()
+    assert decoder.feed(HELLO[:-1]) == [] and decoder.end() == [] and decoder.truncated
