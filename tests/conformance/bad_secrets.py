@@ -41,9 +41,11 @@ class ChainsTransportError(OpenAICompatibleProvider):
     """Raises its own error ``from exc`` "to keep the root cause": the transport error,
     whose text quotes the key, rides along as ``__cause__`` into every traceback."""
 
-    async def _post(self, payload: dict[str, Any], *, stream: bool) -> httpx.Response:
+    async def _post(
+        self, payload: dict[str, Any], *, stream: bool, path: str | None = None
+    ) -> httpx.Response:
         try:
-            return await super()._post(payload, stream=stream)
+            return await super()._post(payload, stream=stream, path=path)
         except httpx.HTTPError as exc:
             raise ProviderConnectionError(
                 f"{self.name} request failed ({type(exc).__name__})", provider=self.name
