@@ -29,12 +29,13 @@ event-stream frames, :data:`~provara_kit.framings.EVENT_STREAM`); the body carri
 * Errors are ``{"message": ...}`` bodies with the type in the ``x-amzn-errortype`` header;
   the status decides the error class (429 throttling and 5xx are retryable).
 
-Auth (decided by the key, see :func:`parse_key`): a Bedrock API key is sent as
-``Authorization: Bearer``; AWS credentials, given as ``ACCESS_KEY_ID:SECRET_ACCESS_KEY``
-(``:SESSION_TOKEN`` appended for temporary ones) or as a botocore credentials object, sign
-every request with SigV4 (service ``bedrock``). :func:`environment_key` reads the standard
-variables (``AWS_BEARER_TOKEN_BEDROCK``, else ``AWS_ACCESS_KEY_ID`` /
-``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN``), never an instance-metadata endpoint.
+Auth (decided by the key, see :mod:`provara_kit.providers.bedrock_auth`): a Bedrock API key
+is sent as ``Authorization: Bearer``; AWS credentials, given as
+``ACCESS_KEY_ID:SECRET_ACCESS_KEY`` (``:SESSION_TOKEN`` appended for temporary ones) or as a
+botocore credentials object, sign every request with SigV4 (service ``bedrock``).
+:func:`environment_key` reads the standard variables (``AWS_BEARER_TOKEN_BEDROCK``, else
+``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN``), never an
+instance-metadata endpoint.
 
 Model discovery: the foundation-model list lives on the control-plane host
 (``bedrock.{region}.amazonaws.com``), which needs ``bedrock:ListFoundationModels``, a
@@ -49,16 +50,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 from urllib.parse import quote
 
 import httpx
 
 from provara_kit.errors import (
-    ConfigurationError,
     ProviderStatusError,
     StreamAbortedError,
     redact,
@@ -72,6 +70,18 @@ from provara_kit.providers.base import (
     ParsedCompletion,
     StreamMapper,
     map_events,
+)
+from provara_kit.providers.bedrock_auth import (
+    API_KEY_ENV,
+    BASE_URL_ENV,
+    DEFAULT_REGION,
+    SIGNING_SERVICE,
+    BedrockSecrets,
+    default_base_url,
+    environment_key,
+    parse_key,
+    region_from,
+    sign,
 )
 from provara_kit.streaming import Finish, ResponseStarted, StreamDone, UpstreamEvent, UsageUpdate
 from provara_kit.types import (
@@ -98,14 +108,6 @@ __all__ = [
     "region_from",
 ]
 
-API_KEY_ENV: Final = "AWS_BEARER_TOKEN_BEDROCK"
-"""A Bedrock API key; also the name a tenant's stored key goes under (either form)."""
-BASE_URL_ENV: Final = "AWS_ENDPOINT_URL_BEDROCK_RUNTIME"
-"""The AWS SDKs' own override of the runtime endpoint (a VPC endpoint, a proxy)."""
-DEFAULT_REGION: Final = "us-east-1"
-"""The region when neither ``AWS_REGION`` nor ``AWS_DEFAULT_REGION`` names one."""
-SIGNING_SERVICE: Final = "bedrock"
-
 STOP_REASONS: Final[Mapping[str, str]] = {
     "end_turn": "stop",
     "stop_sequence": "stop",
@@ -123,68 +125,6 @@ DEFAULT_BEDROCK_MODELS: Final[tuple[str, ...]] = _CATALOG.get(
 
 _TOOL_CHOICES: Final[Mapping[str, dict[str, Any]]] = {"auto": {"auto": {}}, "required": {"any": {}}}
 _IMAGE_FORMATS: Final = frozenset({"png", "jpeg", "gif", "webp"})
-
-
-def region_from(environ: Mapping[str, str] = os.environ) -> str:
-    """``AWS_REGION``, else ``AWS_DEFAULT_REGION``, else :data:`DEFAULT_REGION`."""
-    return environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
-
-
-def default_base_url(region: str) -> str:
-    """The Bedrock runtime endpoint of ``region``."""
-    return f"https://bedrock-runtime.{region}.amazonaws.com"
-
-
-def environment_key(environ: Mapping[str, str] = os.environ) -> str | None:
-    """The key the standard AWS variables give, in the form :func:`parse_key` reads:
-    ``AWS_BEARER_TOKEN_BEDROCK``, else ``AWS_ACCESS_KEY_ID:AWS_SECRET_ACCESS_KEY`` (with
-    ``:AWS_SESSION_TOKEN`` when set), else ``None``. Nothing but the environment is read."""
-    bearer = environ.get(API_KEY_ENV)
-    if bearer:
-        return bearer
-    access, secret = environ.get("AWS_ACCESS_KEY_ID"), environ.get("AWS_SECRET_ACCESS_KEY")
-    if not access or not secret:
-        return None
-    token = environ.get("AWS_SESSION_TOKEN")
-    return f"{access}:{secret}:{token}" if token else f"{access}:{secret}"
-
-
-@dataclass(frozen=True, slots=True)
-class BedrockSecrets:
-    """How requests authenticate: a bearer key, or AWS credentials to sign with."""
-
-    bearer: str | None = None
-    access_key: str | None = None
-    secret_key: str | None = None
-    token: str | None = None
-
-    def __repr__(self) -> str:
-        mode = "bearer" if self.bearer else "sigv4" if self.secret_key else "none"
-        return f"BedrockSecrets(<{mode}>)"
-
-    @property
-    def secrets(self) -> tuple[str | None, ...]:
-        """Every value to scrub from errors and logs."""
-        return (self.bearer, self.secret_key, self.token)
-
-
-def parse_key(key: str | None) -> BedrockSecrets:
-    """A stored key as secrets: ``ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN]`` are AWS
-    credentials (Bedrock API keys never hold a colon); anything else is a Bedrock API key."""
-    if not key:
-        return BedrockSecrets()
-    if ":" not in key:
-        return BedrockSecrets(bearer=key.strip())
-    parts = key.strip().split(":", 2)
-    if len(parts) < 2 or not parts[0] or not parts[1]:
-        raise ConfigurationError(
-            "an AWS credential key is ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN]"
-        )
-    return BedrockSecrets(
-        access_key=parts[0],
-        secret_key=parts[1],
-        token=parts[2] if len(parts) == 3 and parts[2] else None,
-    )
 
 
 class BedrockProvider(HTTPProvider):
@@ -306,19 +246,7 @@ class BedrockProvider(HTTPProvider):
             credentials = self._frozen_credentials()
         else:
             return  # no credentials: the upstream answers 403, typed as such
-        # Sign the host, the content type and the x-amz-* headers only: a proxy may change
-        # the rest (accept-encoding, connection) without breaking the signature.
-        signed = {"host": request.url.netloc.decode("ascii")}
-        if "content-type" in request.headers:
-            signed["content-type"] = request.headers["content-type"]
-        aws = botocore.awsrequest.AWSRequest(
-            method=request.method, url=str(request.url), headers=signed, data=request.content
-        )
-        botocore.auth.SigV4Auth(credentials, SIGNING_SERVICE, self.region).add_auth(aws)
-        for name in ("Authorization", "X-Amz-Date", "X-Amz-Security-Token"):
-            value = aws.headers.get(name)
-            if value is not None:
-                request.headers[name] = value
+        sign(request, credentials, self.region, botocore)
 
     def _build_payload(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         extra = request.passthrough()
