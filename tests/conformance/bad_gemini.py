@@ -289,7 +289,7 @@ class _HoldsBackLast(JSONArrayDecoder):
         return super().end()
 
 
-class GeminiArray(GeminiProvider):
+class _GeminiArray(GeminiProvider):
     """The adapter asking for JSON-array streams (the unbroken parent of array bugs)."""
 
     def __init__(self, **options: Any) -> None:
@@ -297,7 +297,7 @@ class GeminiArray(GeminiProvider):
         super().__init__(**options)
 
 
-class LosesLastArrayElement(GeminiArray):
+class LosesLastArrayElement(_GeminiArray):
     """Splits the array on ``,`` boundaries and drops what is left at ``]``: the last
     element, which carries the finish reason and the final usage, never arrives."""
 
@@ -306,7 +306,7 @@ class LosesLastArrayElement(GeminiArray):
         vars(self)["framing"] = Framing("json-array", "application/json", _HoldsBackLast)
 
 
-class SSEOnlyMapper(GeminiArray):
+class SSEOnlyMapper(_GeminiArray):
     """Reads every frame as an SSE event's ``data``: asked for a JSON array it finds no
     ``data`` fields and nothing in the stream."""
 
@@ -336,8 +336,8 @@ class GeminiCase(Case):
     one asks for), against the dialect in that framing."""
 
     def target(self, fixtures: Path, *, control: bool = False) -> ConformanceTarget:
-        array = issubclass(self.adapter, GeminiArray)
-        adapter = (GeminiArray if array else GeminiProvider) if control else self.adapter
+        array = issubclass(self.adapter, _GeminiArray)
+        adapter = (_GeminiArray if array else GeminiProvider) if control else self.adapter
         target = make_target(adapter, models=self.models, fixtures_dir=fixtures)
         dialect = GeminiDialect(stream_framing="json-array" if array else "sse")
         return dataclasses.replace(target, dialect=dialect)

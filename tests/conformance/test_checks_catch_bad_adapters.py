@@ -228,7 +228,7 @@ def test_every_bad_adapter_is_caught_and_says_why() -> None:
 
 PROPERTY_CHECKS = ("rechunk-invariance", "unicode-roundtrip")
 # One per wire: hypothesis runs cost the most.
-PROPERTY_TARGETS = ("openai", "anthropic", "bedrock", "ollama")
+PROPERTY_TARGETS = ("openai", "anthropic", "bedrock", "ollama", "gemini")
 BUILTINS = [spec.name for spec in REGISTRY.specs() if spec.source == "builtin"]
 FAST_CHECKS = [check_id for check_id in CHECKS if check_id not in PROPERTY_CHECKS]
 
