@@ -149,14 +149,6 @@ def test_the_suite_passes_it_as_a_registered_provider(generated: Generated) -> N
     assert report_statuses(report / "report.json") == expected
 
 
-def test_generation_install_and_suite_take_well_under_a_minute(generated: Generated) -> None:
-    steps = TIMINGS[generated.shape]
-    if "registered suite" not in steps:
-        pytest.skip("needs test_the_suite_passes_it_as_a_registered_provider to run first")
-    total = steps["generate"] + steps["venv + install"] + steps["registered suite"]
-    assert total < 60, f"{total:.1f} s: {steps}"
-
-
 REGISTRY_PROBE = """
 import json, sys
 from conformance import resolve_dialect

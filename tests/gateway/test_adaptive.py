@@ -149,15 +149,13 @@ def test_the_judge_scores_a_share_of_completions_off_the_hot_path(tmp_path: Path
     with GatewayServer(settings, registry=judge_registry()) as server:
         token = server.tenant("judged")
         with sdk(server, token) as client:
-            started = time.perf_counter()
             ids = [
                 client.chat.completions.create(model="local/echo", messages=HELLO).id
                 for _ in range(10)
             ]
-            elapsed = time.perf_counter() - started
             judged_meanwhile = server.gateway.judge.scored
-        # 0.3 s per judgement (1.5 s in all), and none of it on the client's time.
-        assert elapsed < 1.0 and judged_meanwhile < expected
+        # 0.3 s per judgement: the answers came back before the judgements were done.
+        assert judged_meanwhile < expected
         wait_for(lambda: len(feedback_rows(server.database, "judge")) == expected)
         rows = feedback_rows(server.database, "judge")
         assert {row[0] for row in rows} <= set(ids)
