@@ -1,10 +1,10 @@
 """Which providers exist, how to build them, and which models each one serves.
 
-Built-in OpenAI-compatible providers are registered from :data:`AUTO_REGISTER`; the
-Anthropic adapter is registered natively; installed adapter packages are found through the
-``provara.providers`` entry-point group. An entry point names either a
-:class:`ProviderSpec` or a callable taking the :class:`Registry` (a plugin hook that calls
-``registry.register(...)``).
+A :class:`~provara_kit.provider_spec.ProviderSpec` says how to build one provider; the
+built-in providers are registered from :mod:`provara_kit.builtin_providers`; installed
+adapter packages are found through the ``provara.providers`` entry-point group. An entry
+point names either a :class:`ProviderSpec` or a callable taking the :class:`Registry` (a
+plugin hook that calls ``registry.register(...)``).
 
 Path A of the runbook is one call::
 
@@ -26,25 +26,21 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
-import re
 import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import httpx
 
+from provara_kit.builtin_providers import AUTO_REGISTER, register_builtins
 from provara_kit.errors import ConfigurationError, ProvaraError, redact
-from provara_kit.model_catalog import DEFAULT_MODELS
-from provara_kit.nostream import streaming_env_var, streaming_setting, without_streaming
+from provara_kit.nostream import without_streaming
 from provara_kit.provider import Provider
-from provara_kit.providers import bedrock
-from provara_kit.providers.anthropic import AnthropicProvider
-from provara_kit.providers.gemini import GeminiProvider
-from provara_kit.providers.ollama import OllamaProvider
+from provara_kit.provider_spec import ProviderFactory, ProviderSpec
 from provara_kit.providers.openai_compatible import OpenAICompatibleProvider
 
 __all__ = [
@@ -70,65 +66,6 @@ __all__ = [
 ENTRY_POINT_GROUP = "provara.providers"
 PROVIDER_MODULES_ENV = "PROVARA_PROVIDER_MODULES"
 """Comma-separated modules that register providers when imported (path A)."""
-
-_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-
-
-class ProviderFactory(Protocol):
-    """Builds a provider from a key, a base URL and an optional httpx transport."""
-
-    def __call__(
-        self,
-        *,
-        api_key: str | None,
-        base_url: str | None,
-        transport: httpx.AsyncBaseTransport | None,
-    ) -> Provider: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderSpec:
-    """How to build one provider and where its settings come from."""
-
-    name: str
-    factory: ProviderFactory
-    api_key_env: str | None = None
-    base_url_env: str | None = None
-    default_base_url: str | None = None
-    default_models: tuple[str, ...] = ()
-    wire: str = "custom"
-    source: str = "user"
-    api_key_required: bool = True
-    """False for a provider that answers without a key (a local server): ``api_key_env``
-    then names an optional key, and the provider is used and refreshed without one."""
-    streaming: bool = True
-
-    def __post_init__(self) -> None:
-        if not _NAME.match(self.name):
-            raise ConfigurationError(
-                f"provider name {self.name!r} must be lower-case letters, digits, '-' or '_', "
-                "starting with a letter"
-            )
-
-    def base_url(self, environ: Mapping[str, str] = os.environ) -> str | None:
-        """The base URL: the env override when set, else the default."""
-        if self.base_url_env and environ.get(self.base_url_env):
-            return environ[self.base_url_env]
-        return self.default_base_url
-
-    def api_key(self, environ: Mapping[str, str] = os.environ) -> str | None:
-        """The operator's default key from the environment, if any."""
-        return environ.get(self.api_key_env) or None if self.api_key_env else None
-
-    @property
-    def streaming_env(self) -> str:
-        """The variable that overrides :attr:`streaming`: ``<NAME>_STREAMING``."""
-        return streaming_env_var(self.name)
-
-    def streams(self, environ: Mapping[str, str] = os.environ) -> bool:
-        """Whether built providers stream: ``<NAME>_STREAMING`` when set, else
-        :attr:`streaming`. A value that is not a yes or a no raises ConfigurationError."""
-        return streaming_setting(self.name, self.streaming, environ)
 
 
 @dataclass(slots=True)
@@ -184,65 +121,6 @@ class _OpenAICompatible:
             default_models=self.default_models,
             extra_headers=dict(self.extra_headers),
         )
-
-
-def _ollama_factory(
-    *,
-    api_key: str | None,
-    base_url: str | None,
-    transport: httpx.AsyncBaseTransport | None,
-) -> Provider:
-    kwargs: dict[str, Any] = {"api_key": api_key, "transport": transport}
-    if base_url:
-        kwargs["base_url"] = base_url
-    return OllamaProvider(**kwargs)
-
-
-def _anthropic_factory(
-    *,
-    api_key: str | None,
-    base_url: str | None,
-    transport: httpx.AsyncBaseTransport | None,
-) -> Provider:
-    kwargs: dict[str, Any] = {"api_key": api_key, "transport": transport}
-    if base_url:
-        kwargs["base_url"] = base_url
-    return AnthropicProvider(**kwargs)
-
-
-def _gemini_factory(
-    *,
-    api_key: str | None,
-    base_url: str | None,
-    transport: httpx.AsyncBaseTransport | None,
-) -> Provider:
-    kwargs: dict[str, Any] = {"api_key": api_key, "transport": transport}
-    if base_url:
-        kwargs["base_url"] = base_url
-    return GeminiProvider(**kwargs)
-
-
-@dataclass(frozen=True, slots=True)
-class _BedrockSpec(ProviderSpec):
-    """Bedrock's key comes from the standard AWS variables: a Bedrock API key, else the
-    access key pair (:func:`~provara_kit.providers.bedrock.environment_key`)."""
-
-    def api_key(self, environ: Mapping[str, str] = os.environ) -> str | None:
-        return bedrock.environment_key(environ)
-
-
-def _bedrock_factory(
-    *,
-    api_key: str | None,
-    base_url: str | None,
-    transport: httpx.AsyncBaseTransport | None,
-) -> Provider:
-    return bedrock.BedrockProvider(
-        api_key=api_key,
-        base_url=base_url,
-        transport=transport,
-        default_models=DEFAULT_MODELS.get("bedrock", bedrock.DEFAULT_BEDROCK_MODELS),
-    )
 
 
 class Registry:
@@ -527,91 +405,10 @@ def _with_source(spec: ProviderSpec, ep: Any) -> ProviderSpec:
     )
 
 
-# name, key env, base-URL env, default base URL: the providers known to speak the OpenAI wire.
-AUTO_REGISTER: tuple[tuple[str, str, str, str], ...] = (
-    ("openai", "OPENAI_API_KEY", "OPENAI_BASE_URL", "https://api.openai.com/v1"),
-    (
-        "fireworks",
-        "FIREWORKS_API_KEY",
-        "FIREWORKS_BASE_URL",
-        "https://api.fireworks.ai/inference/v1",
-    ),
-    ("together", "TOGETHER_API_KEY", "TOGETHER_BASE_URL", "https://api.together.xyz/v1"),
-    ("groq", "GROQ_API_KEY", "GROQ_BASE_URL", "https://api.groq.com/openai/v1"),
-    ("deepseek", "DEEPSEEK_API_KEY", "DEEPSEEK_BASE_URL", "https://api.deepseek.com"),
-    ("zai", "ZAI_API_KEY", "ZAI_BASE_URL", "https://api.z.ai/api/paas/v4"),
-    ("mistral", "MISTRAL_API_KEY", "MISTRAL_BASE_URL", "https://api.mistral.ai/v1"),
-    ("openrouter", "OPENROUTER_API_KEY", "OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1"),
-    ("perplexity", "PERPLEXITY_API_KEY", "PERPLEXITY_BASE_URL", "https://api.perplexity.ai"),
-    ("xai", "XAI_API_KEY", "XAI_BASE_URL", "https://api.x.ai/v1"),
-)
-
-
-def _register_builtins(registry: Registry) -> None:
-    for name, key_env, url_env, base_url in AUTO_REGISTER:
-        registry.register_openai_compatible(
-            name=name,
-            api_key_env=key_env,
-            base_url_env=url_env,
-            default_base_url=base_url,
-            default_models=DEFAULT_MODELS.get(name, ()),
-            source="builtin",
-        )
-    registry.register(
-        ProviderSpec(
-            name="anthropic",
-            factory=_anthropic_factory,
-            api_key_env="ANTHROPIC_API_KEY",
-            base_url_env="ANTHROPIC_BASE_URL",
-            default_base_url="https://api.anthropic.com/v1",
-            default_models=DEFAULT_MODELS.get("anthropic", ()),
-            wire=AnthropicProvider.wire,
-            source="builtin",
-        )
-    )
-    registry.register(
-        ProviderSpec(
-            name="gemini",
-            factory=_gemini_factory,
-            api_key_env="GEMINI_API_KEY",
-            base_url_env="GEMINI_BASE_URL",
-            default_base_url="https://generativelanguage.googleapis.com/v1beta",
-            default_models=DEFAULT_MODELS.get("gemini", ()),
-            wire=GeminiProvider.wire,
-            source="builtin",
-        )
-    )
-    registry.register(
-        ProviderSpec(
-            name="ollama",
-            factory=_ollama_factory,
-            api_key_env="OLLAMA_API_KEY",
-            base_url_env="OLLAMA_BASE_URL",
-            default_base_url="http://localhost:11434",
-            default_models=DEFAULT_MODELS.get("ollama", ()),
-            wire=OllamaProvider.wire,
-            source="builtin",
-            api_key_required=False,
-        )
-    )
-    registry.register(
-        _BedrockSpec(
-            name="bedrock",
-            factory=_bedrock_factory,
-            api_key_env=bedrock.API_KEY_ENV,
-            base_url_env=bedrock.BASE_URL_ENV,
-            default_base_url=None,  # the region's endpoint, chosen when the provider is built
-            default_models=DEFAULT_MODELS.get("bedrock", bedrock.DEFAULT_BEDROCK_MODELS),
-            wire=bedrock.BedrockProvider.wire,
-            source="builtin",
-        )
-    )
-
-
 def default_registry(*, plugins: bool = True) -> Registry:
     """A registry with the built-ins and (by default) every installed adapter package."""
     registry = Registry()
-    _register_builtins(registry)
+    register_builtins(registry)
     if plugins:
         registry.load_entry_points()
     return registry
