@@ -76,6 +76,8 @@ class SSEDecoder:
         "truncated",
     )
 
+    closed = False  # an SSE body has no end of its own: the end of the body ends it
+
     def __init__(self) -> None:
         self._pending = b""  # bytes of a UTF-8 character split across chunks
         self._started = False  # the first character of the stream was seen (BOM check)

@@ -277,3 +277,59 @@ def test_json_array_element_waiting_at_the_end_of_the_body_is_read() -> None:
     frames = [f for i in range(0, len(body), 2) for f in decoder.feed(body[i : i + 2])]
     assert frames == []
     assert decoder.end() == [element] and not decoder.truncated
+
+
+# ----------------------------------------------------------------------------- closed
+
+
+def test_json_array_is_closed_once_its_bracket_is_read() -> None:
+    decoder = JSONArrayDecoder()
+    assert not decoder.closed
+    reads = [b'[{"a":"]"}', b',{"b":[1]}\n', b"\n]", b"\n"]
+    closed = []
+    for chunk in reads:
+        decoder.feed(chunk)
+        closed.append(decoder.closed)
+    assert closed == [False, False, True, True]
+    assert decoder.end() == [] and not decoder.truncated
+
+
+def test_json_array_empty_is_closed() -> None:
+    decoder = JSONArrayDecoder()
+    decoder.feed(b" [ ")
+    assert not decoder.closed
+    decoder.feed(b"]")
+    assert decoder.closed
+
+
+@_SETTINGS
+@given(
+    st.lists(_values, max_size=6),
+    st.sampled_from([None, 2]),
+    st.lists(st.integers(0, 4000), max_size=16),
+)
+def test_json_array_closes_at_the_read_carrying_the_bracket(
+    values: list[Any], indent: int | None, cuts: list[int]
+) -> None:
+    parts = [json.dumps(v, ensure_ascii=False, indent=indent) for v in values]
+    body = ("[" + ",".join(parts) + "]").encode()
+    decoder = JSONArrayDecoder()
+    fed = 0
+    for chunk in split_at(body, cuts):
+        decoder.feed(chunk)
+        fed += len(chunk)
+        assert decoder.closed == (fed == len(body))
+    assert decoder.closed
+
+
+@_SETTINGS
+@given(st.binary(max_size=300), st.lists(st.integers(0, 300), max_size=6))
+def test_sse_and_ndjson_are_never_closed(body: bytes, cuts: list[int]) -> None:
+    for framing in (SSE, NDJSON):
+        decoder = framing.decoder()
+        with contextlib.suppress(ValueError):
+            for chunk in split_at(body, cuts):
+                decoder.feed(chunk)
+                assert not decoder.closed
+            decoder.end()
+        assert not decoder.closed

@@ -23,9 +23,17 @@ class FrameDecoder(Protocol[F]):
     none: a partial frame or a keep-alive). It raises ``ValueError`` for bytes the framing
     cannot carry (a corrupt binary frame). ``end`` returns what the end of the body
     completed and sets ``truncated`` when the body stopped inside a frame.
+
+    ``closed`` turns true once the bytes fed complete the body by the framing's own rule
+    (a streamed JSON array's ``]``): the plumbing then stops reading, calls ``end`` and
+    closes the response, whether or not the server closes the connection. It stays false
+    for a framing with no such rule (SSE, NDJSON, where only the end of the body or the
+    wire's own terminal marker ends a stream). A decoder without the attribute is read to
+    the end of the body.
     """
 
     truncated: bool
+    closed: bool
 
     def feed(self, chunk: bytes) -> list[F]: ...
 

@@ -95,6 +95,8 @@ class EventStreamDecoder:
 
     __slots__ = ("_buffer", "_errors", "_unread", "truncated")
 
+    closed = False  # only the end of the body ends an event stream
+
     def __init__(self) -> None:
         botocore = require_botocore()
         self._buffer = botocore.eventstream.EventStreamBuffer()

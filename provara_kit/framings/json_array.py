@@ -3,8 +3,9 @@
 Google's Gemini API streams ``streamGenerateContent`` this way unless asked for SSE. Any
 whitespace (pretty printing, CRLF) may sit between and inside elements. A frame is the
 text of one element. The body must close the array: a body that stops before ``]`` is
-truncated. Bytes that cannot be an array (text before ``[``, a missing comma, text after
-``]``) raise ``ValueError``.
+truncated. The array's ``]`` completes the body: ``closed`` then turns true, so a reader
+stops there even when the server keeps the connection open. Bytes that cannot be an array
+(text before ``[``, a missing comma, text after ``]``) raise ``ValueError``.
 
 The decoder finds element boundaries with one regular-expression scan whose tokens are
 whole strings and the brackets, braces and commas between them, so the Python loop runs
@@ -46,6 +47,7 @@ class JSONArrayDecoder:
         "_pending",
         "_state",
         "_tried",
+        "closed",
         "truncated",
     )
 
@@ -58,6 +60,7 @@ class JSONArrayDecoder:
         self._tried = 0  # the length of _buf when it last failed to parse
         self._attempts = 0  # failed parses of the element in _buf
         self.truncated = False
+        self.closed = False  # the array's "]" was read: the body is complete
 
     def feed(self, chunk: bytes) -> list[str]:
         """Consume one network read; return the elements it completed."""
@@ -125,6 +128,7 @@ class JSONArrayDecoder:
             state = _AFTER_ELEMENT
             pos = end
         self._state = state
+        self.closed = state == _CLOSED
         if pos < n:
             self._buf = buf[pos:]
             self._attempts += 1

@@ -20,6 +20,8 @@ class NDJSONDecoder:
 
     __slots__ = ("_pending", "_started", "_tail", "blank_lines", "truncated")
 
+    closed = False  # only the end of the body ends an NDJSON body
+
     def __init__(self) -> None:
         self._pending = b""  # bytes of a UTF-8 character split across reads
         self._tail = ""  # text after the last line end

@@ -30,7 +30,7 @@ from provara_kit.errors import (
     extract_upstream_message,
     redact,
 )
-from provara_kit.framings import SSE, Framing
+from provara_kit.framings import SSE, FrameDecoder, Framing
 from provara_kit.provider import Provider
 from provara_kit.sse import ServerSentEvent
 from provara_kit.streaming import (
@@ -385,6 +385,7 @@ class HTTPProvider(Provider):
         response = await self._open_response(payload, path=self._request_path(request, stream=True))
         try:
             decoder = self.framing.decoder()
+            tail: list[UpstreamEvent] = []
             async for chunk in response.aiter_bytes():
                 batch: list[UpstreamEvent] = []
                 try:
@@ -396,10 +397,12 @@ class HTTPProvider(Provider):
                     if batch:
                         yield batch  # what the read carried before the bad event
                     raise
+                if not mapper.done and _body_complete(decoder):
+                    tail = batch  # the framing's own end: what the connection does is moot
+                    break
                 yield batch or [KEEP_ALIVE]
                 if mapper.done:
                     return
-            tail = []
             for frame in decoder.end():
                 tail += mapper.feed(frame)
                 if mapper.done:
@@ -480,11 +483,20 @@ async def map_events(
         yield event
 
 
+def _body_complete(decoder: FrameDecoder[Any]) -> bool:
+    """Whether the bytes fed complete the body by the framing's own rule (its decoder's
+    ``closed``; a decoder without one has no such rule)."""
+    return getattr(decoder, "closed", False) is True
+
+
 async def frames(
     response: httpx.Response, framing: Framing[Any], *, provider: str
 ) -> AsyncGenerator[Any, None]:
     """Decoded frames of a streamed body in ``framing``; ``None`` for a read that completed
     no frame.
+
+    Reading stops once the decoder says the body is complete by the framing's own rule
+    (``closed``: a JSON array's ``]``), even when the connection stays open.
 
     A body that ends inside a frame (a partial line, an SSE event with no closing blank
     line, an unclosed JSON array) raises :class:`StreamAbortedError`: whatever came before
@@ -494,10 +506,14 @@ async def frames(
     async for chunk in response.aiter_bytes():
         decoded = decoder.feed(chunk)
         if not decoded:
+            if _body_complete(decoder):
+                break
             yield None
             continue
         for frame in decoded:
             yield frame
+        if _body_complete(decoder):
+            break  # the framing's own end: the body is complete whatever the connection does
     for frame in decoder.end():
         yield frame
     if decoder.truncated:

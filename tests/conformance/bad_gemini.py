@@ -306,6 +306,25 @@ class LosesLastArrayElement(_GeminiArray):
         vars(self)["framing"] = Framing("json-array", "application/json", _HoldsBackLast)
 
 
+class _NeverClosed(JSONArrayDecoder):
+    """Cuts the array into elements but never says the array closed."""
+
+    def feed(self, chunk: bytes) -> list[str]:
+        frames = super().feed(chunk)
+        self.closed = False
+        return frames
+
+
+class ReadsArrayToConnectionClose(_GeminiArray):
+    """Takes the end of the connection for the end of the stream, as with SSE: a server
+    that keeps the connection open after the array's ``]`` stalls the stream until the
+    stream timeout."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        vars(self)["framing"] = Framing("json-array", "application/json", _NeverClosed)
+
+
 class SSEOnlyMapper(_GeminiArray):
     """Reads every frame as an SSE event's ``data``: asked for a JSON array it finds no
     ``data`` fields and nothing in the stream."""
@@ -387,4 +406,10 @@ CASES: tuple[Case, ...] = (
     GeminiCase("model-discovery", FirstPageOnly, r"in pages of 2: lost .* \(returned 2 of 8 ids\)"),
     GeminiCase("status-200", LosesLastArrayElement, r"stream: raised StreamAbortedError"),
     GeminiCase("status-200", SSEOnlyMapper, r"stream: raised StreamAbortedError"),
+    GeminiCase(
+        "stream-timeout",
+        ReadsArrayToConnectionClose,
+        r"a connection held open after the terminal marker ended the stream with "
+        r"StreamTimeoutError",
+    ),
 )

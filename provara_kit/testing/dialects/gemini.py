@@ -148,7 +148,9 @@ class GeminiDialect(WireDialect):
 
     @property
     def has_terminal_marker(self) -> bool:
-        return False  # the end of the body after a finish ends a stream
+        # An SSE stream ends with the body; a JSON array ends at its "]", whatever the
+        # connection does after it.
+        return self.stream_framing == "json-array"
 
     def wire_variants(self) -> dict[str, WireDialect]:
         variants: dict[str, WireDialect] = {"as Google sends it": self}
