@@ -1,7 +1,8 @@
 """Anthropic's native Messages API (``POST /v1/messages``), and the base of Messages-shaped ones.
 
-Requests are OpenAI-shaped :class:`~provara_kit.types.ChatRequest` values; the mappers at the
-bottom of this module translate them to the Messages wire and back:
+Requests are OpenAI-shaped :class:`~provara_kit.types.ChatRequest` values; the mappers in
+:mod:`provara_kit.providers.anthropic_mapping` translate them to the Messages wire, and the
+stream mapper at the bottom of this module reads the events back:
 
 * ``system`` and ``developer`` messages become the top-level ``system`` text; OpenAI
   ``tool`` messages become ``tool_result`` blocks in a user turn; assistant ``tool_calls``
@@ -21,8 +22,9 @@ bottom of this module translate them to the Messages wire and back:
   previous one, it is never added to it.
 
 * Counts the upstream left out come from ``POST /v1/messages/count_tokens``
-  (:class:`AnthropicTokenCounter`, the provider's ``token_counter``): same key and version
-  headers, the messages request's ``model``/``system``/``messages``/``tools``.
+  (:class:`~provara_kit.providers.anthropic_counter.AnthropicTokenCounter`, the provider's
+  ``token_counter``): same key and version headers, the messages request's
+  ``model``/``system``/``messages``/``tools``.
 
 An Anthropic-shaped provider subclasses :class:`AnthropicProvider` and changes only what is
 its own: ``_headers`` (key and version headers), ``_completion_path``, ``discover_models``,
@@ -33,7 +35,6 @@ endpoint with no token counting).
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar, Final
@@ -41,10 +42,17 @@ from urllib.parse import urlencode
 
 import httpx
 
-from provara_kit.counters import DEFAULT_COUNT_TIMEOUT, CountMethod, TokenCounter
 from provara_kit.errors import MalformedResponseError
 from provara_kit.json_codec import loads
 from provara_kit.model_catalog import DEFAULT_MODELS as _CATALOG
+from provara_kit.providers.anthropic_counter import AnthropicTokenCounter
+from provara_kit.providers.anthropic_mapping import (
+    finish_reason,
+    map_messages,
+    map_tool,
+    map_tool_choice,
+    usage_counts,
+)
 from provara_kit.providers.base import (
     KEEP_ALIVE,
     HTTPProvider,
@@ -62,8 +70,6 @@ from provara_kit.streaming import (
 )
 from provara_kit.types import (
     ChatRequest,
-    ContentPart,
-    Message,
     ReasoningDelta,
     TextDelta,
     ToolCall,
@@ -103,8 +109,6 @@ _STOP_REASONS: Final[Mapping[str, str]] = {
     "max_tokens": "length",
     "tool_use": "tool_calls",
 }
-
-_TOOL_CHOICES: Final[Mapping[str, str]] = {"auto": "auto", "required": "any", "none": "none"}
 
 
 class AnthropicProvider(HTTPProvider):
@@ -184,7 +188,7 @@ class AnthropicProvider(HTTPProvider):
         return "/messages"
 
     def _build_payload(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
-        system, messages = _map_messages(request.messages)
+        system, messages = map_messages(request.messages)
         extra = request.passthrough()
         max_tokens = (
             request.max_tokens or extra.get("max_completion_tokens") or self.default_max_tokens
@@ -203,9 +207,9 @@ class AnthropicProvider(HTTPProvider):
                 [request.stop] if isinstance(request.stop, str) else request.stop
             )
         if request.tools:
-            payload["tools"] = [_map_tool(tool) for tool in request.tools]
+            payload["tools"] = [map_tool(tool) for tool in request.tools]
             # The API rejects a tool_choice sent without tools; OpenAI tolerates it.
-            tool_choice = _map_tool_choice(request.tool_choice)
+            tool_choice = map_tool_choice(request.tool_choice)
             # With "none" no tool is called, and the API refuses the flag on it.
             if extra.get("parallel_tool_calls") is False and request.tool_choice != "none":
                 tool_choice = {
@@ -265,11 +269,11 @@ class AnthropicProvider(HTTPProvider):
                         arguments=json.dumps(block.get("input") or {}, ensure_ascii=False),
                     )
                 )
-        input_tokens, output_tokens = _usage(body.get("usage"))
+        input_tokens, output_tokens = usage_counts(body.get("usage"))
         return ParsedCompletion(
             text="".join(text),
             reasoning="".join(reasoning),
-            finish_reason=_finish_reason(body.get("stop_reason"), self.stop_reasons),
+            finish_reason=finish_reason(body.get("stop_reason"), self.stop_reasons),
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             id=body.get("id"),
@@ -290,220 +294,7 @@ class AnthropicProvider(HTTPProvider):
         return map_events(_EventMapper(self), events)
 
 
-class AnthropicTokenCounter(TokenCounter):
-    """Counts with Anthropic's ``POST /v1/messages/count_tokens`` (free, rate-limited apart).
-
-    The body is the messages request's ``model``, ``system``, ``messages`` and ``tools``;
-    the answer's ``input_tokens`` is the count. Output is counted as what an assistant turn
-    holding the text adds to the prompt (two counts, asked together), so it includes the
-    few tokens that frame a turn.
-    """
-
-    method: ClassVar[CountMethod] = "count-endpoint"
-
-    def __init__(
-        self,
-        provider: AnthropicProvider,
-        *,
-        path: str = "/messages/count_tokens",
-        timeout: float = DEFAULT_COUNT_TIMEOUT,
-    ) -> None:
-        """Count through ``provider``'s client (its key, version headers and transport)."""
-        self._provider = provider
-        self.path = path
-        self.timeout = timeout
-
-    def __repr__(self) -> str:
-        return f"AnthropicTokenCounter(provider={self._provider.name!r}, path={self.path!r})"
-
-    def _body(self, request: ChatRequest) -> dict[str, Any]:
-        payload = self._provider._build_payload(request, stream=False)
-        return {k: payload[k] for k in ("model", "system", "messages", "tools") if k in payload}
-
-    async def count_input(self, request: ChatRequest) -> int:
-        return await self._count(self._body(request))
-
-    async def count_output(self, text: str, request: ChatRequest) -> int:
-        # The API refuses an empty turn and a final assistant turn ending in whitespace.
-        text = text.rstrip()
-        if not text:
-            return 0
-        body = self._body(request)
-        answered = {**body, "messages": [*body["messages"], {"role": "assistant", "content": text}]}
-        before, after = await asyncio.gather(self._count(body), self._count(answered))
-        return max(after - before, 0)
-
-    async def _count(self, body: dict[str, Any]) -> int:
-        provider = self._provider
-        try:
-            response = await provider._post(body, stream=False, path=self.path)
-        except httpx.HTTPError as exc:
-            raise provider._connection_error(exc) from None
-        if response.status_code >= 400:
-            raise provider._error(response, response.content)
-        answer = provider._decode_json(response.content)
-        count = _count(answer.get("input_tokens")) if isinstance(answer, dict) else None
-        if count is None:
-            raise MalformedResponseError(
-                f"{provider.name} {self.path} answered without an input_tokens count",
-                provider=provider.name,
-            )
-        return count
-
-
-# -- private mappers ----------------------------------------------------------------------
-
-
-def _map_messages(messages: list[Message]) -> tuple[str, list[dict[str, Any]]]:
-    """(system text, Messages-API turns) from OpenAI-style messages."""
-    system: list[str] = []
-    turns: list[dict[str, Any]] = []
-    for message in messages:
-        if message.role in ("system", "developer"):
-            text = message.text()
-            if text:
-                system.append(text)
-        elif message.role == "tool":
-            if not message.tool_call_id:
-                raise ValueError("a 'tool' message needs the tool_call_id of the call it answers")
-            result: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.tool_call_id}
-            content = _map_content(message.content)
-            if content:
-                result["content"] = content
-            previous = turns[-1] if turns else None
-            if (
-                previous is not None
-                and previous["role"] == "user"
-                and isinstance(previous["content"], list)
-                and all(block.get("type") == "tool_result" for block in previous["content"])
-            ):
-                # Results of parallel calls answer one assistant turn: one user turn holds all.
-                previous["content"].append(result)
-            else:
-                turns.append({"role": "user", "content": [result]})
-        elif message.role == "assistant" and message.tool_calls:
-            blocks = _as_blocks(_map_content(message.content))
-            blocks.extend(_map_tool_call(call) for call in message.tool_calls)
-            turns.append({"role": "assistant", "content": blocks})
-        else:
-            turns.append({"role": message.role, "content": _map_content(message.content)})
-    return "\n\n".join(system), turns
-
-
-def _map_content(content: str | list[ContentPart] | None) -> str | list[dict[str, Any]]:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    return [_map_part(part) for part in content]
-
-
-def _as_blocks(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}] if content else []
-    return list(content)
-
-
-def _map_part(part: ContentPart) -> dict[str, Any]:
-    if part.type == "text":
-        return {"type": "text", "text": part.text or ""}
-    raw = part.model_dump(exclude_none=True)
-    if part.type == "image_url":
-        image = raw.get("image_url")
-        url = image.get("url") if isinstance(image, dict) else image
-        if not isinstance(url, str):
-            raise ValueError("an image_url content part needs image_url.url")
-        if url.startswith("data:"):
-            header, _, data = url.partition(",")
-            media_type = header[len("data:") :].split(";", 1)[0]
-            return {
-                "type": "image",
-                "source": {"type": "base64", "media_type": media_type, "data": data},
-            }
-        return {"type": "image", "source": {"type": "url", "url": url}}
-    return raw  # already an Anthropic block (image, document ...): passed through
-
-
-def _map_tool_call(call: Mapping[str, Any]) -> dict[str, Any]:
-    function = call.get("function") or {}
-    name = function.get("name")
-    arguments = function.get("arguments")
-    if not call.get("id") or not name:
-        raise ValueError("an assistant tool call needs an 'id' and a 'function.name'")
-    if isinstance(arguments, dict):
-        parsed: Any = arguments
-    else:
-        try:
-            parsed = json.loads(arguments) if arguments else {}
-        except ValueError:
-            raise ValueError(
-                f"tool call {call['id']!r} ({name}) has arguments that are not valid JSON: "
-                f"{str(arguments)[:200]!r}"
-            ) from None
-    if not isinstance(parsed, dict):
-        raise ValueError(
-            f"tool call {call['id']!r} ({name}) arguments must be a JSON object, "
-            f"got {type(parsed).__name__}"
-        )
-    return {"type": "tool_use", "id": call["id"], "name": name, "input": parsed}
-
-
-def _map_tool(tool: Mapping[str, Any]) -> dict[str, Any]:
-    if tool.get("type") != "function":
-        return dict(tool)  # an Anthropic tool already (custom or server tool)
-    function = tool.get("function") or {}
-    if not function.get("name"):
-        raise ValueError("a function tool needs 'function.name'")
-    mapped: dict[str, Any] = {
-        "name": function["name"],
-        "input_schema": function.get("parameters") or {"type": "object", "properties": {}},
-    }
-    if function.get("description"):
-        mapped["description"] = function["description"]
-    return mapped
-
-
-def _map_tool_choice(choice: str | dict[str, Any] | None) -> dict[str, Any] | None:
-    if choice is None:
-        return None
-    if isinstance(choice, str):
-        if choice not in _TOOL_CHOICES:
-            raise ValueError(
-                f"tool_choice must be 'auto', 'required', 'none' or a function, got {choice!r}"
-            )
-        return {"type": _TOOL_CHOICES[choice]}
-    if choice.get("type") == "function":
-        name = (choice.get("function") or {}).get("name")
-        if not name:
-            raise ValueError("tool_choice of type 'function' needs 'function.name'")
-        return {"type": "tool", "name": name}
-    return dict(choice)  # Anthropic's own shape ({"type": "any"} ...)
-
-
-def _finish_reason(stop_reason: Any, stop_reasons: Mapping[str, str]) -> str | None:
-    if stop_reason is None:
-        return None
-    return stop_reasons.get(stop_reason, str(stop_reason))
-
-
-def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _input_tokens(usage: Mapping[str, Any]) -> int | None:
-    """Billed input: uncached + cache writes + cache reads (``None`` if not reported)."""
-    uncached = _count(usage.get("input_tokens"))
-    if uncached is None:
-        return None
-    cache_write = _count(usage.get("cache_creation_input_tokens")) or 0
-    cache_read = _count(usage.get("cache_read_input_tokens")) or 0
-    return uncached + cache_write + cache_read
-
-
-def _usage(usage: Any) -> tuple[int | None, int | None]:
-    if not isinstance(usage, dict):
-        return None, None
-    return _input_tokens(usage), _count(usage.get("output_tokens"))
+# -- stream mapper ------------------------------------------------------------------------
 
 
 class _EventMapper:
@@ -587,17 +378,17 @@ def _map_event(
         return [KEEP_ALIVE]
     if kind == "message_start":
         message = data["message"]
-        input_tokens, output_tokens = _usage(message.get("usage"))
+        input_tokens, output_tokens = usage_counts(message.get("usage"))
         return [
             ResponseStarted(id=message.get("id"), model=message.get("model")),
             UsageUpdate(input_tokens=input_tokens, output_tokens=output_tokens),
         ]
     if kind == "message_delta":
         events: list[UpstreamEvent] = []
-        reason = _finish_reason((data.get("delta") or {}).get("stop_reason"), stop_reasons)
+        reason = finish_reason((data.get("delta") or {}).get("stop_reason"), stop_reasons)
         if reason is not None:
             events.append(Finish(reason))
-        input_tokens, output_tokens = _usage(data.get("usage"))
+        input_tokens, output_tokens = usage_counts(data.get("usage"))
         if input_tokens is not None or output_tokens is not None:
             events.append(UsageUpdate(input_tokens=input_tokens, output_tokens=output_tokens))
         return events or [KEEP_ALIVE]
