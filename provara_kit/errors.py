@@ -315,14 +315,42 @@ def _str_or_none(value: object) -> str | None:
 
 
 def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """``text`` with every secret (and any 8+ character tail of one) replaced."""
+    """``text`` with every secret of 4+ characters replaced by :data:`REDACTED`, and, for a
+    secret of 16+ characters, its first and last 8 characters wherever they stand alone.
+
+    The result does not depend on the order of ``secrets``: every occurrence of every one
+    of them (and of those fragments) in ``text`` is found first, overlapping or nested
+    ones included (an AWS key ``ACCESS_KEY_ID:SECRET`` whose parts are secrets too), and
+    each run of text they cover is replaced once.
+    """
+    patterns: set[str] = set()
     for secret in secrets:
         if secret and len(secret) >= 4:
-            text = text.replace(secret, REDACTED)
-            # Providers often echo a key partly masked ("sk-abc...wxyz"): drop long tails too.
+            patterns.add(secret)
+            # Providers often echo a key partly masked ("sk-abc...wxyz"): its ends go too.
             if len(secret) >= 16:
-                text = text.replace(secret[-8:], REDACTED).replace(secret[:8], REDACTED)
-    return text
+                patterns.update((secret[:8], secret[-8:]))
+    spans: list[tuple[int, int]] = []
+    for pattern in patterns:
+        start = text.find(pattern)
+        while start != -1:
+            spans.append((start, start + len(pattern)))
+            start = text.find(pattern, start + 1)
+    if not spans:
+        return text
+    spans.sort()
+    out: list[str] = []
+    kept = 0  # text before this is copied or covered
+    run_start, run_end = spans[0]
+    for start, end in spans[1:]:
+        if start <= run_end:
+            run_end = max(run_end, end)
+            continue
+        out += (text[kept:run_start], REDACTED)
+        kept = run_end
+        run_start, run_end = start, end
+    out += (text[kept:run_start], REDACTED, text[run_end:])
+    return "".join(out)
 
 
 def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
