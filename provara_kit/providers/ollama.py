@@ -1,7 +1,8 @@
 """Ollama's native chat API (``POST /api/chat``), streamed as newline-delimited JSON.
 
-Requests are OpenAI-shaped :class:`~provara_kit.types.ChatRequest` values; the mappers at the
-bottom of this module translate them to Ollama's wire and back:
+Requests are OpenAI-shaped :class:`~provara_kit.types.ChatRequest` values; the mappers in
+:mod:`provara_kit.providers.ollama_mapping` translate them to Ollama's wire, and the ones at
+the bottom of this module read the answers back:
 
 * Sampling parameters travel in ``options`` (``max_tokens`` is ``num_predict``, ``stop`` a
   list); ``response_format`` becomes ``format`` (``"json"`` or the JSON schema);
@@ -38,7 +39,7 @@ from typing import Any, ClassVar, Final
 
 import httpx
 
-from provara_kit.errors import MalformedResponseError, UnsupportedParameterError
+from provara_kit.errors import MalformedResponseError
 from provara_kit.framings import NDJSON
 from provara_kit.json_codec import loads
 from provara_kit.model_catalog import DEFAULT_MODELS as _CATALOG
@@ -49,16 +50,9 @@ from provara_kit.providers.base import (
     StreamMapper,
     map_events,
 )
+from provara_kit.providers.ollama_mapping import build_payload
 from provara_kit.streaming import Finish, ResponseStarted, StreamDone, UpstreamEvent, UsageUpdate
-from provara_kit.types import (
-    ChatRequest,
-    ContentPart,
-    Message,
-    ReasoningDelta,
-    TextDelta,
-    ToolCall,
-    ToolCallDelta,
-)
+from provara_kit.types import ChatRequest, ReasoningDelta, TextDelta, ToolCall, ToolCallDelta
 
 __all__ = [
     "API_KEY_ENV",
@@ -83,26 +77,6 @@ DONE_REASONS: Final[Mapping[str, str]] = {
     # nothing went wrong.
     "load": "stop",
     "unload": "stop",
-}
-
-# OpenAI sampling parameters Ollama takes in ``options``, by the option's name.
-_OPTIONS: Final[Mapping[str, str]] = {
-    "temperature": "temperature",
-    "top_p": "top_p",
-    "top_k": "top_k",
-    "min_p": "min_p",
-    "seed": "seed",
-    "presence_penalty": "presence_penalty",
-    "frequency_penalty": "frequency_penalty",
-    "repeat_penalty": "repeat_penalty",
-}
-
-_EFFORTS: Final[Mapping[str, bool | str]] = {
-    "none": False,
-    "minimal": False,
-    "low": "low",
-    "medium": "medium",
-    "high": "high",
 }
 
 
@@ -201,25 +175,7 @@ class OllamaProvider(HTTPProvider):
         super()._refuse_unsupported(request)
 
     def _build_payload(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
-        extra = request.passthrough()
-        payload: dict[str, Any] = {
-            "model": request.model,
-            "messages": _map_messages(request.messages),
-            # Ollama streams unless told not to: the flag is always explicit.
-            "stream": stream,
-        }
-        if request.tools:
-            payload["tools"] = [_map_tool(tool) for tool in request.tools]
-        options = _options(request, extra)
-        if options:
-            payload["options"] = options
-        response_format = _format(extra.get("response_format"))
-        if response_format is not None:
-            payload["format"] = response_format
-        think = _think(extra)
-        if think is not None:
-            payload["think"] = think
-        return payload
+        return build_payload(request, stream=stream)
 
     async def discover_models(self) -> list[str] | None:
         body = await self._get_json(self.models_path)
@@ -387,157 +343,3 @@ def _arguments(value: Any) -> str:
     if value is None:
         return "{}"
     return json.dumps(value, ensure_ascii=False)
-
-
-def _options(request: ChatRequest, extra: Mapping[str, Any]) -> dict[str, Any]:
-    given = extra.get("options")
-    if given is not None and not isinstance(given, dict):
-        raise ValueError(f"options must be a JSON object of Ollama options, got {given!r}")
-    options: dict[str, Any] = dict(given or {})
-    limit = request.max_tokens or extra.get("max_completion_tokens")
-    if limit is not None:
-        options["num_predict"] = limit
-    if request.temperature is not None:
-        options["temperature"] = request.temperature
-    if request.stop is not None:
-        options["stop"] = [request.stop] if isinstance(request.stop, str) else list(request.stop)
-    for field, option in _OPTIONS.items():
-        if field != "temperature" and extra.get(field) is not None:
-            options[option] = extra[field]
-    return options
-
-
-def _format(response_format: Any) -> str | dict[str, Any] | None:
-    """``response_format`` as Ollama's ``format``: ``"json"``, a JSON schema, or nothing."""
-    if response_format is None:
-        return None
-    if not isinstance(response_format, dict):
-        raise ValueError(f"response_format must be an object, got {response_format!r}")
-    kind = response_format.get("type")
-    if kind == "text":
-        return None
-    if kind == "json_object":
-        return "json"
-    if kind == "json_schema":
-        spec = response_format.get("json_schema")
-        schema = spec.get("schema") if isinstance(spec, dict) else None
-        if not isinstance(schema, dict):
-            raise ValueError("response_format json_schema needs json_schema.schema, an object")
-        return schema
-    raise ValueError(
-        f"response_format type must be 'text', 'json_object' or 'json_schema', got {kind!r}"
-    )
-
-
-def _think(extra: Mapping[str, Any]) -> bool | str | None:
-    """Ollama's ``think``: the client's own, else from ``reasoning_effort``."""
-    think = extra.get("think")
-    if think is not None:
-        if not isinstance(think, bool | str):
-            raise ValueError(f"think must be true, false or a level, got {think!r}")
-        return think
-    effort = extra.get("reasoning_effort")
-    if effort is None:
-        return None
-    if effort not in _EFFORTS:
-        raise UnsupportedParameterError("reasoning_effort")
-    return _EFFORTS[effort]
-
-
-def _map_messages(messages: list[Message]) -> list[dict[str, Any]]:
-    """Ollama messages from OpenAI-style ones; tool results name their tool."""
-    names: dict[str, str] = {}  # call id -> tool name, for the results that answer them
-    out: list[dict[str, Any]] = []
-    for message in messages:
-        role = "system" if message.role == "developer" else message.role
-        text, images = _content(message.content)
-        mapped: dict[str, Any] = {"role": role, "content": text}
-        if images:
-            mapped["images"] = images
-        if message.role == "assistant" and message.tool_calls:
-            calls = [_map_tool_call(call) for call in message.tool_calls]
-            for call in calls:
-                names[call["id"]] = call["function"]["name"]
-            mapped["tool_calls"] = calls
-        elif message.role == "tool":
-            if not message.tool_call_id:
-                raise ValueError("a 'tool' message needs the tool_call_id of the call it answers")
-            mapped["tool_call_id"] = message.tool_call_id
-            name = names.get(message.tool_call_id) or message.name
-            if name:
-                mapped["tool_name"] = name
-        out.append(mapped)
-    return out
-
-
-def _content(content: str | list[ContentPart] | None) -> tuple[str, list[str]]:
-    """(text, base64 images) of a message's content."""
-    if content is None:
-        return "", []
-    if isinstance(content, str):
-        return content, []
-    text: list[str] = []
-    images: list[str] = []
-    for part in content:
-        if part.type == "text":
-            text.append(part.text or "")
-        elif part.type == "image_url":
-            images.append(_image(part))
-        else:
-            raise ValueError(f"Ollama takes text and image content parts, not {part.type!r}")
-    return "".join(text), images
-
-
-def _image(part: ContentPart) -> str:
-    raw = part.model_dump(exclude_none=True).get("image_url")
-    url = raw.get("url") if isinstance(raw, dict) else raw
-    if not isinstance(url, str) or not url:
-        raise ValueError("an image_url content part needs image_url.url")
-    if not url.startswith("data:"):
-        raise ValueError(
-            "Ollama takes images inline only: an image by URL cannot be sent "
-            "(send it as a base64 data: URL)"
-        )
-    header, _, data = url.partition(",")
-    if ";base64" not in header or not data:
-        raise ValueError("an image data: URL must carry base64 data (data:<type>;base64,...)")
-    return data
-
-
-def _map_tool_call(call: Mapping[str, Any]) -> dict[str, Any]:
-    function = call.get("function") or {}
-    name = function.get("name")
-    arguments = function.get("arguments")
-    if not call.get("id") or not name:
-        raise ValueError("an assistant tool call needs an 'id' and a 'function.name'")
-    if isinstance(arguments, dict):
-        parsed: Any = arguments
-    else:
-        try:
-            parsed = json.loads(arguments) if arguments else {}
-        except ValueError:
-            raise ValueError(
-                f"tool call {call['id']!r} ({name}) has arguments that are not valid JSON: "
-                f"{str(arguments)[:200]!r}"
-            ) from None
-    if not isinstance(parsed, dict):
-        raise ValueError(
-            f"tool call {call['id']!r} ({name}) arguments must be a JSON object, "
-            f"got {type(parsed).__name__}"
-        )
-    return {"id": call["id"], "function": {"name": name, "arguments": parsed}}
-
-
-def _map_tool(tool: Mapping[str, Any]) -> dict[str, Any]:
-    if tool.get("type") != "function":
-        raise ValueError(f"Ollama takes function tools only, got type {tool.get('type')!r}")
-    function = tool.get("function") or {}
-    if not function.get("name"):
-        raise ValueError("a function tool needs 'function.name'")
-    mapped: dict[str, Any] = {
-        "name": function["name"],
-        "parameters": function.get("parameters") or {"type": "object", "properties": {}},
-    }
-    if function.get("description"):
-        mapped["description"] = function["description"]
-    return {"type": "function", "function": mapped}
