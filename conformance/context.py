@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from conformance.replay import RecordingTransport
 from conformance.target import ConformanceTarget
@@ -195,7 +196,11 @@ class CheckContext:
         if self.record:
             transport = RecordingTransport(secrets=(key,))
             self.recordings.append(transport)
-        return self.target.build(api_key=key, transport=transport, live=True)
+        provider = self.target.build(api_key=key, transport=transport, live=True)
+        if transport is not None:
+            # Recorded paths are the endpoints': the base URL's own path is the deployment's.
+            transport.base_path = urlsplit(str(getattr(provider, "base_url", "") or "")).path
+        return provider
 
     def save_recordings(self, check_id: str, folder: Path) -> list[Path]:
         """Write what ``--record`` kept as fixtures named after the check."""

@@ -3,10 +3,14 @@
 A fixture is one JSON file, ``<name>.fixture.json``::
 
     {"provider": "acme", "recorded_at": "...", "exchanges": [
-        {"request": {"method": "POST", "path": "/v1/messages", "body": {...}},
+        {"request": {"method": "POST", "path": "/messages", "body": {...}},
          "response": {"status": 200, "headers": {...}, "body": "event: ...\\n\\n"}}]}
 
-Auth headers are never written and the key is scrubbed from bodies. The recorded wire
+A request's path is the endpoint's, under the adapter's base URL (``/messages``, not
+``/v1/messages``): the base URL belongs to where the API was reached, so a recording made
+with ``<NAME>_BASE_URL`` set replays against the default base URL. A replayed request fits
+a recorded path its own path ends with. Auth headers are never written and the key is
+scrubbed from bodies. The recorded wire
 bodies of ``shared/wire-corpus`` (``.sse``, ``.ndjson``, AWS ``.eventstream``, raw ``.http``
 files, and ``.json`` bodies whose request and status the corpus README records) replay the
 same way; a streamed JSON array (a ``[`` body) is a stream.
@@ -254,11 +258,15 @@ class ReplayTransport(httpx.AsyncBaseTransport):
 
 @dataclass
 class RecordingTransport(httpx.AsyncBaseTransport):
-    """Passes requests to the real network and keeps what came back, secrets removed."""
+    """Passes requests to the real network and keeps what came back, secrets removed.
+
+    ``base_path`` is the path of the adapter's base URL (``/v1``); it is left out of the
+    recorded paths."""
 
     secrets: tuple[str, ...] = ()
     inner: httpx.AsyncBaseTransport = field(default_factory=httpx.AsyncHTTPTransport)
     exchanges: list[Exchange] = field(default_factory=list)
+    base_path: str = ""
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -272,10 +280,14 @@ class RecordingTransport(httpx.AsyncBaseTransport):
         except ValueError:
             sent = None
         headers = {k.lower(): v for k, v in response.headers.items()}
+        path = request.url.path
+        base = self.base_path.rstrip("/")
+        if base and path.startswith(base + "/"):
+            path = path[len(base) :]
         self.exchanges.append(
             Exchange(
                 method=request.method,
-                path=request.url.path,
+                path=path,
                 status=response.status_code,
                 headers={k: v for k, v in headers.items() if k not in _DROPPED_HEADERS},
                 body=redact(body.decode("utf-8", "replace"), self.secrets).encode("utf-8"),

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import httpx
 import pytest
 
 from conformance import ConformanceTarget
+from conformance.context import CheckContext
 from conformance.replay import (
     Exchange,
     Fixture,
@@ -221,3 +223,50 @@ def test_recorded_model_listing_replays_through_discover_models(tmp_path: Path) 
 
     with pytest.raises(AssertionError, match="discover_models read no models"):
         run_check("replay-fixtures", target(path.parent, factory))
+
+
+def test_recorded_paths_leave_out_the_base_url_so_they_replay_under_another(
+    tmp_path: Path,
+) -> None:
+    """--record against a base URL of its own (an API behind a proxy's prefix, given as
+    <NAME>_BASE_URL) writes the endpoints' paths; the replay, at the default base URL,
+    fits them."""
+    live = dataclasses.replace(target(tmp_path), base_url="https://proxy.test/acme/v1")
+    ctx = CheckContext(live, live=True, record=True)
+    provider = ctx.live_provider(api_key=KEY)
+    [recorder] = ctx.recordings
+    upstream = ScriptedUpstream("openai-chat", reply=CannedReply(("Hi", " there")))
+    recorder.inner = upstream
+
+    async def go() -> None:
+        async with provider:
+            await provider.complete(REQUEST)
+            await provider.complete_stream(REQUEST).collect()
+
+    asyncio.run(go())
+    assert [request.path for request in upstream.requests] == ["/acme/v1/chat/completions"] * 2
+    [path] = ctx.save_recordings("status-200", tmp_path / "fixtures")
+    data = json.loads(path.read_text())
+    assert [e["request"]["path"] for e in data["exchanges"]] == ["/chat/completions"] * 2
+    run_check("replay-fixtures", target(path.parent))  # at https://conformance.invalid/v1
+
+    def at_the_root(*, api_key, base_url, transport):  # type: ignore[no-untyped-def]
+        return openai_factory(api_key=api_key, base_url="https://acme.test", transport=transport)
+
+    run_check("replay-fixtures", target(path.parent, at_the_root))
+
+
+def test_a_base_path_is_left_out_only_where_it_leads_the_path() -> None:
+    recorder = RecordingTransport(
+        inner=ScriptedUpstream("openai-chat", reply=CannedReply(("Hi",))), base_path="/v1/"
+    )
+
+    async def go() -> None:
+        async with httpx.AsyncClient(transport=recorder) as client:
+            await client.post("https://x.test/v1/chat/completions", json={"model": "m"})
+            await client.post("https://x.test/v1x/chat/completions", json={"model": "m"})
+            await client.post("https://x.test/v1", json={"model": "m"})
+
+    asyncio.run(go())
+    paths = [e.path for e in recorder.exchanges]
+    assert paths == ["/chat/completions", "/v1x/chat/completions", "/v1"]

@@ -150,9 +150,11 @@ class _ModelCheckingUpstream(ScriptedUpstream):
         return super()._completion(recorded)
 
 
-BASE_PATHS = {"ollama-chat": ""}
-"""Where an API of each wire lives on its host: Ollama's at the root (``/api/chat``), the
-others under ``/v1``."""
+BASE_PATHS = {"ollama-chat": "/ollama"}
+"""Where the loopback API of each wire lives on its host: under ``/v1``, or an Ollama-shaped
+one behind a proxy's ``/ollama`` prefix. The generated Ollama-shaped package defaults to a
+server at the root, so its walkthrough records under a base URL of its own, as with
+``<NAME>_BASE_URL`` set, and replays at the default."""
 
 
 @contextmanager
