@@ -333,3 +333,12 @@ def test_sse_and_ndjson_are_never_closed(body: bytes, cuts: list[int]) -> None:
                 assert not decoder.closed
             decoder.end()
         assert not decoder.closed
+
+
+def test_json_array_number_cut_inside_its_fraction_is_read_whole() -> None:
+    decoder = JSONArrayDecoder()
+    body = b"[1,-0.0e+5]"
+    for cut in range(len(body) + 1):
+        decoder = JSONArrayDecoder()
+        assert decode(decoder, [body[:cut], body[cut:]]) == ["1", "-0.0e+5"]
+        assert not decoder.truncated

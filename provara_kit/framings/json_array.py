@@ -28,6 +28,8 @@ _NON_WS: Final = re.compile(r"[^ \t\r\n]")
 _CONTAINER_CLOSERS: Final = re.compile(r"[\]}]")
 _SCALAR_CLOSERS: Final = re.compile(r'[\]},"]')
 _raw_decode: Final = json.JSONDecoder().raw_decode
+_OPENERS: Final = frozenset('{["')  # elements whose own closing character ends them
+_SCALAR_END: Final = re.compile(r"[\s,\]]")
 _SHORT_TAIL: Final = 8  # an error this close to the end may be a literal or escape cut short
 _EAGER_ATTEMPTS: Final = 64  # past this, and _EAGER_SIZE, an element is tried again only
 _EAGER_SIZE: Final = 4_096  # when it doubled
@@ -116,14 +118,27 @@ class JSONArrayDecoder:
                 continue
             if ch == "," or ch == "]":
                 raise ValueError(f"expected an array element, got {ch!r}")
+            if ch not in _OPENERS:
+                # A number or literal ends where a delimiter starts: a read may cut it
+                # anywhere ("-0." would parse as -0 and leave ".").
+                delimiter = _SCALAR_END.search(buf, pos)
+                if delimiter is None:
+                    break  # it may go on in the next read
+                end = delimiter.start()
+                try:
+                    json.loads(buf[pos:end])
+                except ValueError:
+                    raise ValueError(f"a malformed array element: {buf[pos:end][:40]!r}") from None
+                out.append(buf[pos:end])
+                state = _AFTER_ELEMENT
+                pos = end
+                continue
             try:
-                value, end = _raw_decode(buf, pos)
+                _, end = _raw_decode(buf, pos)
             except json.JSONDecodeError as exc:
                 if exc.pos < n - _SHORT_TAIL and not exc.msg.startswith("Unterminated string"):
                     raise ValueError(f"a malformed array element: {exc}") from None
                 break  # the element goes on in the next read
-            if end == n and not isinstance(value, (dict, list, str)):
-                break  # a number or literal at the end of the read may go on
             out.append(buf[pos:end])
             state = _AFTER_ELEMENT
             pos = end
