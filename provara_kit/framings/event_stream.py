@@ -132,7 +132,8 @@ class EventStreamDecoder:
                         f"hold {prelude.headers_length} bytes of headers"
                     )
                 self._unread -= prelude.total_length
-                messages.append(EventStreamMessage(dict(message.headers), bytes(message.payload)))
+                # botocore builds a fresh dict and bytes slice per message: no copies needed
+                messages.append(EventStreamMessage(message.headers, message.payload))
         except self._errors as exc:
             raise ValueError(f"corrupt event-stream message: {type(exc).__name__}: {exc}") from None
         return messages
