@@ -81,7 +81,10 @@ class ProvidersPage:
         for provider, models in gateway.providers.provider_models().items():
             if provider in registry:
                 spec = registry.get(provider)
-                key = "set" if spec.api_key(environ) else "not set"
+                if spec.api_key(environ):
+                    key = "set"
+                else:
+                    key = "not set" if spec.api_key_required else "not needed"
                 streaming = _streaming_cell(spec, environ)
                 refresh = registry.last_refresh.get(provider)
                 if refresh is None:

@@ -3,6 +3,7 @@ without one, and uses the operator's key when one is set."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from provara_kit.providers.ollama import OllamaProvider
 from provara_kit.registry import ProviderSpec, Registry
 from provara_kit.testing import CannedReply, ScriptedUpstream
 from tests.gateway.conftest import GatewayServer, make_settings
+from tests.gateway.test_dashboard_pages import page
 
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Hi"}]
 
@@ -53,7 +55,10 @@ def test_served_without_any_key(tmp_path: Path) -> None:
         token = server.tenant("alice")
         assert _ask(server, token, stream=False) == "Hello there"
         assert _ask(server, token, stream=True) == "Hello there"
+        html = page(server, "/dashboard/providers", token)
     assert all("authorization" not in r.headers for r in upstream.requests)
+    row = re.search(r"<strong>ollama</strong></td><td[^>]*>([^<]*)</td>", html)
+    assert row is not None and row.group(1) == "not needed", html
 
 
 def test_the_operator_key_is_sent_when_set(tmp_path: Path) -> None:
