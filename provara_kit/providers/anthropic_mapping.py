@@ -8,10 +8,10 @@ stream readers share: the finish reason and the usage counts.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, Final
 
+from provara_kit.providers.request_parts import answered_call_id, split_data_url, tool_call
 from provara_kit.types import ContentPart, Message
 
 __all__ = [
@@ -36,9 +36,8 @@ def map_messages(messages: list[Message]) -> tuple[str, list[dict[str, Any]]]:
             if text:
                 system.append(text)
         elif message.role == "tool":
-            if not message.tool_call_id:
-                raise ValueError("a 'tool' message needs the tool_call_id of the call it answers")
-            result: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.tool_call_id}
+            call_id = answered_call_id(message)
+            result: dict[str, Any] = {"type": "tool_result", "tool_use_id": call_id}
             content = _map_content(message.content)
             if content:
                 result["content"] = content
@@ -86,38 +85,18 @@ def _map_part(part: ContentPart) -> dict[str, Any]:
         if not isinstance(url, str):
             raise ValueError("an image_url content part needs image_url.url")
         if url.startswith("data:"):
-            header, _, data = url.partition(",")
-            media_type = header[len("data:") :].split(";", 1)[0]
+            inline = split_data_url(url)
             return {
                 "type": "image",
-                "source": {"type": "base64", "media_type": media_type, "data": data},
+                "source": {"type": "base64", "media_type": inline.media_type, "data": inline.data},
             }
         return {"type": "image", "source": {"type": "url", "url": url}}
     return raw  # already an Anthropic block (image, document ...): passed through
 
 
 def _map_tool_call(call: Mapping[str, Any]) -> dict[str, Any]:
-    function = call.get("function") or {}
-    name = function.get("name")
-    arguments = function.get("arguments")
-    if not call.get("id") or not name:
-        raise ValueError("an assistant tool call needs an 'id' and a 'function.name'")
-    if isinstance(arguments, dict):
-        parsed: Any = arguments
-    else:
-        try:
-            parsed = json.loads(arguments) if arguments else {}
-        except ValueError:
-            raise ValueError(
-                f"tool call {call['id']!r} ({name}) has arguments that are not valid JSON: "
-                f"{str(arguments)[:200]!r}"
-            ) from None
-    if not isinstance(parsed, dict):
-        raise ValueError(
-            f"tool call {call['id']!r} ({name}) arguments must be a JSON object, "
-            f"got {type(parsed).__name__}"
-        )
-    return {"type": "tool_use", "id": call["id"], "name": name, "input": parsed}
+    parsed = tool_call(call)
+    return {"type": "tool_use", "id": parsed.id, "name": parsed.name, "input": parsed.arguments}
 
 
 def map_tool(tool: Mapping[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
+from provara_kit.providers.request_parts import answered_call_id, image_url, split_data_url
 from provara_kit.types import ChatRequest, ContentPart, Message
 
 __all__ = ["build_payload", "finish_reason", "usage_counts"]
@@ -71,11 +72,9 @@ def _map_messages(messages: list[Message]) -> tuple[list[str], list[dict[str, An
                 system.append(text)
             continue
         if message.role == "tool":
-            if not message.tool_call_id:
-                raise ValueError("a 'tool' message needs the tool_call_id of the call it answers")
             result = {
                 "toolResult": {
-                    "toolUseId": message.tool_call_id,
+                    "toolUseId": answered_call_id(message),
                     "content": [{"text": message.text()}],
                 }
             }
@@ -116,17 +115,13 @@ def _map_content(content: str | list[ContentPart] | None) -> list[dict[str, Any]
 
 
 def _map_image(part: ContentPart) -> dict[str, Any]:
-    image = (part.model_extra or {}).get("image_url")
-    url = image.get("url") if isinstance(image, dict) else image
-    if not isinstance(url, str) or not url:
-        raise ValueError("an image_url content part needs image_url.url")
+    url = image_url(part)
     if not url.startswith("data:"):
         raise ValueError(
             "Converse takes images inline only: send the image as a data: URL, not a link "
             "(image_url.url)"
         )
-    header, _, data = url.partition(",")
-    media_type = header[len("data:") :].split(";", 1)[0]
+    media_type, _, data = split_data_url(url)
     kind = media_type.removeprefix("image/")
     if kind not in _IMAGE_FORMATS:
         raise ValueError(f"Converse takes png, jpeg, gif or webp images, not {media_type!r}")

@@ -9,13 +9,18 @@ readers share: the finish-reason table, the usage counts and the tool-call id ru
 from __future__ import annotations
 
 import hashlib
-import json
 import mimetypes
 import re
 from collections.abc import Mapping
 from typing import Any, Final
 
 from provara_kit.errors import UnsupportedParameterError
+from provara_kit.providers.request_parts import (
+    answered_call_id,
+    image_url,
+    split_data_url,
+    tool_call,
+)
 from provara_kit.types import ChatRequest, ContentPart, Message
 
 __all__ = [
@@ -259,9 +264,7 @@ def _contents(messages: list[Message], sign_calls: bool) -> tuple[str, list[dict
 
 
 def _function_response(message: Message, names: Mapping[str, str]) -> dict[str, Any]:
-    call = message.tool_call_id
-    if not call:
-        raise ValueError("a 'tool' message needs the tool_call_id of the call it answers")
+    call = answered_call_id(message)
     name = names.get(call) or message.name
     if not name:
         raise ValueError(
@@ -272,28 +275,9 @@ def _function_response(message: Message, names: Mapping[str, str]) -> dict[str, 
 
 
 def _function_call(call: Mapping[str, Any], names: dict[str, str]) -> dict[str, Any]:
-    function = call.get("function") or {}
-    name = function.get("name")
-    arguments = function.get("arguments")
-    if not call.get("id") or not name:
-        raise ValueError("an assistant tool call needs an 'id' and a 'function.name'")
-    if isinstance(arguments, dict):
-        parsed: Any = arguments
-    else:
-        try:
-            parsed = json.loads(arguments) if arguments else {}
-        except ValueError:
-            raise ValueError(
-                f"tool call {call['id']!r} ({name}) has arguments that are not valid JSON: "
-                f"{str(arguments)[:200]!r}"
-            ) from None
-    if not isinstance(parsed, dict):
-        raise ValueError(
-            f"tool call {call['id']!r} ({name}) arguments must be a JSON object, "
-            f"got {type(parsed).__name__}"
-        )
-    names[str(call["id"])] = str(name)
-    return {"functionCall": {"id": call["id"], "name": name, "args": parsed}}
+    parsed = tool_call(call)
+    names[str(parsed.id)] = str(parsed.name)
+    return {"functionCall": {"id": parsed.id, "name": parsed.name, "args": parsed.arguments}}
 
 
 def _parts(content: str | list[ContentPart] | None) -> list[dict[str, Any]]:
@@ -314,15 +298,10 @@ def _parts(content: str | list[ContentPart] | None) -> list[dict[str, Any]]:
 
 
 def _image(part: ContentPart) -> dict[str, Any]:
-    raw = part.model_dump(exclude_none=True)
-    image = raw.get("image_url")
-    url = image.get("url") if isinstance(image, dict) else image
-    if not isinstance(url, str) or not url:
-        raise ValueError("an image_url content part needs image_url.url")
+    url = image_url(part)
     if url.startswith("data:"):
-        header, _, data = url.partition(",")
-        media_type = header[len("data:") :].split(";", 1)[0]
-        return {"inlineData": {"mimeType": media_type, "data": data}}
+        inline = split_data_url(url)
+        return {"inlineData": {"mimeType": inline.media_type, "data": inline.data}}
     guessed, _ = mimetypes.guess_type(url.split("?", 1)[0])
     file: dict[str, Any] = {"fileUri": url}
     if guessed:

@@ -8,11 +8,16 @@ cannot carry raises ValueError, or UnsupportedParameterError for a parameter val
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, Final
 
 from provara_kit.errors import UnsupportedParameterError
+from provara_kit.providers.request_parts import (
+    answered_call_id,
+    image_url,
+    split_data_url,
+    tool_call,
+)
 from provara_kit.types import ChatRequest, ContentPart, Message
 
 __all__ = ["build_payload"]
@@ -132,10 +137,9 @@ def _map_messages(messages: list[Message]) -> list[dict[str, Any]]:
                 names[call["id"]] = call["function"]["name"]
             mapped["tool_calls"] = calls
         elif message.role == "tool":
-            if not message.tool_call_id:
-                raise ValueError("a 'tool' message needs the tool_call_id of the call it answers")
-            mapped["tool_call_id"] = message.tool_call_id
-            name = names.get(message.tool_call_id) or message.name
+            call_id = answered_call_id(message)
+            mapped["tool_call_id"] = call_id
+            name = names.get(call_id) or message.name
             if name:
                 mapped["tool_name"] = name
         out.append(mapped)
@@ -161,43 +165,21 @@ def _content(content: str | list[ContentPart] | None) -> tuple[str, list[str]]:
 
 
 def _image(part: ContentPart) -> str:
-    raw = part.model_dump(exclude_none=True).get("image_url")
-    url = raw.get("url") if isinstance(raw, dict) else raw
-    if not isinstance(url, str) or not url:
-        raise ValueError("an image_url content part needs image_url.url")
+    url = image_url(part)
     if not url.startswith("data:"):
         raise ValueError(
             "Ollama takes images inline only: an image by URL cannot be sent "
             "(send it as a base64 data: URL)"
         )
-    header, _, data = url.partition(",")
-    if ";base64" not in header or not data:
+    inline = split_data_url(url)
+    if not inline.base64 or not inline.data:
         raise ValueError("an image data: URL must carry base64 data (data:<type>;base64,...)")
-    return data
+    return inline.data
 
 
 def _map_tool_call(call: Mapping[str, Any]) -> dict[str, Any]:
-    function = call.get("function") or {}
-    name = function.get("name")
-    arguments = function.get("arguments")
-    if not call.get("id") or not name:
-        raise ValueError("an assistant tool call needs an 'id' and a 'function.name'")
-    if isinstance(arguments, dict):
-        parsed: Any = arguments
-    else:
-        try:
-            parsed = json.loads(arguments) if arguments else {}
-        except ValueError:
-            raise ValueError(
-                f"tool call {call['id']!r} ({name}) has arguments that are not valid JSON: "
-                f"{str(arguments)[:200]!r}"
-            ) from None
-    if not isinstance(parsed, dict):
-        raise ValueError(
-            f"tool call {call['id']!r} ({name}) arguments must be a JSON object, "
-            f"got {type(parsed).__name__}"
-        )
-    return {"id": call["id"], "function": {"name": name, "arguments": parsed}}
+    parsed = tool_call(call)
+    return {"id": parsed.id, "function": {"name": parsed.name, "arguments": parsed.arguments}}
 
 
 def _map_tool(tool: Mapping[str, Any]) -> dict[str, Any]:
