@@ -10,10 +10,11 @@ A request's path is the endpoint's, under the adapter's base URL (``/messages``,
 ``/v1/messages``): the base URL belongs to where the API was reached, so a recording made
 with ``<NAME>_BASE_URL`` set replays against the default base URL. A replayed request fits
 a recorded path its own path ends with. Auth headers are never written and the key is
-scrubbed from bodies. The recorded wire
-bodies of ``shared/wire-corpus`` (``.sse``, ``.ndjson``, AWS ``.eventstream``, raw ``.http``
-files, and ``.json`` bodies whose request and status the corpus README records) replay the
-same way; a streamed JSON array (a ``[`` body) is a stream.
+scrubbed from bodies.
+
+The recorded wire bodies of ``shared/wire-corpus`` (``.sse``, ``.ndjson``, AWS
+``.eventstream``, raw ``.http`` files, and ``.json`` bodies whose request and status the
+corpus README records) replay the same way; a streamed JSON array (a ``[`` body) is a stream.
 A replay that leaves an exchange unplayed fails: the adapter did not make the calls the
 recording holds.
 """
