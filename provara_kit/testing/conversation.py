@@ -12,7 +12,7 @@ limit, stop sequences, ``user`` and ``metadata``.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, TypeAlias
 
@@ -29,9 +29,11 @@ __all__ = [
     "expressible",
     "image_from_url",
     "merge_text",
+    "openai_tool",
     "parallel_flag",
     "parse_arguments",
     "read_openai_conversation",
+    "split_tool_results",
 ]
 
 EMPTY_SCHEMA: Final[Mapping[str, Any]] = {"type": "object", "properties": {}}
@@ -196,7 +198,7 @@ def read_openai_conversation(body: Mapping[str, Any]) -> NormalizedConversation:
                 name=name if isinstance(name, str) else None,
             )
         )
-    tools = tuple(_openai_tool(tool) for tool in _list(body.get("tools")))
+    tools = tuple(openai_tool(tool) for tool in _list(body.get("tools")))
     choice = _openai_tool_choice(body.get("tool_choice"), bool(tools))
     limit = body.get("max_completion_tokens", body.get("max_tokens"))
     stop = body.get("stop")
@@ -231,6 +233,33 @@ def parallel_flag(choice: object, parallel: bool) -> bool | None:
     """Whether parallel calls are allowed, where that means anything (tools that may be
     called: a tool choice other than ``None`` and ``none``)."""
     return None if choice in (None, "none") else parallel
+
+
+def split_tool_results(
+    role: str,
+    blocks: Sequence[Any],
+    result: Callable[[Any], tuple[Any, Any] | None],
+    parts: Callable[[Any], tuple[Part, ...]],
+) -> list[Turn]:
+    """A wire turn's blocks as OpenAI turns: each tool result a ``tool`` turn, the blocks
+    before, between and after them turns of ``role`` (one turn of ``role`` when there is no
+    result). ``result`` gives a result block's (content, answered call id), ``None`` for any
+    other block; ``parts`` reads content as parts."""
+    turns: list[Turn] = []
+    pending: list[Any] = []
+    for block in blocks:
+        answer = result(block)
+        if answer is not None:
+            if pending:
+                turns.append(Turn(role, parts(pending)))
+                pending = []
+            content, call_id = answer
+            turns.append(Turn("tool", parts(content), tool_call_id=call_id))
+        else:
+            pending.append(block)
+    if pending or not turns:
+        turns.append(Turn(role, parts(pending)))
+    return turns
 
 
 def image_from_url(url: str) -> Image:
@@ -274,7 +303,8 @@ def _openai_call(call: Any) -> ToolCallRef:
     )
 
 
-def _openai_tool(tool: Any) -> ToolSpec:
+def openai_tool(tool: Any) -> ToolSpec:
+    """An OpenAI function tool (``{"type": "function", "function": {...}}``) as a spec."""
     function = tool.get("function") if isinstance(tool, Mapping) else None
     if not isinstance(function, Mapping):
         return ToolSpec(None, "", tool)

@@ -26,6 +26,7 @@ from provara_kit.testing.conversation import (
     Turn,
     merge_text,
     parallel_flag,
+    split_tool_results,
 )
 
 __all__ = ["IMAGE_MEDIA_TYPES", "read_messages_conversation", "validate_messages_request"]
@@ -229,21 +230,13 @@ def _turns(message: Mapping[str, Any]) -> list[Turn]:
         return [Turn(role, _parts(content), tool_calls=calls)]
     if not isinstance(content, list):
         return [Turn(role, _parts(content))]
-    turns: list[Turn] = []
-    pending: list[Any] = []
-    for block in content:
-        if isinstance(block, Mapping) and block.get("type") == "tool_result":
-            if pending:
-                turns.append(Turn(role, _parts(pending)))
-                pending = []
-            turns.append(
-                Turn("tool", _parts(block.get("content")), tool_call_id=block.get("tool_use_id"))
-            )
-        else:
-            pending.append(block)
-    if pending or not turns:
-        turns.append(Turn(role, _parts(pending)))
-    return turns
+    return split_tool_results(role, content, _tool_result, _parts)
+
+
+def _tool_result(block: Any) -> tuple[Any, Any] | None:
+    if isinstance(block, Mapping) and block.get("type") == "tool_result":
+        return block.get("content"), block.get("tool_use_id")
+    return None
 
 
 def _tool(tool: Any) -> ToolSpec:

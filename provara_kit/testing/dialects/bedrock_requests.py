@@ -30,6 +30,7 @@ from provara_kit.testing.conversation import (
     Turn,
     merge_text,
     parallel_flag,
+    split_tool_results,
 )
 
 __all__ = [
@@ -302,22 +303,14 @@ def _turns(message: Mapping[str, Any]) -> list[Turn]:
             if isinstance(block, Mapping) and isinstance(use := block.get("toolUse"), Mapping)
         )
         return [Turn(role, _parts(content), tool_calls=calls)]
-    turns: list[Turn] = []
-    pending: list[Any] = []
-    for block in content:
-        result = block.get("toolResult") if isinstance(block, Mapping) else None
-        if isinstance(result, Mapping):
-            if pending:
-                turns.append(Turn(role, _parts(pending)))
-                pending = []
-            turns.append(
-                Turn("tool", _parts(result.get("content")), tool_call_id=result.get("toolUseId"))
-            )
-        else:
-            pending.append(block)
-    if pending or not turns:
-        turns.append(Turn(role, _parts(pending)))
-    return turns
+    return split_tool_results(role, content, _tool_result, _parts)
+
+
+def _tool_result(block: Any) -> tuple[Any, Any] | None:
+    result = block.get("toolResult") if isinstance(block, Mapping) else None
+    if isinstance(result, Mapping):
+        return result.get("content"), result.get("toolUseId")
+    return None
 
 
 def _tool(tool: Any) -> ToolSpec:

@@ -23,15 +23,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from provara_kit.providers.ollama import tool_call_id
 from provara_kit.testing.conversation import (
-    EMPTY_SCHEMA,
     LIMITS,
     Image,
     NormalizedConversation,
     Part,
     ToolCallRef,
-    ToolSpec,
     Turn,
     merge_text,
+    openai_tool,
     parallel_flag,
 )
 from provara_kit.testing.dialects.base import (
@@ -348,7 +347,7 @@ class OllamaChatDialect(WireDialect):
                     tool_call_id=message.get("tool_call_id") if role == "tool" else None,
                 )
             )
-        tools = tuple(_tool(tool) for tool in _list(body.get("tools")))
+        tools = tuple(openai_tool(tool) for tool in _list(body.get("tools")))
         choice = "auto" if tools else None
         options = body.get("options")
         options = options if isinstance(options, Mapping) else {}
@@ -426,17 +425,6 @@ def _image(data: Any) -> Image:
     text = str(data)
     media_type = next((kind for magic, kind in _MAGIC.items() if text.startswith(magic)), None)
     return Image("base64", text, media_type)
-
-
-def _tool(tool: Any) -> ToolSpec:
-    function = tool.get("function") if isinstance(tool, Mapping) else None
-    if not isinstance(function, Mapping):
-        return ToolSpec(None, "", tool)
-    return ToolSpec(
-        function.get("name"),
-        function.get("description") or "",
-        function.get("parameters") or EMPTY_SCHEMA,
-    )
 
 
 class _Reading:
