@@ -25,7 +25,7 @@ from conformance.context import CheckContext, Findings, attempt
 from conformance.conversation_diff import conversation_differences
 from conformance.conversations import PINNED, conversation_fields, conversations
 from conformance.params import declared_params
-from provara_kit.errors import ProvaraError, ProviderStatusError
+from provara_kit.errors import ProvaraError, ProviderStatusError, UnsupportedParameterError
 from provara_kit.provider import Provider
 from provara_kit.testing import ScriptedUpstream
 from provara_kit.testing.conversation import (
@@ -58,9 +58,18 @@ def _positions(request: ChatRequest) -> list[int]:
 
 
 async def _judge(
-    ctx: CheckContext, provider: Provider, upstream: ScriptedUpstream, request: ChatRequest
+    ctx: CheckContext,
+    provider: Provider,
+    upstream: ScriptedUpstream,
+    request: ChatRequest,
+    declared_unsupported: frozenset[str] = frozenset(),
 ) -> list[str]:
-    """What is wrong with how ``request`` reached the wire, completed and streamed."""
+    """What is wrong with how ``request`` reached the wire, completed and streamed.
+
+    ``declared_unsupported`` are the request's fields the adapter declares its wire cannot
+    carry: refusing them (:class:`UnsupportedParameterError`, nothing sent) is right, and a
+    value the adapter takes after all (Ollama's ``tool_choice: "auto"``) is judged like any
+    other."""
     dialect = ctx.target.dialect
     asked = read_openai_conversation(request.model_dump(exclude_none=True))
     expected = expressible(asked, dialect.conversation_limits)
@@ -70,7 +79,13 @@ async def _judge(
         before = len(upstream.requests)
         error = await attempt(provider, request, mode)
         sent = list(upstream.requests)[before:]
-        if refused is not None:
+        if (
+            isinstance(error, UnsupportedParameterError)
+            and error.param in declared_unsupported
+            and not sent
+        ):
+            found[mode] = []
+        elif refused is not None:
             found[mode] = _refusal(error, bool(sent), refused)
         elif isinstance(error, ProviderStatusError) and error.status_code == 400 and sent:
             found[mode] = [f"the {dialect.name} API refuses the body: {error.message}"]
@@ -127,8 +142,9 @@ def _refusal(error: Exception | None, sent: bool, word: str) -> list[str]:
     return []
 
 
-def _applies(fields: Mapping[str, Any], unsupported: frozenset[str]) -> bool:
-    return not (set(fields) - {"messages"}) & unsupported
+def _declared(fields: Mapping[str, Any], unsupported: frozenset[str]) -> frozenset[str]:
+    """The fields of a request the adapter declares unsupported."""
+    return frozenset((set(fields) - {"messages"}) & unsupported)
 
 
 def request_conversation(ctx: CheckContext) -> None:
@@ -138,10 +154,9 @@ def request_conversation(ctx: CheckContext) -> None:
     async def table() -> None:
         async with ctx.scripted() as (provider, upstream):
             for conversation in conversations():
-                if not _applies(conversation.fields, unsupported):
-                    continue
+                declared = _declared(conversation.fields, unsupported)
                 request = ChatRequest(model=ctx.model, **conversation.fields)
-                for problem in await _judge(ctx, provider, upstream, request):
+                for problem in await _judge(ctx, provider, upstream, request, declared):
                     found.fail(f"{conversation.label} ({problem})")
 
     asyncio.run(table())
@@ -150,13 +165,11 @@ def request_conversation(ctx: CheckContext) -> None:
     async def combined(fields: dict[str, Any]) -> list[str]:
         async with ctx.scripted() as (provider, upstream):
             request = ChatRequest(model=ctx.model, **fields)
-            return await _judge(ctx, provider, upstream, request)
+            return await _judge(ctx, provider, upstream, request, _declared(fields, unsupported))
 
     @SETTINGS
     @given(fields=conversation_fields())
     def arrives_whole(fields: dict[str, Any]) -> None:
-        if not _applies(fields, unsupported):
-            return
         problems = asyncio.run(combined(fields))
         assert not problems, f"generated request {fields!r}: " + "; ".join(problems)
 

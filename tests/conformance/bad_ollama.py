@@ -180,6 +180,22 @@ class OmitsStreamFalse(OllamaProvider):
         return payload
 
 
+class ClearsToolsWithAutoChoice(OllamaProvider):
+    """Declares ``tool_choice`` unsupported and lets ``"auto"`` (Ollama's only behaviour)
+    through by clearing it, but clears the tools with it: every client that sends the
+    default ``tool_choice: "auto"`` loses its tools."""
+
+    def _refuse_unsupported(self, request: ChatRequest) -> None:
+        if request.tool_choice == "auto":
+            request = request.model_copy(update={"tool_choice": None, "tools": None})
+        super()._refuse_unsupported(request)
+
+    def _build_payload(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        if request.tool_choice == "auto":
+            request = request.model_copy(update={"tool_choice": None, "tools": None})
+        return super()._build_payload(request, stream=stream)
+
+
 class _ForgetfulDecoder(NDJSONDecoder):
     """Splits on newlines and keeps the rest for the next read, but never looks at the rest
     when the body ends."""
@@ -198,6 +214,11 @@ class DropsUnterminatedLastLine(OllamaProvider):
 
 
 CASES: tuple[Case, ...] = (
+    Case(
+        "request-conversation",
+        ClearsToolsWithAutoChoice,
+        r"tool_choice auto \(complete and stream: .*tool",
+    ),
     Case(
         "stream-aborted",
         EndOfBodyIsDone,
