@@ -8,7 +8,7 @@ adds them all to a :class:`~provara_kit.registry.Registry`.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +16,7 @@ import httpx
 
 from provara_kit.model_catalog import DEFAULT_MODELS
 from provara_kit.provider import Provider
-from provara_kit.provider_spec import ProviderSpec
+from provara_kit.provider_spec import ProviderFactory, ProviderSpec
 from provara_kit.providers import bedrock
 from provara_kit.providers.anthropic import AnthropicProvider
 from provara_kit.providers.gemini import GeminiProvider
@@ -47,40 +47,22 @@ AUTO_REGISTER: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
-def _ollama_factory(
-    *,
-    api_key: str | None,
-    base_url: str | None,
-    transport: httpx.AsyncBaseTransport | None,
-) -> Provider:
-    kwargs: dict[str, Any] = {"api_key": api_key, "transport": transport}
-    if base_url:
-        kwargs["base_url"] = base_url
-    return OllamaProvider(**kwargs)
+def _native_factory(adapter: Callable[..., Provider]) -> ProviderFactory:
+    """A factory for a native adapter that keeps its own default base URL unless one is
+    configured (``<NAME>_BASE_URL``)."""
 
+    def build(
+        *,
+        api_key: str | None,
+        base_url: str | None,
+        transport: httpx.AsyncBaseTransport | None,
+    ) -> Provider:
+        kwargs: dict[str, Any] = {"api_key": api_key, "transport": transport}
+        if base_url:
+            kwargs["base_url"] = base_url
+        return adapter(**kwargs)
 
-def _anthropic_factory(
-    *,
-    api_key: str | None,
-    base_url: str | None,
-    transport: httpx.AsyncBaseTransport | None,
-) -> Provider:
-    kwargs: dict[str, Any] = {"api_key": api_key, "transport": transport}
-    if base_url:
-        kwargs["base_url"] = base_url
-    return AnthropicProvider(**kwargs)
-
-
-def _gemini_factory(
-    *,
-    api_key: str | None,
-    base_url: str | None,
-    transport: httpx.AsyncBaseTransport | None,
-) -> Provider:
-    kwargs: dict[str, Any] = {"api_key": api_key, "transport": transport}
-    if base_url:
-        kwargs["base_url"] = base_url
-    return GeminiProvider(**kwargs)
+    return build
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +102,7 @@ def register_builtins(registry: Registry) -> None:
     registry.register(
         ProviderSpec(
             name="anthropic",
-            factory=_anthropic_factory,
+            factory=_native_factory(AnthropicProvider),
             api_key_env="ANTHROPIC_API_KEY",
             base_url_env="ANTHROPIC_BASE_URL",
             default_base_url="https://api.anthropic.com/v1",
@@ -132,7 +114,7 @@ def register_builtins(registry: Registry) -> None:
     registry.register(
         ProviderSpec(
             name="gemini",
-            factory=_gemini_factory,
+            factory=_native_factory(GeminiProvider),
             api_key_env="GEMINI_API_KEY",
             base_url_env="GEMINI_BASE_URL",
             default_base_url="https://generativelanguage.googleapis.com/v1beta",
@@ -144,7 +126,7 @@ def register_builtins(registry: Registry) -> None:
     registry.register(
         ProviderSpec(
             name="ollama",
-            factory=_ollama_factory,
+            factory=_native_factory(OllamaProvider),
             api_key_env="OLLAMA_API_KEY",
             base_url_env="OLLAMA_BASE_URL",
             default_base_url="http://localhost:11434",

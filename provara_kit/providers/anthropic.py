@@ -36,7 +36,7 @@ endpoint with no token counting).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 from urllib.parse import urlencode
 
@@ -58,7 +58,6 @@ from provara_kit.providers.base import (
     HTTPProvider,
     ParsedCompletion,
     StreamMapper,
-    map_events,
 )
 from provara_kit.sse import ServerSentEvent
 from provara_kit.streaming import (
@@ -282,16 +281,7 @@ class AnthropicProvider(HTTPProvider):
         )
 
     def _stream_mapper(self, request: ChatRequest) -> StreamMapper | None:
-        # A subclass that maps the stream its own way gets the per-event path; either path
-        # yields the same events (the choice is speed), hence no mutation here.
-        if type(self)._map_stream is not AnthropicProvider._map_stream:  # pragma: no mutate
-            return None
         return _EventMapper(self)
-
-    def _map_stream(
-        self, events: AsyncIterator[ServerSentEvent | None], request: ChatRequest
-    ) -> AsyncIterator[UpstreamEvent]:
-        return map_events(_EventMapper(self), events)
 
 
 # -- stream mapper ------------------------------------------------------------------------

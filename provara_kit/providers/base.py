@@ -147,7 +147,6 @@ class HTTPProvider(Provider):
     def _parse_completion(self, body: Any) -> ParsedCompletion:
         """Read a non-streamed response body."""
 
-    @abstractmethod
     def _map_stream(
         self, events: AsyncIterator[Any], request: ChatRequest
     ) -> AsyncIterator[UpstreamEvent]:
@@ -155,7 +154,15 @@ class HTTPProvider(Provider):
         upstream events; yield ``StreamDone`` on a clean end.
 
         ``None`` stands for bytes that completed no frame: yield ``KEEP_ALIVE`` for it.
+        By default the :meth:`_stream_mapper`'s events, one at a time: an adapter provides
+        one of the two.
         """
+        mapper = self._stream_mapper(request)
+        if mapper is None:
+            raise NotImplementedError(
+                f"{type(self).__name__} maps no stream: define _stream_mapper or _map_stream"
+            )
+        return map_events(mapper, events)
 
     # -- shared machinery ---------------------------------------------------------------
 
@@ -360,20 +367,27 @@ class HTTPProvider(Provider):
     def _stream_mapper(self, request: ChatRequest) -> StreamMapper | None:
         """A synchronous mapper for this stream, or ``None`` to use :meth:`_map_stream`.
 
-        Optional: with one, each network read is decoded and mapped in one go and its
-        events travel as one batch (the built-in adapters provide one; their
-        ``_map_stream`` is written on top of it). An adapter that only writes
-        ``_map_stream`` behaves the same, an event at a time.
+        With one, each network read is decoded and mapped in one go and its events travel
+        as one batch (the built-in adapters provide one, and :meth:`_map_stream` is written
+        on top of it). An adapter that only writes ``_map_stream`` behaves the same, an
+        event at a time; so does a subclass that overrides ``_map_stream`` below the class
+        whose mapper it would bypass (:meth:`_batches_mapped`).
         """
         return None
+
+    @classmethod
+    def _batches_mapped(cls) -> bool:
+        """Whether streams take the batched mapper path: ``_stream_mapper`` is defined no
+        higher in the class tree than ``_map_stream`` and ``_upstream_events`` (a subclass
+        that rewrites either of those gets them honoured, an event at a time)."""
+        depth = {name: _defined_at(cls, name) for name in _STREAM_HOOKS}
+        return depth["_stream_mapper"] <= min(depth["_map_stream"], depth["_upstream_events"])
 
     async def _upstream_batches(
         self, request: ChatRequest, payload: dict[str, Any]
     ) -> AsyncGenerator[list[UpstreamEvent], None]:
         """The upstream events of one streamed request, one list per network read."""
-        mapper = None
-        if type(self)._upstream_events is HTTPProvider._upstream_events:
-            mapper = self._stream_mapper(request)
+        mapper = self._stream_mapper(request) if self._batches_mapped() else None
         if mapper is None:
             events = self._upstream_events(request, payload)
             try:
@@ -464,6 +478,14 @@ class HTTPProvider(Provider):
                     await aclose()
         finally:
             await response.aclose()
+
+
+_STREAM_HOOKS = ("_stream_mapper", "_map_stream", "_upstream_events")
+
+
+def _defined_at(cls: type, name: str) -> int:
+    """How far up ``cls``'s method resolution order ``name`` is defined (0: ``cls``)."""
+    return next(depth for depth, owner in enumerate(cls.__mro__) if name in owner.__dict__)
 
 
 async def map_events(

@@ -50,7 +50,7 @@ built, so the rest of the kit runs without it.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 from urllib.parse import quote
 
@@ -69,7 +69,6 @@ from provara_kit.providers.base import (
     HTTPProvider,
     ParsedCompletion,
     StreamMapper,
-    map_events,
 )
 from provara_kit.providers.bedrock_auth import (
     API_KEY_ENV,
@@ -288,14 +287,7 @@ class BedrockProvider(HTTPProvider):
         )
 
     def _stream_mapper(self, request: ChatRequest) -> StreamMapper | None:
-        if type(self)._map_stream is not BedrockProvider._map_stream:  # pragma: no mutate
-            return None
         return _EventMapper(self)
-
-    def _map_stream(
-        self, events: AsyncIterator[EventStreamMessage | None], request: ChatRequest
-    ) -> AsyncIterator[UpstreamEvent]:
-        return map_events(_EventMapper(self), events)
 
     def _exception_error(self, message: EventStreamMessage) -> StreamAbortedError:
         """The abort for an ``exception`` or ``error`` message inside the stream."""

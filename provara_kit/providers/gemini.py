@@ -43,7 +43,7 @@ Requests are OpenAI-shaped :class:`~provara_kit.types.ChatRequest` values; the m
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar, Final, Literal
 from urllib.parse import quote, urlencode
 
@@ -59,7 +59,6 @@ from provara_kit.providers.base import (
     HTTPProvider,
     ParsedCompletion,
     StreamMapper,
-    map_events,
 )
 from provara_kit.providers.gemini_mapping import (
     build_payload,
@@ -267,16 +266,7 @@ class GeminiProvider(HTTPProvider):
         )
 
     def _stream_mapper(self, request: ChatRequest) -> StreamMapper | None:
-        # A subclass that maps the stream its own way gets the per-event path; either path
-        # yields the same events (the choice is speed), hence no mutation here.
-        if type(self)._map_stream is not GeminiProvider._map_stream:  # pragma: no mutate
-            return None
         return _ChunkMapper(self)
-
-    def _map_stream(
-        self, events: AsyncIterator[Any], request: ChatRequest
-    ) -> AsyncIterator[UpstreamEvent]:
-        return map_events(_ChunkMapper(self), events)
 
 
 class _Reading:

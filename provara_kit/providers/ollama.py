@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
 import httpx
@@ -48,7 +48,6 @@ from provara_kit.providers.base import (
     HTTPProvider,
     ParsedCompletion,
     StreamMapper,
-    map_events,
 )
 from provara_kit.providers.ollama_mapping import build_payload
 from provara_kit.streaming import Finish, ResponseStarted, StreamDone, UpstreamEvent, UsageUpdate
@@ -222,16 +221,7 @@ class OllamaProvider(HTTPProvider):
         )
 
     def _stream_mapper(self, request: ChatRequest) -> StreamMapper | None:
-        # A subclass that maps the stream its own way gets the per-line path; either path
-        # yields the same events (the choice is speed), hence no mutation here.
-        if type(self)._map_stream is not OllamaProvider._map_stream:  # pragma: no mutate
-            return None
         return _LineMapper(self)
-
-    def _map_stream(
-        self, events: AsyncIterator[str | None], request: ChatRequest
-    ) -> AsyncIterator[UpstreamEvent]:
-        return map_events(_LineMapper(self), events)
 
 
 # -- private mappers ----------------------------------------------------------------------

@@ -22,7 +22,7 @@ Only choice 0 is streamed; requests asking for ``n > 1`` get the first choice.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import httpx
@@ -33,7 +33,6 @@ from provara_kit.providers.base import (
     HTTPProvider,
     ParsedCompletion,
     StreamMapper,
-    map_events,
 )
 from provara_kit.sse import ServerSentEvent
 from provara_kit.streaming import (
@@ -182,16 +181,7 @@ class OpenAICompatibleProvider(HTTPProvider):
         )
 
     def _stream_mapper(self, request: ChatRequest) -> StreamMapper | None:
-        # A subclass that maps the stream its own way gets the per-event path; either path
-        # yields the same events (the choice is speed), hence no mutation here.
-        if type(self)._map_stream is not OpenAICompatibleProvider._map_stream:  # pragma: no mutate
-            return None
         return _ChunkMapper(self)
-
-    def _map_stream(
-        self, events: AsyncIterator[ServerSentEvent | None], request: ChatRequest
-    ) -> AsyncIterator[UpstreamEvent]:
-        return map_events(_ChunkMapper(self), events)
 
 
 class _ChunkMapper:

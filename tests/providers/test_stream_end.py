@@ -62,7 +62,7 @@ async def test_a_json_array_stream_ends_at_its_bracket(adapter: type[GeminiProvi
     transport = _Serving()
     provider = adapter(api_key="AIzaSy-test", transport=transport, stream_framing="json-array")
     request = ChatRequest(model="gemini-2.5-flash", messages=[{"role": "user", "content": "Hi"}])
-    assert (provider._stream_mapper(request) is None) == (adapter is _PerEvent)
+    assert provider._batches_mapped() is (adapter is not _PerEvent)
     async with provider, provider.complete_stream(request) as stream:
         events = [event async for event in stream]
     text = "".join(e.text for e in events if isinstance(e, TextDelta))
@@ -71,3 +71,16 @@ async def test_a_json_array_stream_ends_at_its_bracket(adapter: type[GeminiProvi
     assert (meta.finish_reason, meta.input_tokens, meta.output_tokens) == ("stop", 3, 2)
     assert not transport.body.read_past_end
     assert transport.body.closed
+
+
+def test_the_batched_path_is_taken_unless_a_subclass_rewrites_the_per_event_path() -> None:
+    class MapperOnly(GeminiProvider):
+        def _stream_mapper(self, request: ChatRequest) -> Any:
+            return super()._stream_mapper(request)
+
+    class OwnEvents(GeminiProvider):
+        async def _upstream_events(self, request: ChatRequest, payload: Any) -> Any:
+            yield  # pragma: no cover - only the choice of path is asked
+
+    assert GeminiProvider._batches_mapped() and MapperOnly._batches_mapped()
+    assert not _PerEvent._batches_mapped() and not OwnEvents._batches_mapped()
