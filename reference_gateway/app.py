@@ -13,10 +13,11 @@ Routes:
 ``GET /healthz``                       liveness, no authentication
 =====================================  ====================================================
 
-The lifespan opens the database, rebuilds the router's posteriors from the feedback table,
-starts the local upstream (provider ``local``), the usage flusher, the judge and model
-discovery; on shutdown it stops the judge, flushes usage, closes every provider client,
-stops the local upstream and closes the database, in that order.
+The lifespan opens (and migrates) the database, rebuilds the router's posteriors from the
+feedback table, starts the local upstream (provider ``local``), the usage writer, the sync
+with other processes, the judge and model discovery; on shutdown it stops the sync and the
+judge, flushes usage, closes every provider client, stops the local upstream and closes the
+database, in that order.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ from reference_gateway.local import LOCAL_PRICING, LocalServer
 from reference_gateway.providers import ProviderPool
 from reference_gateway.router import Router
 from reference_gateway.store import Database
+from reference_gateway.store.changes import Change
+from reference_gateway.store.feedback import Sample
+from reference_gateway.sync import Sync, snapshot
 from reference_gateway.usage import UsageRecorder
 
 __all__ = ["Gateway", "create_app"]
@@ -75,6 +79,7 @@ class Gateway:
     keys: ProviderKeys
     usage: UsageRecorder
     judge: Judge
+    sync: Sync
 
     def __init__(self, settings: Settings, *, registry: Registry, vault: Vault) -> None:
         self.settings = settings
@@ -85,6 +90,7 @@ class Gateway:
             default_model=settings.default_model,
             min_samples=settings.min_samples,
             cost_weight=settings.router_cost_weight,
+            prior_weight=settings.router_prior_weight,
             rng=None if seed is None else random.Random(seed),
             pricing=ChainMap(cast(dict[str, object], MODEL_PRICING), dict(LOCAL_PRICING)),
         )
@@ -96,10 +102,12 @@ class Gateway:
         logs.install()
         settings.load_provider_modules()
         self._log_streaming()
-        self.db = Database(settings.database_path)
+        self.db = await asyncio.to_thread(Database, settings.database_url)
         self.auth = Authenticator(self.db)
-        samples = await self.db.run(self.router.load)
-        if samples:
+        start = await self.db.run(snapshot)
+        self.router.load(start.totals)
+        if start.totals:
+            samples = sum(row[3] for row in start.totals)
             logger.info("router: %d feedback samples loaded", samples)
         local_url = None
         if settings.local_upstream:
@@ -118,9 +126,20 @@ class Gateway:
             db=self.db, vault=self.vault, registry=self.registry, pool=self.providers
         )
         self.usage = UsageRecorder(
-            self.db, flush_ms=settings.usage_flush_ms, flush_rows=settings.usage_flush_rows
+            self.db,
+            flush_ms=settings.usage_flush_ms,
+            flush_rows=settings.usage_flush_rows,
+            durable=settings.usage_durable,
         )
         self.usage.start()
+        self.sync = Sync(
+            self.db,
+            start,
+            interval_ms=settings.sync_ms,
+            on_change=self._apply_change,
+            on_sample=self._apply_sample,
+        )
+        self.sync.start()
         seed = settings.router_seed
         self.judge = Judge(
             model=settings.judge,
@@ -131,10 +150,25 @@ class Gateway:
             db=self.db,
             usage=self.usage,
             rng=None if seed is None else random.Random(seed + 1),
+            store_feedback=self.sync.insert_feedback,
         )
         self.judge.start()
         if settings.discover_models:
             self._discovery = asyncio.create_task(self._discover(), name="model-discovery")
+
+    def _apply_change(self, change: Change) -> None:
+        """Another process (or this one) changed keys or tenants: drop what is cached."""
+        if change.kind == "tenant-created":
+            self.auth.forget_unknown()
+        elif change.tenant_id is not None:
+            if change.kind == "tenant-revoked":
+                self.auth.forget_tenant(change.tenant_id)
+            self.providers.invalidate(change.tenant_id)
+
+    def _apply_sample(self, sample: Sample) -> None:
+        """Another process stored a feedback sample: the router learns it here too."""
+        if sample.cell is not None:
+            self.router.add_sample(sample.tenant_id, sample.cell, sample.model, sample.score)
 
     def _log_streaming(self) -> None:
         """Say at start-up which providers do not stream, and which cannot be built."""
@@ -165,6 +199,7 @@ class Gateway:
         if self._discovery is not None:
             self._discovery.cancel()
             await asyncio.gather(self._discovery, return_exceptions=True)
+        await self.sync.aclose()
         await self.judge.aclose()
         await self.usage.aclose()
         await self.providers.aclose()

@@ -4,7 +4,8 @@ A token is ``pvk_`` plus 43 urlsafe characters (256 random bits). Only its SHA-2
 is stored: a fast hash is enough for a secret with that much entropy (there is nothing to
 brute-force), and it keeps the per-request check at one hash and one dict lookup.
 Tenants are cached once seen; an unknown token is remembered briefly so junk traffic does
-not reach the database.
+not reach the database. A revoked tenant is dropped from the cache, and a new tenant clears
+the unknown tokens, in every process (see :mod:`reference_gateway.sync`).
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import sqlite3
 import time
+
+import sqlalchemy as sa
 
 from reference_gateway.api.errors import GatewayError
 from reference_gateway.store import Database
@@ -79,7 +81,7 @@ def validate_tenant_name(name: str) -> str:
     return name
 
 
-def create_tenant(conn: sqlite3.Connection, name: str) -> tuple[Tenant, str]:
+def create_tenant(conn: sa.Connection, name: str) -> tuple[Tenant, str]:
     """Create a tenant; returns it and its token, which is stored only hashed."""
     name = validate_tenant_name(name)
     token = new_token()
@@ -133,6 +135,15 @@ class Authenticator:
             raise _invalid()
         self._known[digest] = tenant
         return tenant
+
+    def forget_tenant(self, tenant_id: str) -> None:
+        """Stop accepting the tenant's cached token (it was revoked)."""
+        for digest in [d for d, t in self._known.items() if t.id == tenant_id]:
+            del self._known[digest]
+
+    def forget_unknown(self) -> None:
+        """Forget the tokens remembered as unknown (a tenant was created)."""
+        self._unknown.clear()
 
     async def authenticate(self, authorization: str | None) -> Tenant:
         """The tenant of an ``Authorization`` header value."""

@@ -5,7 +5,9 @@
     provara-gateway serve [--host H] [--port P] [--database URL|PATH] [--dev] [--workers N]
     provara-gateway tenants create NAME [--database ...]   # prints the token, once
     provara-gateway tenants list [--database ...]
+    provara-gateway tenants revoke NAME [--database ...]   # the token stops working
     provara-gateway vault rotate [--database ...]          # re-encrypt keys, new master key
+    provara-gateway db upgrade [--database ...]            # migrate the schema (serve does too)
 
 ``--dev`` is for a first run on a laptop (``nox -s gateway`` uses it): without
 ``PROVARA_MASTER_KEY`` it uses a development key kept next to the database (created on
@@ -18,18 +20,28 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+import sqlalchemy as sa
 
 from provara_kit.errors import ConfigurationError, MasterKeyError, VaultError
 from provara_kit.vault import MASTER_KEY_ENV, generate_master_key
 from reference_gateway.auth import create_tenant
 from reference_gateway.config import DEFAULT_DATABASE_PATH, Settings
-from reference_gateway.store import connect
+from reference_gateway.store import (
+    SchemaTooNewError,
+    connect,
+    create_engine,
+    current_revision,
+    is_sqlite,
+    migrate,
+    redacted,
+    sqlite_path,
+)
 from reference_gateway.store.keys import all_ciphertexts, write_ciphertexts
-from reference_gateway.store.tenants import TenantExistsError, list_tenants
+from reference_gateway.store.tenants import TenantExistsError, list_tenants, revoke_tenant
 
 __all__ = ["dev_key_path", "main", "worker_app"]
 
@@ -38,15 +50,16 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def dev_key_path(database_path: str) -> Path:
-    """Where ``--dev`` keeps its master key: beside the database (``*.dev-key``)."""
-    if database_path == ":memory:":
+def dev_key_path(database_url: str) -> Path:
+    """Where ``--dev`` keeps its master key: beside a SQLite database (``*.dev-key``), in
+    the working directory for PostgreSQL or an in-memory database."""
+    if not is_sqlite(database_url) or sqlite_path(database_url) == ":memory:":
         return Path("provara-gateway.dev-key")
-    return Path(database_path).expanduser().with_suffix(".dev-key")
+    return Path(sqlite_path(database_url)).expanduser().with_suffix(".dev-key")
 
 
-def _dev_master_key(database_path: str) -> str:
-    path = dev_key_path(database_path)
+def _dev_master_key(database_url: str) -> str:
+    path = dev_key_path(database_url)
     if path.exists():
         _say(f"dev mode: {MASTER_KEY_ENV} is not set; using the development key in {path}")
         return path.read_text(encoding="ascii").strip()
@@ -89,7 +102,7 @@ def _serve(args: argparse.Namespace) -> int:
         settings = Settings.from_env(
             os.environ,
             database_url=args.database,
-            master_key=_dev_master_key(settings.database_path),
+            master_key=_dev_master_key(settings.database_url),
         )
     try:
         app = create_app(settings)
@@ -98,10 +111,11 @@ def _serve(args: argparse.Namespace) -> int:
         _say("(for a local trial, 'provara-gateway serve --dev' makes a development key)")
         return 2
     if args.dev:
-        _bootstrap_dev_tenant(settings.database_path)
+        _bootstrap_dev_tenant(settings.database_url)
     host = "localhost" if args.host in ("127.0.0.1", "::1") else args.host
     _say(
-        f"Provara gateway on http://{host}:{args.port} - database {settings.database_path}\n"
+        f"Provara gateway on http://{host}:{args.port} - database "
+        f"{redacted(settings.database_url)}\n"
         f"  try: curl http://{host}:{args.port}/v1/chat/completions "
         '-H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" '
         '-d \'{"model": "local/echo", "messages": [{"role": "user", "content": "Hello"}]}\''
@@ -140,15 +154,12 @@ def worker_app() -> object:
     return create_app(Settings.from_env(os.environ))
 
 
-def _bootstrap_dev_tenant(database_path: str) -> None:
-    conn = connect(database_path)
-    try:
+def _bootstrap_dev_tenant(database_url: str) -> None:
+    with connect(database_url) as conn:
         if list_tenants(conn):
             _say("dev mode: tenants exist; make another with 'provara-gateway tenants create NAME'")
             return
         tenant, token = create_tenant(conn, "dev")
-    finally:
-        conn.close()
     _say(
         f"dev mode: created tenant {tenant.name!r} ({tenant.id}); its token (shown once):\n"
         f"  export TOKEN={token}"
@@ -157,14 +168,12 @@ def _bootstrap_dev_tenant(database_path: str) -> None:
 
 def _tenants_create(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    conn = connect(settings.database_path)
     try:
-        tenant, token = create_tenant(conn, args.name)
+        with connect(settings.database_url) as conn:
+            tenant, token = create_tenant(conn, args.name)
     except (ValueError, TenantExistsError) as exc:
         _say(f"provara-gateway: {exc}")
         return 1
-    finally:
-        conn.close()
     _say(f"created tenant {tenant.name!r} ({tenant.id}); its token is shown only this once:")
     print(token)
     return 0
@@ -172,17 +181,51 @@ def _tenants_create(args: argparse.Namespace) -> int:
 
 def _tenants_list(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    conn = connect(settings.database_path)
-    try:
+    with connect(settings.database_url) as conn:
         rows = list_tenants(conn)
-    finally:
-        conn.close()
     if not rows:
         _say("no tenants yet; create one with 'provara-gateway tenants create NAME'")
         return 0
-    print(f"{'ID':<22} {'NAME':<24} {'TOKEN':<12} CREATED")
-    for tenant_id, name, prefix, created in rows:
-        print(f"{tenant_id:<22} {name:<24} {prefix + '…':<12} {created}")
+    print(f"{'ID':<22} {'NAME':<24} {'TOKEN':<12} {'CREATED':<26} REVOKED")
+    for row in rows:
+        print(
+            f"{row.id:<22} {row.name:<24} {row.token_prefix + '…':<12} {row.created_at:<26} "
+            f"{row.revoked_at or '-'}"
+        )
+    return 0
+
+
+def _tenants_revoke(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    with connect(settings.database_url) as conn:
+        tenant = revoke_tenant(conn, args.name)
+    if tenant is None:
+        _say(f"provara-gateway: no active tenant named {args.name!r}")
+        return 1
+    _say(
+        f"revoked tenant {tenant.name!r} ({tenant.id}): its token stops working on every "
+        "running gateway within a second; its usage stays"
+    )
+    return 0
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    engine = create_engine(settings.database_url, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            before = current_revision(conn)
+        after = migrate(engine)
+    except SchemaTooNewError as exc:
+        _say(f"provara-gateway: {exc}")
+        return 1
+    finally:
+        engine.dispose()
+    where = redacted(settings.database_url)
+    if before == after:
+        _say(f"{where}: schema is up to date (revision {after})")
+    else:
+        _say(f"{where}: schema upgraded from revision {before or 'none'} to {after}")
     return 0
 
 
@@ -193,15 +236,13 @@ def _vault_rotate(args: argparse.Namespace) -> int:
     except MasterKeyError as exc:
         _say(f"provara-gateway: {exc}")
         return 2
-    conn = connect(settings.database_path)
     try:
-        rotated = vault.rotate_all(all_ciphertexts(conn))
-        write_ciphertexts(conn, rotated)
+        with connect(settings.database_url) as conn:
+            rotated = vault.rotate_all(all_ciphertexts(conn))
+            write_ciphertexts(conn, rotated)
     except VaultError as exc:
         _say(f"provara-gateway: {exc}")
         return 1
-    finally:
-        conn.close()
     _say(
         f"re-encrypted {len(rotated)} stored keys under key id {vault.current_key_id}; "
         "restart the gateway"
@@ -214,8 +255,8 @@ def _parser() -> argparse.ArgumentParser:
     database.add_argument(
         "--database",
         metavar="URL",
-        help="sqlite:///PATH URL or a file path (default: $PROVARA_DATABASE_URL, else "
-        f"{DEFAULT_DATABASE_PATH})",
+        help="sqlite:///PATH, a file path or postgresql://USER:PASSWORD@HOST:PORT/NAME "
+        f"(default: $PROVARA_DATABASE_URL, else {DEFAULT_DATABASE_PATH})",
     )
     parser = argparse.ArgumentParser(
         prog="provara-gateway", description="Provara reference gateway."
@@ -255,6 +296,18 @@ def _parser() -> argparse.ArgumentParser:
     tenants.add_parser("list", parents=[database], help="list tenants").set_defaults(
         func=_tenants_list
     )
+    revoke = tenants.add_parser(
+        "revoke", parents=[database], help="revoke a tenant: its token stops working"
+    )
+    revoke.add_argument("name")
+    revoke.set_defaults(func=_tenants_revoke)
+
+    db = commands.add_parser("db", help="the database").add_subparsers(
+        dest="db_command", required=True
+    )
+    db.add_parser(
+        "upgrade", parents=[database], help="migrate the schema to this version (serve does too)"
+    ).set_defaults(func=_db_upgrade)
 
     vault = commands.add_parser("vault", help="stored-key encryption").add_subparsers(
         dest="vault_command", required=True
@@ -268,6 +321,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _database_error(exc: sa.exc.SQLAlchemyError) -> str:
+    """The driver's own words, without SQLAlchemy's statement echo and help link."""
+    original = getattr(exc, "orig", None)
+    text = str(original if original is not None else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``provara-gateway`` command."""
     args = _parser().parse_args(argv)
@@ -276,8 +336,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as exc:
         _say(f"provara-gateway: {exc}")
         return 2
-    except sqlite3.Error as exc:
-        _say(f"provara-gateway: database error: {exc}")
+    except SchemaTooNewError as exc:
+        _say(f"provara-gateway: {exc}")
+        return 1
+    except sa.exc.SQLAlchemyError as exc:
+        _say(f"provara-gateway: database error: {_database_error(exc)}")
         return 1
     return code
 

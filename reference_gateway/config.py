@@ -3,8 +3,9 @@
 ==============================  =====================================  =====================
 variable                        meaning                                default
 ==============================  =====================================  =====================
-``PROVARA_DATABASE_URL``        ``sqlite:///<path>`` (relative path)   ``sqlite:///./provara-gateway.db``
-                                or ``sqlite:////<absolute path>``
+``PROVARA_DATABASE_URL``        ``sqlite:///<path>`` (relative path),  ``sqlite:///./provara-gateway.db``
+                                ``sqlite:////<absolute path>`` or
+                                ``postgresql://user:pw@host:port/db``
 ``PROVARA_MASTER_KEY``          vault key for stored provider keys     required by ``serve``
 ``PROVARA_MASTER_KEY_PREVIOUS`` old master keys, during a rotation     none
 ``PROVARA_STREAM_TIMEOUT_MS``   idle limit of an upstream stream       60000
@@ -16,6 +17,13 @@ variable                        meaning                                default
                                 for a slow first token
 ``PROVARA_USAGE_FLUSH_MS``      usage rows are written every ...       250
 ``PROVARA_USAGE_FLUSH_ROWS``    ... or as soon as this many queue up   500
+``PROVARA_USAGE_DURABLE``       answer a completion only once its      1
+                                usage row is committed (0: write in
+                                the background, faster, and a crash
+                                loses the rows not yet written)
+``PROVARA_SYNC_MS``             how often each process reads the       250
+                                changes other processes made (keys,
+                                tenants, feedback)
 ``PROVARA_LOCAL_UPSTREAM``      serve the keyless ``local`` provider   1
 ``PROVARA_DISCOVER_MODELS``     ask providers for models at start-up   1
 ``PROVARA_FAST_TRANSPORT``      providers' HTTP through the gateway's  1
@@ -27,6 +35,9 @@ variable                        meaning                                default
                                 (``register_openai_compatible`` ...)
 ``PROVARA_ROUTER_COST_WEIGHT``  quality points one USD of expected     10
                                 cost outweighs, for ``auto``
+``PROVARA_ROUTER_PRIOR_WEIGHT`` the most samples other tenants'        PROVARA_MIN_SAMPLES
+                                feedback counts for in a tenant's
+                                ``auto`` posteriors (0: none)
 ``PROVARA_ROUTER_SEED``         seed of the router's random source     none (random)
 ``PROVARA_JUDGE_RATE``          share of completions (0..1) the LLM    0
                                 judge scores
@@ -49,35 +60,12 @@ from pathlib import Path
 from provara_kit.errors import ConfigurationError
 from provara_kit.registry import import_provider_modules, provider_modules
 from provara_kit.vault import MASTER_KEY_ENV, PREVIOUS_KEYS_ENV, Vault
+from reference_gateway.store.engine import is_sqlite, sqlalchemy_url, sqlite_path
 
 __all__ = ["DEFAULT_DATABASE_PATH", "DEFAULT_DATABASE_URL", "Settings", "sqlite_path"]
 
 DEFAULT_DATABASE_PATH = "./provara-gateway.db"
 DEFAULT_DATABASE_URL = f"sqlite:///{DEFAULT_DATABASE_PATH}"
-
-
-def sqlite_path(url: str) -> str:
-    """The file path of a ``sqlite:///`` URL (``:memory:`` for an in-memory database).
-
-    ``sqlite:///relative/path.db`` is relative to the working directory,
-    ``sqlite:////abs/path.db`` is absolute. A bare path is accepted as is.
-    """
-    if "://" not in url:
-        if not url.strip():
-            raise ConfigurationError("PROVARA_DATABASE_URL is empty")
-        return url
-    scheme, _, rest = url.partition("://")
-    if scheme != "sqlite":
-        raise ConfigurationError(
-            f"PROVARA_DATABASE_URL must be a sqlite:/// URL (the reference gateway embeds "
-            f"SQLite), got scheme {scheme!r}"
-        )
-    if not rest.startswith("/") or rest == "/":
-        raise ConfigurationError(
-            "PROVARA_DATABASE_URL must look like sqlite:///relative/path.db or "
-            "sqlite:////absolute/path.db"
-        )
-    return rest[1:]
 
 
 def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
@@ -138,11 +126,14 @@ class Settings:
     keepalive_ms: int = 5_000
     usage_flush_ms: int = 250
     usage_flush_rows: int = 500
+    usage_durable: bool = True
+    sync_ms: int = 250
     local_upstream: bool = True
     discover_models: bool = True
     fast_transport: bool = True
     provider_modules: tuple[str, ...] = ()
     router_cost_weight: float = 10.0
+    router_prior_weight: float | None = None
     router_seed: int | None = None
     judge_rate: float = 0.0
     judge_model: str = ""
@@ -150,8 +141,14 @@ class Settings:
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False)
 
     def __post_init__(self) -> None:
-        sqlite_path(self.database_url)
-        for name in ("stream_timeout_ms", "min_samples", "max_body_bytes", "keepalive_ms"):
+        sqlalchemy_url(self.database_url)
+        for name in (
+            "stream_timeout_ms",
+            "min_samples",
+            "max_body_bytes",
+            "keepalive_ms",
+            "sync_ms",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"Settings.{name} must be positive")
         if self.usage_flush_ms < 1 or self.usage_flush_rows < 1:
@@ -161,6 +158,12 @@ class Settings:
         if self.router_cost_weight < 0 or self.judge_queue < 1:
             raise ConfigurationError(
                 "PROVARA_ROUTER_COST_WEIGHT must be >= 0 and PROVARA_JUDGE_QUEUE positive"
+            )
+        weight = self.router_prior_weight
+        if weight is not None and not 0 <= weight <= 1e9:
+            raise ConfigurationError(
+                f"PROVARA_ROUTER_PRIOR_WEIGHT must be a number of samples from 0 to 1e9, "
+                f"got {weight}"
             )
         if self.judge_model == "auto":
             raise ConfigurationError("PROVARA_JUDGE_MODEL must name a model, not 'auto'")
@@ -183,12 +186,19 @@ class Settings:
             "keepalive_ms": _int(environ, "PROVARA_KEEPALIVE_MS", 5_000),
             "usage_flush_ms": _int(environ, "PROVARA_USAGE_FLUSH_MS", 250),
             "usage_flush_rows": _int(environ, "PROVARA_USAGE_FLUSH_ROWS", 500),
+            "usage_durable": _flag(environ, "PROVARA_USAGE_DURABLE", True),
+            "sync_ms": _int(environ, "PROVARA_SYNC_MS", 250),
             "local_upstream": _flag(environ, "PROVARA_LOCAL_UPSTREAM", True),
             "discover_models": _flag(environ, "PROVARA_DISCOVER_MODELS", True),
             "fast_transport": _flag(environ, "PROVARA_FAST_TRANSPORT", True),
             "provider_modules": provider_modules(environ),
             "router_cost_weight": _float(
                 environ, "PROVARA_ROUTER_COST_WEIGHT", 10.0, low=0, high=1e9
+            ),
+            "router_prior_weight": (
+                _float(environ, "PROVARA_ROUTER_PRIOR_WEIGHT", 0.0, low=0, high=1e9)
+                if environ.get("PROVARA_ROUTER_PRIOR_WEIGHT", "").strip()
+                else None
             ),
             "router_seed": (
                 _int(environ, "PROVARA_ROUTER_SEED", 0, minimum=0)
@@ -204,8 +214,13 @@ class Settings:
         return cls(**values)  # type: ignore[arg-type]
 
     @property
+    def is_sqlite(self) -> bool:
+        """Whether the store is SQLite (else PostgreSQL)."""
+        return is_sqlite(self.database_url)
+
+    @property
     def database_path(self) -> str:
-        """The SQLite file (or ``:memory:``)."""
+        """The SQLite file (or ``:memory:``); a :class:`ConfigurationError` on PostgreSQL."""
         return sqlite_path(self.database_url)
 
     @property
@@ -233,6 +248,8 @@ class Settings:
 
     def ensure_database_dir(self) -> None:
         """Create the database file's directory if it does not exist."""
+        if not self.is_sqlite:
+            return
         path = self.database_path
         if path != ":memory:":
             Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ when full, the completion is simply not judged) and returns at once. One backgro
 asks the judge model (``PROVARA_JUDGE_MODEL``, any routable ``provider/model``, on behalf
 of the completion's tenant) to grade the answer against :data:`RUBRIC`, parses the score
 with :func:`parse_score`, stores it in the ``feedback`` table (source ``judge``) and adds
-it to the router's posterior for the completion's cell x model. A reply with no score in
+it to the tenant's router posterior for the completion's cell x model. A reply with no score in
 it is counted (``unparsed``), never guessed. Streamed completions are judged too (the
 draw happens when the stream starts; only a drawn stream keeps its text), and every
 grading call is recorded as the tenant's usage under ``judge-<completion id>``.
@@ -18,6 +18,7 @@ import asyncio
 import logging
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -132,8 +133,13 @@ class Judge:
         db: Database,
         usage: UsageRecorder | None = None,
         rng: random.Random | None = None,
+        store_feedback: Callable[..., int | None] = insert_feedback,
     ) -> None:
+        """``store_feedback(conn, **values)`` stores a score (the gateway passes
+        :meth:`reference_gateway.sync.Sync.insert_feedback`, so other processes learn it
+        and this one does not learn it twice)."""
         self.model = model
+        self._store_feedback = store_feedback
         self.usage = usage
         self.rate = rate
         self.providers = providers
@@ -219,7 +225,7 @@ class Judge:
             logger.warning("the judge's reply for %s has no score", job.completion_id)
             return None
         stored = await self.db.run(
-            lambda conn: insert_feedback(
+            lambda conn: self._store_feedback(
                 conn,
                 tenant_id=job.tenant.id,
                 request_id=job.completion_id,
@@ -231,7 +237,7 @@ class Judge:
             )
         )
         if stored:
-            self.router.add_sample(job.cell, job.model, score)
+            self.router.add_sample(job.tenant.id, job.cell, job.model, score)
             self.scored += 1
         return score
 

@@ -1,11 +1,15 @@
-"""Usage and cost accounting, off the hot path.
+"""Usage and cost accounting: every answered completion's row, written in batches.
 
-A request calls :meth:`UsageRecorder.record`, which only appends to an in-memory list. A
-background task writes the list to the ``usage`` table every ``PROVARA_USAGE_FLUSH_MS``
-milliseconds, or as soon as ``PROVARA_USAGE_FLUSH_ROWS`` rows are waiting, as one
-transaction; the conversion to rows (cost in pico-dollars, day, flags) happens on the
-database thread. A failed write keeps the rows for the next attempt, and
-:meth:`UsageRecorder.aclose` flushes whatever is left, so a clean shutdown loses nothing.
+:meth:`UsageRecorder.commit` queues a completion's row and returns a future that resolves
+once the row is committed; the gateway answers (a 200, or a stream's clean end) only after
+that, so a completion the client was given is never lost to a crash of the gateway
+(``PROVARA_USAGE_DURABLE=0`` answers at once instead). Rows are written by one background
+task as one transaction per batch: what queues up while a write is under way goes in the
+next one (group commit), so under load a commit costs a fraction of a transaction. Rows
+that need no acknowledgement (:meth:`UsageRecorder.record`) wait for the next batch, every
+``PROVARA_USAGE_FLUSH_MS`` milliseconds or as soon as ``PROVARA_USAGE_FLUSH_ROWS`` rows are
+waiting. A failed write keeps the rows for the next attempt (and fails the futures waiting
+on it), and :meth:`UsageRecorder.aclose` flushes whatever is left.
 
 Cost is stored as integer pico-dollars, or ``NULL`` for an unpriced model (``priced`` 0):
 an unpriced request is never counted as $0. ``estimated`` marks rows whose token counts
@@ -18,17 +22,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
+
+import sqlalchemy as sa
 
 from provara_kit.pricing import to_picodollars
 from provara_kit.types import ProvaraMeta
 from reference_gateway.store import Database
 from reference_gateway.store.usage import insert_usage
 
-__all__ = ["UsageRecorder"]
+__all__ = ["UsageNotRecordedError", "UsageRecorder"]
 
 logger = logging.getLogger("reference_gateway")
 
@@ -66,18 +71,26 @@ def _row(item: _Pending) -> tuple[Any, ...]:
     )
 
 
-def _write(conn: sqlite3.Connection, items: list[_Pending]) -> None:
+class UsageNotRecordedError(RuntimeError):
+    """A completion's usage row could not be committed (it is kept for a later attempt)."""
+
+
+def _write(conn: sa.Connection, items: list[_Pending]) -> None:
     insert_usage(conn, [_row(item) for item in items])
 
 
 class UsageRecorder:
     """Queues usage in memory and writes it in batches (see the module docstring)."""
 
-    def __init__(self, db: Database, *, flush_ms: int, flush_rows: int) -> None:
+    def __init__(
+        self, db: Database, *, flush_ms: int, flush_rows: int, durable: bool = True
+    ) -> None:
         self._db = db
         self._interval = flush_ms / 1000
         self._batch = flush_rows
+        self.durable = durable
         self._pending: list[_Pending] = []
+        self._waiters: list[asyncio.Future[None]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -98,7 +111,8 @@ class UsageRecorder:
         stream: bool,
         cell: str | None = None,
     ) -> None:
-        """Queue one finished request's usage. Never blocks, never touches the database.
+        """Queue one finished request's usage for the next batch. Never blocks, never
+        touches the database.
 
         ``cell`` is the router's cell of a client's completion, kept so that feedback on it
         still finds its cell and model after a restart.
@@ -107,18 +121,48 @@ class UsageRecorder:
         if len(self._pending) >= self._batch:
             self._wake.set()
 
+    def commit(
+        self,
+        *,
+        request_id: str,
+        tenant_id: str,
+        meta: ProvaraMeta,
+        key_source: str,
+        stream: bool,
+        cell: str | None = None,
+    ) -> asyncio.Future[None]:
+        """Queue a completion's usage and return a future done once the row is committed
+        (at once when not :attr:`durable`); it fails with :class:`UsageNotRecordedError`
+        when the write fails."""
+        self.record(
+            request_id=request_id,
+            tenant_id=tenant_id,
+            meta=meta,
+            key_source=key_source,
+            stream=stream,
+            cell=cell,
+        )
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if not self.durable:
+            future.set_result(None)
+            return future
+        self._waiters.append(future)
+        self._wake.set()
+        return future
+
     def start(self) -> None:
-        """Start the background flusher."""
+        """Start the background writer."""
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="usage-flusher")
+            self._task = asyncio.create_task(self._run(), name="usage-writer")
 
     async def _run(self) -> None:
         while not self._closing:
-            try:
-                async with asyncio.timeout(self._interval):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+            if not self._wake.is_set():
+                try:
+                    async with asyncio.timeout(self._interval):
+                        await self._wake.wait()
+                except TimeoutError:
+                    pass
             self._wake.clear()
             await self.flush()
 
@@ -127,19 +171,27 @@ class UsageRecorder:
         if not self._pending:
             return 0
         items, self._pending = self._pending, []
+        waiters, self._waiters = self._waiters, []
         try:
             await self._db.run(_write, items)
-        except Exception:
+        except Exception as exc:
             logger.exception(
                 "writing %d usage rows failed; keeping them for the next try", len(items)
             )
             self._pending[:0] = items
+            error = UsageNotRecordedError(f"the usage store is unavailable ({type(exc).__name__})")
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(error)
             return 0
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
         self.written += len(items)
         return len(items)
 
     async def aclose(self) -> None:
-        """Stop the flusher and write what is left."""
+        """Stop the writer and write what is left."""
         self._closing = True
         self._wake.set()
         if self._task is not None:

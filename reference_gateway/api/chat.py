@@ -54,6 +54,7 @@ from reference_gateway.providers import Route as ProviderRoute
 from reference_gateway.router import AUTO, CELL_HEADER
 from reference_gateway.sse import KEEP_ALIVE, ChunkEncoder, encode_error, usage_object
 from reference_gateway.types import Tenant
+from reference_gateway.usage import UsageNotRecordedError
 
 if TYPE_CHECKING:
     from reference_gateway.app import Gateway
@@ -114,6 +115,17 @@ def _stream_flags(data: dict[str, Any]) -> tuple[bool, bool]:
 def _unsupported(exc: ValueError) -> GatewayError:
     return GatewayError(
         400, f"The provider cannot take this request: {exc}", code="unsupported_request"
+    )
+
+
+def _unrecorded(exc: UsageNotRecordedError) -> GatewayError:
+    logger.error("a completion was not delivered: %s", exc)
+    return GatewayError(
+        503,
+        "The gateway could not record this completion's usage, so it was not delivered. "
+        "Retry shortly.",
+        type="server_error",
+        code="usage_not_recorded",
     )
 
 
@@ -198,12 +210,14 @@ class ChatCompletions:
             try:
                 response = await route.provider.complete(upstream_request)
             except ProviderError as exc:
-                raise from_provider_error(exc) from None
+                raise from_provider_error(
+                    exc, provider=route.provider_name, request_id=completion_id
+                ) from None
             except ValueError as exc:
                 raise _unsupported(exc) from None
         finally:
             await route.release()
-        gateway.usage.record(
+        recorded = gateway.usage.commit(
             request_id=completion_id,
             tenant_id=tenant.id,
             meta=response.meta,
@@ -211,6 +225,10 @@ class ChatCompletions:
             stream=False,
             cell=cell,
         )
+        try:
+            await recorded
+        except UsageNotRecordedError as exc:
+            raise _unrecorded(exc) from None
         gateway.judge.offer(completion_id, tenant, chat, response.text)
         body = _completion_body(completion_id, int(time.time()), route.public_model, response)
         return Response(
@@ -234,7 +252,9 @@ class ChatCompletions:
             stream = route.provider.complete_stream(upstream_request)
         except ProviderError as exc:
             await route.release()
-            raise from_provider_error(exc) from None
+            raise from_provider_error(
+                exc, provider=route.provider_name, request_id=completion_id
+            ) from None
         except ValueError as exc:
             await route.release()
             raise _unsupported(exc) from None
@@ -370,7 +390,7 @@ class _SSEResponse(Response):
                 # Nothing was sent: the failure gets its own status, not a 200 stream.
                 await self._close()
                 if isinstance(exc, ProviderError):
-                    error = from_provider_error(exc)
+                    error = self._upstream_error(exc)
                 elif isinstance(exc, ValueError):
                     error = _unsupported(exc)
                 else:
@@ -381,7 +401,7 @@ class _SSEResponse(Response):
                 await self._start(send)
             tail = await self._events(send, batch)
         except ProviderError as exc:
-            tail = encode_error(from_provider_error(exc).body())
+            tail = encode_error(self._upstream_error(exc).body())
         except Exception:
             if not self._started:
                 raise  # the error middleware answers a 500
@@ -393,6 +413,11 @@ class _SSEResponse(Response):
         if pending:
             tail = b"".join(pending) + tail
         await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+    def _upstream_error(self, exc: ProviderError) -> GatewayError:
+        return from_provider_error(
+            exc, provider=self.route.provider_name, request_id=self.completion_id
+        )
 
     async def _close(self) -> None:
         """Close the upstream stream and give the route back (once)."""
@@ -424,7 +449,7 @@ class _SSEResponse(Response):
                         answer.append(event.text)
                 elif isinstance(event, ProvaraMeta):
                     gateway = self.gateway
-                    gateway.usage.record(
+                    recorded = gateway.usage.commit(
                         request_id=self.completion_id,
                         tenant_id=self.tenant.id,
                         meta=event,
@@ -432,6 +457,15 @@ class _SSEResponse(Response):
                         stream=True,
                         cell=self.cell,
                     )
+                    if not recorded.done():
+                        # The content goes out while the row is being written; the clean
+                        # end waits for the commit.
+                        if pending:
+                            await flush()
+                        try:
+                            await recorded
+                        except UsageNotRecordedError as exc:
+                            return encode_error(_unrecorded(exc).body())
                     if answer is not None:
                         gateway.judge.submit(
                             self.completion_id, self.tenant, self.request, "".join(answer)

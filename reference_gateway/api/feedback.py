@@ -3,7 +3,7 @@
 Body: ``{"completion_id" (or "request_id"): "chatcmpl-...", "score": 0..1, "comment"?}``;
 instead of a number, ``score`` may be a thumb (``"up"``/``"down"``, ``true``/``false``), or
 ``"thumbs": "up" | "down"`` may be sent. The sample is stored in the ``feedback`` table and
-added to the router's posterior for the completion's cell and model (pinned completions
+added to the tenant's router posterior for the completion's cell and model (pinned completions
 included: that is how a cell bootstraps). A completion of another tenant and an unknown
 one answer the same 404; a second grade of the same completion is a 409. The router
 remembers recent completions in memory; older ones (or any after a restart) are found
@@ -22,7 +22,6 @@ from starlette.routing import Route
 from reference_gateway.api.errors import GatewayError
 from reference_gateway.api.http import JSONResponse, read_json_object
 from reference_gateway.router import Tracked
-from reference_gateway.store.feedback import insert_feedback
 from reference_gateway.store.usage import completion_of
 
 if TYPE_CHECKING:
@@ -102,7 +101,7 @@ class Feedback:
                 code="completion_not_found",
             )
         stored = await gateway.db.run(
-            lambda conn: insert_feedback(
+            lambda conn: gateway.sync.insert_feedback(
                 conn,
                 tenant_id=tenant.id,
                 request_id=completion_id,
@@ -120,7 +119,7 @@ class Feedback:
                 param="completion_id",
                 code="feedback_exists",
             )
-        gateway.router.add_sample(tracked.cell, tracked.model, score)
+        gateway.router.add_sample(tenant.id, tracked.cell, tracked.model, score)
         return JSONResponse(
             {
                 "object": "feedback",

@@ -1,8 +1,18 @@
-"""The gateway's SQLite store: one connection on its own thread, SQL grouped by table."""
-
-from __future__ import annotations
+"""The gateway's store: SQLAlchemy Core over SQLite or PostgreSQL, SQL grouped by table."""
 
 from reference_gateway.store.database import Database, connect
-from reference_gateway.store.schema import MIGRATIONS, migrate
+from reference_gateway.store.engine import create_engine, is_sqlite, redacted, sqlite_path
+from reference_gateway.store.schema import HEAD, SchemaTooNewError, current_revision, migrate
 
-__all__ = ["MIGRATIONS", "Database", "connect", "migrate"]
+__all__ = [
+    "HEAD",
+    "Database",
+    "SchemaTooNewError",
+    "connect",
+    "create_engine",
+    "current_revision",
+    "is_sqlite",
+    "migrate",
+    "redacted",
+    "sqlite_path",
+]

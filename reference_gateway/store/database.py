@@ -1,92 +1,90 @@
-"""One SQLite connection, owned by one dedicated thread.
+"""The store as the gateway uses it: SQL functions run on worker threads, one transaction
+per call.
 
-Why the standard library's ``sqlite3`` on a private thread rather than ``aiosqlite``:
-aiosqlite is the same design (a thread per connection fed by a queue) behind a
-dependency; owning the thread lets every write be one ``executemany`` in one transaction,
-and lets the CLI run the very same SQL functions synchronously. The event loop never
-blocks on the database, and the gateway's hot path does not touch it at all: tenants and
-keys are cached, usage rows are written in batches.
+Why threads and SQLAlchemy's synchronous Core rather than an async driver: each SQL
+function of ``store/`` takes a connection and runs plain statements, so the CLI calls the
+very same functions synchronously and the event loop never blocks on the database. SQLite
+gets one thread (one writer is all it has anyway); PostgreSQL a few, each with a pooled
+connection. The gateway's hot path does not read the database: tenants and keys are
+cached, and the only write it waits for is a completion's usage row (see
+:mod:`reference_gateway.usage`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from contextlib import contextmanager
 from typing import TypeVar
 
+import sqlalchemy as sa
+
+from reference_gateway.store.engine import create_engine, is_sqlite
 from reference_gateway.store.schema import migrate
 
 __all__ = ["Database", "connect"]
 
 T = TypeVar("T")
 
+_POSTGRES_THREADS = 4
 
-def connect(path: str) -> sqlite3.Connection:
-    """Open (creating and migrating if needed) the database at ``path``.
 
-    The connection is in autocommit mode: functions open transactions explicitly.
-    """
-    if path != ":memory:":
-        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
-    conn.execute("PRAGMA busy_timeout = 5000")
-    conn.execute("PRAGMA foreign_keys = ON")
-    if path != ":memory:":
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-    migrate(conn)
-    return conn
+@contextmanager
+def connect(url: str) -> Iterator[sa.Connection]:
+    """One transaction on ``url``'s database (migrated first), for the CLI and tests."""
+    engine = create_engine(url, pool_size=1)
+    try:
+        migrate(engine)
+        with engine.begin() as conn:
+            yield conn
+    finally:
+        engine.dispose()
 
 
 class Database:
-    """Runs functions of a :class:`sqlite3.Connection` on the connection's own thread.
+    """Runs functions of a :class:`sqlalchemy.Connection` on worker threads.
 
-    ``await db.run(fn, *args)`` calls ``fn(conn, *args)`` there; :meth:`close` waits for
-    pending work, then closes the connection.
+    ``await db.run(fn, *args)`` calls ``fn(conn, *args)`` there inside one transaction
+    (committed when ``fn`` returns, rolled back when it raises); :meth:`close` waits for
+    pending work, then disposes of the connections. The database is migrated when the
+    object is made, so a bad URL or an unreachable server fails at start-up.
     """
 
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="provara-sqlite")
-        self._local = threading.local()
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = is_sqlite(url)
+        threads = 1 if self.is_sqlite else _POSTGRES_THREADS
+        self.engine = create_engine(url, pool_size=threads)
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="provara-db")
         self._closed = False
-        # Open it now, so a bad path fails at start-up rather than on the first request.
-        self._executor.submit(self._open).result()
-
-    def _open(self) -> None:
-        self._local.conn = connect(self.path)
+        try:
+            self._executor.submit(migrate, self.engine).result()
+        except BaseException:
+            self.close()
+            raise
 
     def _call(self, fn: Callable[..., T], *args: object) -> T:
-        conn: sqlite3.Connection = self._local.conn
-        return fn(conn, *args)
+        with self.engine.begin() as conn:
+            return fn(conn, *args)
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
-        """``fn(conn, *args)`` on the database thread."""
+        """``fn(conn, *args)`` in one transaction on a database thread."""
         if self._closed:
             raise RuntimeError("the database is closed")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._call, fn, *args)
 
     def run_sync(self, fn: Callable[..., T], *args: object) -> T:
-        """``fn(conn, *args)`` on the database thread, blocking the caller."""
+        """``fn(conn, *args)`` in one transaction on a database thread, blocking the caller."""
         if self._closed:
             raise RuntimeError("the database is closed")
         return self._executor.submit(self._call, fn, *args).result()
 
-    def _close_conn(self) -> None:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-
     def close(self) -> None:
-        """Finish pending work and close the connection. Safe to call twice."""
+        """Finish pending work and close the connections. Safe to call twice."""
         if self._closed:
             return
         self._closed = True
-        self._executor.submit(self._close_conn).result()
         self._executor.shutdown(wait=True)
+        self.engine.dispose()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
+
+import sqlalchemy as sa
+
+from reference_gateway.store.tables import usage
 
 __all__ = [
     "ROLLUP_COLUMNS",
@@ -39,45 +42,40 @@ USAGE_COLUMNS: tuple[str, ...] = (
 )
 """The order of the values in a row given to :func:`insert_usage`."""
 
-_INSERT = (
-    f"INSERT INTO usage ({', '.join(USAGE_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in USAGE_COLUMNS)})"
-)
 
-
-def insert_usage(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-    """Insert ``rows`` (tuples in :data:`USAGE_COLUMNS` order) in one transaction."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.executemany(_INSERT, rows)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+def insert_usage(conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Insert ``rows`` (tuples in :data:`USAGE_COLUMNS` order); the caller's transaction
+    makes them one commit."""
+    if rows:
+        conn.execute(usage.insert(), [dict(zip(USAGE_COLUMNS, row, strict=True)) for row in rows])
 
 
 def completion_of(
-    conn: sqlite3.Connection, tenant_id: str, request_id: str
+    conn: sa.Connection, tenant_id: str, request_id: str
 ) -> tuple[str, str, str] | None:
     """``(provider, model, cell)`` of one of the tenant's completions, or None.
 
     Only completions the router tracks carry a cell (not the judge's own calls).
     """
     row = conn.execute(
-        "SELECT provider, model, cell FROM usage "
-        "WHERE request_id = ? AND tenant_id = ? AND cell IS NOT NULL LIMIT 1",
-        (request_id, tenant_id),
-    ).fetchone()
+        sa.select(usage.c.provider, usage.c.model, usage.c.cell)
+        .where(
+            usage.c.request_id == request_id,
+            usage.c.tenant_id == tenant_id,
+            usage.c.cell.is_not(None),
+        )
+        .limit(1)
+    ).first()
     return None if row is None else (row[0], row[1], row[2])
 
 
-def usage_for_tenant(conn: sqlite3.Connection, tenant_id: str) -> list[dict[str, Any]]:
+def usage_for_tenant(conn: sa.Connection, tenant_id: str) -> list[dict[str, Any]]:
     """A tenant's usage rows, oldest first, as dicts keyed by column name."""
-    cursor = conn.execute(
-        f"SELECT {', '.join(USAGE_COLUMNS)} FROM usage WHERE tenant_id = ? ORDER BY id",
-        (tenant_id,),
+    columns = [usage.c[name] for name in USAGE_COLUMNS]
+    rows = conn.execute(
+        sa.select(*columns).where(usage.c.tenant_id == tenant_id).order_by(usage.c.id)
     )
-    return [dict(zip(USAGE_COLUMNS, row, strict=True)) for row in cursor.fetchall()]
+    return [dict(zip(USAGE_COLUMNS, row, strict=True)) for row in rows]
 
 
 ROLLUP_COLUMNS: tuple[str, ...] = (
@@ -94,23 +92,50 @@ ROLLUP_COLUMNS: tuple[str, ...] = (
     "cost_picodollars",
 )
 
+_GROUP = (
+    usage.c.day,
+    usage.c.provider,
+    usage.c.model,
+    usage.c.priced,
+    usage.c.estimated,
+    usage.c.input_tokens_method,
+    usage.c.output_tokens_method,
+)
 
-def usage_rollup(conn: sqlite3.Connection, tenant_id: str) -> list[dict[str, Any]]:
+
+def usage_rollup(conn: sa.Connection, tenant_id: str) -> list[dict[str, Any]]:
     """A tenant's usage by day, provider, model, priced, estimated and the methods that
     produced the token counts, newest day first.
 
     ``cost_picodollars`` is the exact integer sum for priced groups and ``None`` for
     unpriced ones (their cost is unknown, not zero).
     """
-    cursor = conn.execute(
-        "SELECT day, provider, model, priced, estimated, input_tokens_method, "
-        "output_tokens_method, count(*), sum(input_tokens), sum(output_tokens), "
-        "CASE WHEN priced THEN sum(cost_picodollars) END "
-        "FROM usage WHERE tenant_id = ? "
-        "GROUP BY day, provider, model, priced, estimated, input_tokens_method, "
-        "output_tokens_method "
-        "ORDER BY day DESC, provider, model, priced DESC, estimated, input_tokens_method, "
-        "output_tokens_method",
-        (tenant_id,),
+    query = (
+        sa.select(
+            *_GROUP,
+            sa.func.count(),
+            sa.func.sum(usage.c.input_tokens),
+            sa.func.sum(usage.c.output_tokens),
+            sa.case((usage.c.priced == 1, sa.func.sum(usage.c.cost_picodollars))),
+        )
+        .where(usage.c.tenant_id == tenant_id)
+        .group_by(*_GROUP)
+        .order_by(
+            usage.c.day.desc(),
+            usage.c.provider,
+            usage.c.model,
+            usage.c.priced.desc(),
+            usage.c.estimated,
+            usage.c.input_tokens_method,
+            usage.c.output_tokens_method,
+        )
     )
-    return [dict(zip(ROLLUP_COLUMNS, row, strict=True)) for row in cursor.fetchall()]
+    result: list[dict[str, Any]] = []
+    for row in conn.execute(query):
+        item = dict(zip(ROLLUP_COLUMNS, row, strict=True))
+        # PostgreSQL sums integers as NUMERIC: keep them exact Python ints.
+        for name in ("requests", "input_tokens", "output_tokens", "cost_picodollars"):
+            if item[name] is not None:
+                item[name] = int(item[name])
+        result.append(item)
+    return result

@@ -115,7 +115,8 @@ class GatewayServer:
 
     @property
     def database(self) -> str:
-        return self.settings.database_path
+        """The database URL (SQLite or PostgreSQL)."""
+        return self.settings.database_url
 
     def start(self) -> GatewayServer:
         self._thread.start()
@@ -135,11 +136,8 @@ class GatewayServer:
 
     def tenant(self, name: str) -> str:
         """Create a tenant; returns its bearer token."""
-        conn = connect(self.database)
-        try:
+        with connect(self.database) as conn:
             _, token = create_tenant(conn, name)
-        finally:
-            conn.close()
         return token
 
     def __enter__(self) -> GatewayServer:

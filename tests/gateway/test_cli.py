@@ -12,11 +12,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from provara_kit.vault import generate_master_key
 from reference_gateway.auth import hash_token
 from reference_gateway.cli import main
 from reference_gateway.store import connect
+from tests.gateway.db import query, scalar
 
 
 def test_tenants_create_prints_the_token_once_and_stores_its_hash(
@@ -28,11 +30,7 @@ def test_tenants_create_prints_the_token_once_and_stores_its_hash(
     token = out.strip()
     assert token.startswith("pvk_") and len(token) == 47
     assert "shown only this once" in err
-    conn = connect(database)
-    try:
-        stored = conn.execute("SELECT name, token_sha256 FROM tenants").fetchall()
-    finally:
-        conn.close()
+    stored = query(database, "SELECT name, token_sha256 FROM tenants")
     assert stored == [("acme corp", hash_token(token))]
 
     assert main(["tenants", "create", "acme corp", "--database", database]) == 1
@@ -71,23 +69,28 @@ def test_vault_rotate_reencrypts_stored_keys(
 
     database = str(tmp_path / "gw.db")
     old, new = generate_master_key(), generate_master_key()
-    conn = connect(database)
     token = Vault(parse_master_key(old)).encrypt(
         "sk-secret-value", tenant="ten_1", name="X_API_KEY"
     )
-    conn.execute("INSERT INTO tenants VALUES ('ten_1', 'a', 'h', 'pvk_', 'now')")
-    conn.execute(
-        "INSERT INTO provider_keys VALUES ('ten_1', 'X_API_KEY', 'x', ?, '', 'now', 'now')",
-        (token,),
-    )
-    conn.close()
+    with connect(database) as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO tenants (id, name, token_sha256, token_prefix, created_at) "
+                "VALUES ('ten_1', 'a', 'h', 'pvk_', 'now')"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO provider_keys VALUES "
+                "('ten_1', 'X_API_KEY', 'x', :token, '', 'now', 'now')"
+            ),
+            {"token": token},
+        )
     monkeypatch.setenv("PROVARA_MASTER_KEY", new)
     monkeypatch.setenv("PROVARA_MASTER_KEY_PREVIOUS", old)
     assert main(["vault", "rotate", "--database", database]) == 0
     assert "re-encrypted 1 stored keys" in capsys.readouterr().err
-    conn = connect(database)
-    (stored,) = conn.execute("SELECT ciphertext FROM provider_keys").fetchone()
-    conn.close()
+    stored = scalar(database, "SELECT ciphertext FROM provider_keys")
     assert stored != token
     assert Vault(parse_master_key(new)).decrypt(stored, tenant="ten_1", name="X_API_KEY") == (
         "sk-secret-value"

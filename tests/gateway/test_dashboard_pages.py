@@ -12,17 +12,7 @@ from provara_kit.registry import ModelRefresh
 from reference_gateway.store import connect
 from reference_gateway.store.usage import USAGE_COLUMNS, insert_usage
 from tests.gateway.conftest import GatewayServer
-
-
-def tenant_id(database: str, token: str) -> str:
-    conn = connect(database)
-    try:
-        (found,) = conn.execute(
-            "SELECT id FROM tenants WHERE token_prefix = ?", (token[:8],)
-        ).fetchone()
-        return str(found)
-    finally:
-        conn.close()
+from tests.gateway.db import tenant_id
 
 
 def usage_row(tenant: str, request_id: str, model: str, **values: Any) -> tuple[Any, ...]:
@@ -63,8 +53,7 @@ def page(gateway: GatewayServer, path: str, token: str) -> str:
 def test_usage_page_rolls_up_own_usage_exactly(gateway: GatewayServer, new_tenant: Any) -> None:
     mine, other = new_tenant(), new_tenant()
     me, them = tenant_id(gateway.database, mine), tenant_id(gateway.database, other)
-    conn = connect(gateway.database)
-    try:
+    with connect(gateway.database) as conn:
         insert_usage(
             conn,
             [
@@ -94,8 +83,6 @@ def test_usage_page_rolls_up_own_usage_exactly(gateway: GatewayServer, new_tenan
                 usage_row(them, "r5", "theirs-only", cost_picodollars=999_000_000_000),
             ],
         )
-    finally:
-        conn.close()
     stored = httpx.post(
         f"{gateway.url}/api/provider-keys",
         json={"name": "ACME_API_KEY", "value": "sk-mine-acme-0000000000000"},
@@ -149,33 +136,31 @@ def test_providers_page_flags_unpriced_models(gateway: GatewayServer, token: str
 
 
 def test_router_page_explains_each_cell(gateway: GatewayServer, token: str) -> None:
-    router = gateway.gateway.router
-    saved = dict(router.posteriors)
-    try:
-        for _ in range(5):
-            router.add_sample("code/simple", "local/echo-anthropic", 1.0)
-        for _ in range(2):
-            router.add_sample("code/simple", "acme/acme-large", 1.0)
-        router.add_sample("code/simple", "local/echo", 0.0)
-        html = page(gateway, "/dashboard/router", token)
-    finally:
-        router.posteriors.clear()
-        router.posteriors.update(saved)
-    cell = html.split('id="cell-code/simple"')[1]
+    # A cell no other test routes in: these samples stay in the shared gateway's router.
+    router, me = gateway.gateway.router, tenant_id(gateway.database, token)
+    for _ in range(5):
+        router.add_sample(me, "tools/complex", "local/echo-anthropic", 1.0)
+    for _ in range(2):
+        router.add_sample(me, "tools/complex", "acme/acme-large", 0.5)
+    router.add_sample(me, "tools/complex", "local/echo", 0.0)
+    html = page(gateway, "/dashboard/router", token)
+    cell = html.split('id="cell-tools/complex"')[1].split("<h2")[0]
     assert '<strong class="choice">local/echo-anthropic</strong>' in cell
     rows = {
         match[0]: match[1:]
         for match in re.findall(
             r"<tr><td><code>([^<]+)</code></td><td class=num>(\d+)</td>"
-            r"<td class=num>([\d.]+)</td><td>(.*?)</td>",
+            r"<td class=num>([\d.]+)</td><td class=num>(.*?)</td><td[^>]*>(.*?)</td>",
             cell,
         )
     }
-    assert rows["local/echo-anthropic"][:2] == ("5", "0.857")  # Beta(6, 1)
-    assert "reached" in rows["local/echo-anthropic"][2]
-    assert rows["local/echo"][:2] == ("1", "0.333")  # Beta(1, 2)
-    assert rows["acme/acme-large"][:2] == ("2", "0.750") and "2/5" in rows["acme/acme-large"][2]
-    assert "unpriced: excluded from auto" in cell
+    assert rows["local/echo-anthropic"] == ("5", "1.000", "$0", "auto&#x27;s choice")
+    assert rows["local/echo"] == ("1", "0.000", "$0", "the pinned default, always a candidate")
+    assert rows["acme/acme-large"][:2] == ("2", "0.500")
+    assert "unpriced" in rows["acme/acme-large"][2]
+    assert rows["acme/acme-large"][3] == "unpriced: excluded from auto"
+    assert f"after <strong>{router.min_samples}</strong> samples" in html
+    assert f"at most <strong>{router.prior_weight:g}</strong> samples" in html
 
 
 def test_new_pages_need_a_session(gateway: GatewayServer) -> None:

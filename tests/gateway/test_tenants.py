@@ -134,7 +134,7 @@ def test_keys_are_encrypted_at_rest(gateway: GatewayServer, http: httpx.Client, 
     assert ask_acme(gateway, token) == f"key={secret}"
     import sqlite3
 
-    conn = sqlite3.connect(gateway.database)
+    conn = sqlite3.connect(gateway.settings.database_path)
     try:
         conn.execute("PRAGMA wal_checkpoint(FULL)")
         (ciphertext,) = conn.execute(
@@ -144,7 +144,8 @@ def test_keys_are_encrypted_at_rest(gateway: GatewayServer, http: httpx.Client, 
     finally:
         conn.close()
     assert ciphertext.startswith("v1:")
-    files = [Path(gateway.database), *Path(gateway.database).parent.glob("*.db-*")]
+    path = Path(gateway.settings.database_path)
+    files = [path, *path.parent.glob("*.db-*")]
     for path in files:
         data = path.read_bytes()
         assert secret.encode() not in data, path
@@ -163,7 +164,7 @@ def test_stored_key_cannot_be_moved_to_another_tenant(
     add_key(http, alice, KEY_A)
     add_key(http, mallory, "sk-mallory-own-key-0000000000")
     ask_acme(gateway, mallory)  # the gateway now caches Mallory's key
-    conn = sqlite3.connect(gateway.database)
+    conn = sqlite3.connect(gateway.settings.database_path)
     try:
         ids = dict(conn.execute("SELECT token_prefix, id FROM tenants").fetchall())
         alice_id, mallory_id = ids[alice[:8]], ids[mallory[:8]]

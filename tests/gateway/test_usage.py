@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -11,34 +10,29 @@ import httpx
 import openai
 import pytest
 
-from reference_gateway.store import connect
+from reference_gateway.store import HEAD, connect, current_revision
 from reference_gateway.store.usage import usage_for_tenant
 from tests.gateway.conftest import GatewayServer, make_settings
+from tests.gateway.db import scalar, tenant_id
+from tests.gateway.legacy_schema import legacy_database
 
 MESSAGES = [{"role": "user", "content": "count me"}]
 
 
 def rows(database: str, token: str) -> list[dict[str, Any]]:
-    conn = connect(database)
-    try:
-        (tenant_id,) = conn.execute(
-            "SELECT id FROM tenants WHERE token_prefix = ?", (token[:8],)
-        ).fetchone()
-        return usage_for_tenant(conn, tenant_id)
-    finally:
-        conn.close()
+    owner = tenant_id(database, token)
+    with connect(database) as conn:
+        return usage_for_tenant(conn, owner)
 
 
 def count(database: str) -> int:
-    conn = sqlite3.connect(database)
-    try:
-        return int(conn.execute("SELECT count(*) FROM usage").fetchone()[0])
-    finally:
-        conn.close()
+    return int(scalar(database, "SELECT count(*) FROM usage"))
 
 
 def test_usage_is_flushed_at_shutdown_with_cost_and_flags(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, usage_flush_ms=600_000, usage_flush_rows=10_000)
+    settings = make_settings(
+        tmp_path, usage_flush_ms=600_000, usage_flush_rows=10_000, usage_durable=False
+    )
     server = GatewayServer(settings).start()
     try:
         alice, bob = server.tenant("alice"), server.tenant("bob")
@@ -87,7 +81,9 @@ def test_usage_is_flushed_at_shutdown_with_cost_and_flags(tmp_path: Path) -> Non
 
 
 def test_usage_is_written_in_batches_while_running(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, usage_flush_ms=600_000, usage_flush_rows=4)
+    settings = make_settings(
+        tmp_path, usage_flush_ms=600_000, usage_flush_rows=4, usage_durable=False
+    )
     with GatewayServer(settings) as server:
         token = server.tenant("batch")
         with openai.OpenAI(base_url=f"{server.url}/v1", api_key=token, max_retries=0) as sdk:
@@ -99,6 +95,64 @@ def test_usage_is_written_in_batches_while_running(tmp_path: Path) -> None:
             assert count(server.database) == 4  # one batch of 4; one row still queued
             assert server.gateway.usage.pending == 1
     assert count(server.database) == 5
+
+
+def test_a_completion_is_answered_only_once_its_usage_row_is_committed(tmp_path: Path) -> None:
+    # No background flush would run during the test: only the commit before answering.
+    settings = make_settings(tmp_path, usage_flush_ms=600_000, usage_flush_rows=10_000)
+    with GatewayServer(settings) as server:
+        token = server.tenant("durable")
+        headers = {"authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=server.url, headers=headers) as http:
+            for stream in (False, True):
+                response = http.post(
+                    "/v1/chat/completions",
+                    json={"model": "local/echo", "messages": MESSAGES, "stream": stream},
+                )
+                assert response.status_code == 200
+                if stream:
+                    assert response.text.rstrip().endswith("data: [DONE]")
+                completion_id = response.headers["x-request-id"]
+                stored = scalar(
+                    server.database,
+                    "SELECT count(*) FROM usage WHERE request_id = :id",
+                    id=completion_id,
+                )
+                assert stored == 1, f"{'streamed' if stream else 'plain'} completion unrecorded"
+
+
+def test_a_completion_whose_usage_cannot_be_recorded_is_not_delivered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import reference_gateway.usage as usage_module
+
+    settings = make_settings(tmp_path, usage_flush_ms=600_000, usage_flush_rows=10_000)
+    with GatewayServer(settings) as server:
+        token = server.tenant("unrecorded")
+        headers = {"authorization": f"Bearer {token}"}
+        real_write = usage_module._write
+
+        def broken_write(conn: Any, items: Any) -> None:
+            raise OSError("disk full")
+
+        monkeypatch.setattr(usage_module, "_write", broken_write)
+        with httpx.Client(base_url=server.url, headers=headers) as http:
+            plain = http.post(
+                "/v1/chat/completions", json={"model": "local/echo", "messages": MESSAGES}
+            )
+            assert plain.status_code == 503
+            assert plain.json()["error"]["code"] == "usage_not_recorded"
+            assert "count me" not in plain.text  # the answer was withheld
+            streamed = http.post(
+                "/v1/chat/completions",
+                json={"model": "local/echo", "messages": MESSAGES, "stream": True},
+            )
+            assert streamed.status_code == 200  # content had started: the end is an error
+            assert "usage_not_recorded" in streamed.text
+            assert "[DONE]" not in streamed.text
+            monkeypatch.setattr(usage_module, "_write", real_write)
+        # Kept, and written once the store works again: the upstream was paid for.
+    assert count(server.database) == 2
 
 
 def test_usage_flushes_on_its_interval(gateway: GatewayServer, token: str) -> None:
@@ -128,13 +182,8 @@ def test_failed_and_aborted_requests_record_no_usage(gateway: GatewayServer, tok
 
 
 def test_a_version_2_database_migrates_and_keeps_its_usage(tmp_path: Path) -> None:
-    from reference_gateway.store.schema import MIGRATIONS
-
     path = str(tmp_path / "old.db")
-    old = sqlite3.connect(path, isolation_level=None)
-    for version, script in enumerate(MIGRATIONS[:2], start=1):
-        old.executescript(script)
-        old.execute(f"PRAGMA user_version = {version}")
+    old = legacy_database(path, 2)
     old.execute(
         "INSERT INTO tenants (id, name, token_sha256, token_prefix, created_at) "
         "VALUES ('t1', 'old', 'h', 'pvk_old0', '2026-01-01')"
@@ -148,27 +197,19 @@ def test_a_version_2_database_migrates_and_keeps_its_usage(tmp_path: Path) -> No
         "'stop', NULL, 1.0)"
     )
     old.close()
-    conn = connect(path)
-    try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    with connect(path) as conn:
+        assert current_revision(conn) == HEAD
         (row,) = usage_for_tenant(conn, "t1")
         assert (row["request_id"], row["cost_picodollars"], row["cell"]) == (
             "chatcmpl-old",
             5,
             None,
         )
-    finally:
-        conn.close()
 
 
 def test_a_version_3_database_gets_the_methods_its_sources_imply(tmp_path: Path) -> None:
-    from reference_gateway.store.schema import MIGRATIONS
-
     path = str(tmp_path / "v3.db")
-    old = sqlite3.connect(path, isolation_level=None)
-    for version, script in enumerate(MIGRATIONS[:3], start=1):
-        old.executescript(script)
-        old.execute(f"PRAGMA user_version = {version}")
+    old = legacy_database(path, 3)
     old.execute(
         "INSERT INTO tenants (id, name, token_sha256, token_prefix, created_at) "
         "VALUES ('t1', 'old', 'h', 'pvk_old0', '2026-01-01')"
@@ -184,13 +225,10 @@ def test_a_version_3_database_gets_the_methods_its_sources_imply(tmp_path: Path)
             (request_id, source),
         )
     old.close()
-    conn = connect(path)
-    try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    with connect(path) as conn:
+        assert current_revision(conn) == HEAD
         methods = {
             row["request_id"]: (row["input_tokens_method"], row["output_tokens_method"])
             for row in usage_for_tenant(conn, "t1")
         }
         assert methods == {"r-up": ("upstream", "upstream"), "r-est": ("upstream", "chars/4")}
-    finally:
-        conn.close()
