@@ -1,4 +1,4 @@
-"""What ``model: "auto"`` means: Thompson sampling per cell, with a cost weight.
+"""What ``model: "auto"`` means: Thompson sampling per tenant and cell, with a cost weight.
 
 A request falls into a **cell**, ``kind/complexity``: the kind (``code``, ``math``,
 ``extraction``, ``tools``, ``chat``) from the tools it offers and keywords in its system
@@ -8,28 +8,49 @@ both.
 
 Every completion's cell and model are remembered (a bounded in-memory map, completion id
 -> tenant, cell, model) so feedback (``POST /v1/feedback``) and judge scores land on the
-right ``(cell, model)``. Each ``(cell, model)`` keeps a Beta posterior of quality,
-``Beta(1 + S, 1 + n - S)`` for ``n`` samples with scores summing to ``S`` (a uniform prior;
-a score in [0, 1] is a fractional success).
+right ``(tenant, cell, model)``. A score in [0, 1] is a fractional success.
 
-The policy, per ``auto`` request in cell ``c``:
+**Each tenant learns from its own feedback**, starting from the rest of the gateway's as a
+prior. The router keeps every tenant's samples per ``(cell, model)``, ``n_t`` scores
+summing to ``S_t``, and their gateway-wide totals ``n_g``, ``S_g``. The other tenants'
+evidence, ``n_o = n_g - n_t`` and ``S_o = S_g - S_t``, is scaled down to at most ``W``
+pseudo-samples (``PROVARA_ROUTER_PRIOR_WEIGHT``), ``s = min(1, W / n_o)`` (0 when
+``n_o = 0``), and the tenant's posterior is::
 
-* **Cold start.** No model has ``min_samples`` (``PROVARA_MIN_SAMPLES``) samples in ``c``:
-  the pinned default (``PROVARA_DEFAULT_MODEL``). Pinned requests' feedback and judge
-  scores count toward their cell x model, which is how a cell bootstraps.
-* **Candidates.** Models with at least ``min_samples`` samples in ``c`` that are priced
-  (unpriced models are **excluded** from auto: their cost is unknown, and treating it as
-  $0 would make them win on price), plus the default, always.
-* **Choice.** For each candidate ``m`` draw ``q_m ~ Beta(1 + S, 1 + n - S)`` and pick the
+    Beta(1 + s*S_o + S_t,  1 + s*(n_o - S_o) + (n_t - S_t))
+
+with ``s*n_o + n_t = min(n_o, W) + n_t`` **effective samples**. So a new tenant starts from
+the gateway-wide mean, worth ``W`` samples; its own samples outweigh that prior once it has
+more than ``W`` of them; and other tenants, however much feedback they send, move its
+posterior by at most ``W`` samples' worth (their mean, never their volume). ``W = 0``:
+tenants learn only from themselves. ``W`` defaults to ``min_samples``: a new tenant's
+candidates are then exactly the models the rest of the gateway has trusted
+(``min(n_o, W) >= min_samples`` when ``n_o >= min_samples``), and ``min_samples`` samples
+of its own count as much as everyone else's.
+
+The policy, per ``auto`` request of a tenant in cell ``c``:
+
+* **Cold start.** No model has ``min_samples`` (``PROVARA_MIN_SAMPLES``) effective samples
+  in ``c``: the pinned default (``PROVARA_DEFAULT_MODEL``). Pinned requests' feedback and
+  judge scores count toward their cell x model, which is how a cell bootstraps.
+* **Candidates.** Models with at least ``min_samples`` effective samples in ``c`` that are
+  priced (unpriced models are **excluded** from auto: their cost is unknown, and treating
+  it as $0 would make them win on price), plus the default, always.
+* **Choice.** For each candidate ``m`` draw ``q_m`` from the tenant's posterior and pick the
   largest ``u_m = q_m - λ · E[cost_m]``, where ``λ`` is ``PROVARA_ROUTER_COST_WEIGHT``
   (quality points per USD, default 10) and ``E[cost_m]`` the request's expected USD cost
   from the pricing table: input tokens ``ceil(chars / 4)`` of the messages, output tokens
   ``max_tokens`` or a default per complexity (256 / 512 / 1024). An unpriced default is
   charged the dearest candidate's expected cost (the stated penalty: never free).
 
+A tenant's posteriors of a cell are computed when it first needs them and kept until the
+next sample lands in that cell (anyone's: the prior moves too), so an ``auto`` request
+costs a lookup, plus a Beta draw and a price per candidate in a cell past its cold start.
+
 The random source is injectable (``rng``, or ``PROVARA_ROUTER_SEED``), so tests are
-deterministic. Samples are persisted in the ``feedback`` table and the posteriors rebuilt
-from it at start-up (:meth:`Router.load`).
+deterministic. Samples are persisted in the ``feedback`` table and every tenant's totals
+rebuilt from it at start-up (:meth:`Router.load`); samples other processes store arrive
+through :meth:`Router.add_sample` like local ones.
 """
 
 from __future__ import annotations
@@ -37,9 +58,8 @@ from __future__ import annotations
 import math
 import random
 import re
-import sqlite3
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import NamedTuple
@@ -58,6 +78,7 @@ __all__ = [
     "Decision",
     "Posterior",
     "Router",
+    "Samples",
     "Tracked",
     "classify",
 ]
@@ -70,7 +91,7 @@ COMPLEXITIES: tuple[str, ...] = ("simple", "moderate", "complex")
 DEFAULT_OUTPUT_TOKENS = {"simple": 256, "moderate": 512, "complex": 1024}
 """Expected output tokens when a request does not set ``max_tokens``."""
 TYPICAL_INPUT_TOKENS = {"simple": 100, "moderate": 1_000, "complex": 4_000}
-"""Input tokens of a typical request of each complexity (for the dashboard's scores)."""
+"""Input tokens of a typical request of each complexity (for the dashboard's choices)."""
 
 _CELLS = {(kind, size): f"{kind}/{size}" for kind in KINDS for size in COMPLEXITIES}
 """One string object per cell, so the completions map does not hold a copy per request."""
@@ -138,27 +159,36 @@ def parse_cell(value: str) -> str:
 
 
 @dataclass(slots=True)
-class Posterior:
-    """Quality samples of one ``(cell, model)``: ``Beta(1 + total, 1 + n - total)``."""
+class Samples:
+    """Quality samples of one ``(cell, model)``: ``n`` scores summing to ``total``."""
 
     n: int = 0
     total: float = 0.0
 
     @property
-    def alpha(self) -> float:
-        return 1.0 + self.total
+    def mean(self) -> float:
+        """The average score (0 without samples)."""
+        return self.total / self.n if self.n else 0.0
 
-    @property
-    def beta(self) -> float:
-        return 1.0 + self.n - self.total
+    def add(self, score: float) -> None:
+        self.n += 1
+        self.total += score
+
+
+class Posterior(NamedTuple):
+    """A tenant's posterior of one ``(cell, model)``: ``Beta(alpha, beta)`` from ``samples``
+    effective samples, its own plus the prior's (see the module docstring)."""
+
+    alpha: float
+    beta: float
+    samples: float
 
     @property
     def mean(self) -> float:
         return self.alpha / (self.alpha + self.beta)
 
-    def add(self, score: float) -> None:
-        self.n += 1
-        self.total += score
+
+UNIFORM = Posterior(1.0, 1.0, 0.0)
 
 
 class Tracked(NamedTuple):
@@ -171,10 +201,11 @@ class Tracked(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """One model's standing in a cell: samples, posterior, cost and the utility used."""
+    """One model's standing in a cell for a tenant: posterior, cost and the utility used."""
 
     model: str
-    n: int
+    samples: float
+    """Effective samples: the tenant's own plus the prior's."""
     mean: float
     priced: bool
     eligible: bool
@@ -187,7 +218,7 @@ class Candidate:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """Where a cell routes and why."""
+    """Where a cell routes for a tenant, and why."""
 
     cell: str
     model: str
@@ -195,8 +226,34 @@ class Decision:
     candidates: tuple[Candidate, ...] = field(default=())
 
 
+class _View(NamedTuple):
+    """A tenant's posteriors in one cell, as the policy reads them."""
+
+    posteriors: dict[str, Posterior]
+    """Every model with effective samples, and the default; sorted by name."""
+    ready: tuple[tuple[str, Posterior], ...]
+    """The default and the models with ``min_samples`` effective samples, sorted by name."""
+
+
+@dataclass(slots=True)
+class _Cell:
+    """One cell's samples: gateway-wide per model, per tenant per model, and the tenants'
+    views computed since the last sample."""
+
+    totals: dict[str, Samples] = field(default_factory=dict)
+    tenants: dict[str, dict[str, Samples]] = field(default_factory=dict)
+    views: dict[str, _View] = field(default_factory=dict)
+
+
+_NONE = Samples()
+
+
 class Router:
-    """Chooses the model for requests that ask for ``auto`` (see the module docstring)."""
+    """Chooses the model for requests that ask for ``auto`` (see the module docstring).
+
+    ``prior_weight`` is ``W``, the most samples' worth the other tenants' evidence counts
+    for in a tenant's posterior (``None``: ``min_samples``; 0: none).
+    """
 
     def __init__(
         self,
@@ -204,17 +261,22 @@ class Router:
         default_model: str,
         min_samples: int,
         cost_weight: float = 10.0,
+        prior_weight: float | None = None,
         rng: random.Random | None = None,
         pricing: Mapping[str, object] = MODEL_PRICING,
         max_tracked: int = 100_000,
     ) -> None:
+        weight = float(min_samples if prior_weight is None else prior_weight)
+        if not 0 <= weight < math.inf:
+            raise ValueError(f"prior_weight must be a number >= 0, got {prior_weight!r}")
         self.default_model = default_model
         self.min_samples = min_samples
         self.cost_weight = cost_weight
+        self.prior_weight = weight
         self.rng = rng or random.Random()
         self.pricing = pricing
         self.max_tracked = max_tracked
-        self.posteriors: dict[str, dict[str, Posterior]] = {}
+        self._cells: dict[str, _Cell] = {}
         self._tracked: OrderedDict[str, Tracked] = OrderedDict()
         self._names: dict[str, str] = {}
 
@@ -237,23 +299,92 @@ class Router:
 
     # -- samples ---------------------------------------------------------------------------
 
-    def add_sample(self, cell: str, model: str, score: float) -> None:
-        self.posteriors.setdefault(cell, {}).setdefault(model, Posterior()).add(score)
+    def add_sample(self, tenant_id: str, cell: str, model: str, score: float) -> None:
+        """One quality sample (``score`` in [0, 1]) of ``tenant_id``'s ``model`` in ``cell``."""
+        state = self._cells.get(cell)
+        if state is None:
+            state = self._cells[cell] = _Cell()
+        model = self._names.setdefault(model, model)
+        state.totals.setdefault(model, Samples()).add(score)
+        state.tenants.setdefault(tenant_id, {}).setdefault(model, Samples()).add(score)
+        state.views.clear()
 
-    def load(self, conn: sqlite3.Connection) -> int:
-        """Rebuild the posteriors from the ``feedback`` table; returns the samples read."""
-        self.posteriors.clear()
-        rows = conn.execute(
-            "SELECT cell, provider, model, count(*), sum(score) FROM feedback "
-            "WHERE cell IS NOT NULL GROUP BY cell, provider, model"
-        ).fetchall()
-        for cell, provider, model, n, total in rows:
-            self.posteriors.setdefault(cell, {})[f"{provider}/{model}"] = Posterior(n, total)
-        return sum(row[3] for row in rows)
+    def load(self, rows: Iterable[tuple[str, str, str, int, float]]) -> int:
+        """Replace every sample with ``rows`` of ``(tenant_id, cell, provider/model, samples,
+        sum of scores)`` (what :func:`~reference_gateway.store.feedback.feedback_totals`
+        reads); returns the number of samples."""
+        self._cells.clear()
+        count = 0
+        for tenant_id, cell, model, n, total in rows:
+            state = self._cells.get(cell)
+            if state is None:
+                state = self._cells[cell] = _Cell()
+            model = self._names.setdefault(model, model)
+            for samples in (
+                state.totals.setdefault(model, Samples()),
+                state.tenants.setdefault(tenant_id, {}).setdefault(model, Samples()),
+            ):
+                samples.n += int(n)
+                samples.total += float(total)
+            count += int(n)
+        return count
+
+    def cells(self) -> list[str]:
+        """The cells with samples (anyone's), sorted."""
+        return sorted(self._cells)
+
+    def samples(self, tenant_id: str, cell: str) -> Mapping[str, Samples]:
+        """The tenant's own samples in ``cell``, per model."""
+        state = self._cells.get(cell)
+        return {} if state is None else state.tenants.get(tenant_id, {})
+
+    def totals(self, cell: str) -> Mapping[str, Samples]:
+        """Every tenant's samples in ``cell`` together, per model (never shown to a tenant)."""
+        state = self._cells.get(cell)
+        return {} if state is None else state.totals
+
+    def posterior(self, tenant_id: str, cell: str, model: str) -> Posterior:
+        """The tenant's posterior of ``model`` in ``cell``."""
+        state = self._cells.get(cell)
+        if state is None:
+            return UNIFORM
+        own = state.tenants.get(tenant_id, {}).get(model, _NONE)
+        return self._posterior(state.totals.get(model, _NONE), own)
+
+    def _posterior(self, total: Samples, own: Samples) -> Posterior:
+        others = total.n - own.n
+        weight = min(others, self.prior_weight)
+        if weight > 0:
+            # Float sums: the others' share is clamped to what n_o samples can hold.
+            hits = weight * min(max(total.total - own.total, 0.0), others) / others
+        else:
+            weight = hits = 0.0
+        return Posterior(
+            1.0 + hits + own.total, 1.0 + weight - hits + own.n - own.total, weight + own.n
+        )
+
+    def _view(self, tenant_id: str, state: _Cell) -> _View:
+        view = state.views.get(tenant_id)
+        if view is None:
+            own = state.tenants.get(tenant_id, {})
+            default = self.default_model
+            posteriors: dict[str, Posterior] = {}
+            for model in sorted({*state.totals, default}):
+                posterior = self._posterior(state.totals.get(model, _NONE), own.get(model, _NONE))
+                if posterior.samples > 0 or model == default:
+                    posteriors[model] = posterior
+            ready = tuple(
+                (model, posterior)
+                for model, posterior in posteriors.items()
+                if model == default or posterior.samples >= self.min_samples
+            )
+            view = state.views[tenant_id] = _View(posteriors, ready)
+        return view
 
     # -- the policy ------------------------------------------------------------------------
 
-    def _expected_cost(self, model: str, input_tokens: int, output_tokens: int) -> Decimal | None:
+    def expected_cost(self, model: str, input_tokens: int, output_tokens: int) -> Decimal | None:
+        """The USD cost of ``model`` (``provider/model``) for those tokens; None if unpriced."""
         provider, _, model_id = model.partition("/")
         if not model_id:
             return None
@@ -264,52 +395,61 @@ class Router:
         self,
         cell: str,
         *,
+        tenant_id: str,
         input_tokens: int | None = None,
         output_tokens: int | None = None,
         sample: bool = True,
     ) -> Decision:
-        """The model for one request of ``cell``.
+        """The model for one request of ``tenant_id`` in ``cell``, with every candidate's
+        standing.
 
-        ``sample`` draws from each posterior (Thompson sampling, what ``auto`` does);
-        without it the posterior means are used, which is the cell's expected choice (what
-        the dashboard shows). Token counts default to a typical request of the cell.
+        ``sample`` draws from each posterior (Thompson sampling, what ``auto`` does, with
+        the same draws as :meth:`choose_model`); without it the posterior means are used,
+        which is the tenant's expected choice (what the dashboard shows). Token counts
+        default to a typical request of the cell.
         """
         complexity = cell.partition("/")[2]
         if input_tokens is None:
             input_tokens = TYPICAL_INPUT_TOKENS.get(complexity, 1_000)
         if output_tokens is None:
             output_tokens = DEFAULT_OUTPUT_TOKENS.get(complexity, 512)
-        stats = self.posteriors.get(cell, {})
-        models = sorted({*stats, self.default_model})
-        costs = {m: self._expected_cost(m, input_tokens, output_tokens) for m in models}
-        rows: list[tuple[str, Posterior, bool, str]] = []
-        for model in models:
-            post = stats.get(model, Posterior())
+        state = self._cells.get(cell)
+        if state is None:
+            view = _View({self.default_model: UNIFORM}, ((self.default_model, UNIFORM),))
+        else:
+            view = self._view(tenant_id, state)
+        costs = {m: self.expected_cost(m, input_tokens, output_tokens) for m in view.posteriors}
+        ready = {m for m, _ in view.ready}
+        rows: dict[str, tuple[bool, str]] = {}
+        for model, posterior in view.posteriors.items():
             if model == self.default_model:
-                rows.append((model, post, True, "the pinned default, always a candidate"))
+                rows[model] = (True, "the pinned default, always a candidate")
             elif costs[model] is None:
-                rows.append((model, post, False, "unpriced: excluded from auto"))
-            elif post.n < self.min_samples:
-                rows.append((model, post, False, f"{post.n} of {self.min_samples} samples"))
+                rows[model] = (False, "unpriced: excluded from auto")
+            elif model not in ready:
+                rows[model] = (
+                    False,
+                    f"{posterior.samples:.3g} of {self.min_samples} effective samples",
+                )
             else:
-                rows.append((model, post, True, "enough samples"))
-        eligible = [row for row in rows if row[2]]
+                rows[model] = (True, "enough samples")
+        eligible = [m for m, (ok, _) in rows.items() if ok]
         cold = len(eligible) == 1
-        dearest = max((c for m, c in costs.items() if c is not None), default=Decimal(0))
+        dearest = max((c for m in eligible if (c := costs[m]) is not None), default=Decimal(0))
         candidates: list[Candidate] = []
-        for model, post, ok, reason in rows:
+        for model, posterior in view.posteriors.items():
+            ok, reason = rows[model]
             cost = costs[model]
-            charged = dearest if cost is None else cost
-            cost_term = self.cost_weight * float(charged)
+            cost_term = self.cost_weight * float(dearest if cost is None else cost)
             if ok and sample and not cold:
-                quality = self.rng.betavariate(post.alpha, post.beta)
+                quality = self.rng.betavariate(posterior.alpha, posterior.beta)
             else:
-                quality = post.mean
+                quality = posterior.mean
             candidates.append(
                 Candidate(
                     model=model,
-                    n=post.n,
-                    mean=post.mean,
+                    samples=posterior.samples,
+                    mean=posterior.mean,
                     priced=cost is not None,
                     eligible=ok,
                     reason=reason,
@@ -322,8 +462,8 @@ class Router:
             return Decision(
                 cell,
                 self.default_model,
-                f"cold start: no other model has {self.min_samples} samples (and a price) "
-                "in this cell",
+                f"cold start: no other model has {self.min_samples} effective samples (and a "
+                "price) in this cell",
                 tuple(candidates),
             )
         best = max((c for c in candidates if c.eligible), key=lambda c: c.utility)
@@ -336,16 +476,36 @@ class Router:
         )
 
     def choose_model(self, request: ChatRequest, tenant: Tenant, *, cell: str | None = None) -> str:
-        """The ``provider/model`` to serve ``request`` with (``cell``: already derived)."""
+        """The ``provider/model`` to serve ``tenant``'s ``request`` with (``cell``: already
+        derived). The same choice as :meth:`decide` with ``sample``, without its report."""
         if cell is None:
             cell = classify(request)
-        if cell not in self.posteriors:
+        state = self._cells.get(cell)
+        if state is None:
+            return self.default_model
+        ready = self._view(tenant.id, state).ready
+        if len(ready) == 1:
             return self.default_model
         chars = sum(len(message.text()) for message in request.messages)
-        complexity = cell.partition("/")[2]
-        decision = self.decide(
-            cell,
-            input_tokens=math.ceil(chars / 4),
-            output_tokens=request.max_tokens or DEFAULT_OUTPUT_TOKENS.get(complexity, 512),
-        )
-        return decision.model
+        input_tokens = math.ceil(chars / 4)
+        output_tokens = request.max_tokens or DEFAULT_OUTPUT_TOKENS.get(cell.partition("/")[2], 512)
+        default = self.default_model
+        priced: list[tuple[str, Posterior, Decimal | None]] = []
+        dearest = Decimal(0)
+        for model, posterior in ready:
+            cost = self.expected_cost(model, input_tokens, output_tokens)
+            if cost is not None:
+                priced.append((model, posterior, cost))
+                dearest = max(dearest, cost)
+            elif model == default:
+                priced.append((model, posterior, None))
+        if len(priced) == 1:
+            return default
+        best, best_utility = default, -math.inf
+        for model, posterior, cost in priced:
+            utility = self.rng.betavariate(
+                posterior.alpha, posterior.beta
+            ) - self.cost_weight * float(dearest if cost is None else cost)
+            if utility > best_utility:
+                best, best_utility = model, utility
+        return best

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from provara_kit.registry import ProviderSpec, Registry
 from provara_kit.testing import CannedReply, ScriptedProvider
 from provara_kit.types import ChatRequest, ChatResponse
 from tests.gateway.conftest import GatewayServer, gateway_registry, make_settings
+from tests.gateway.db import query, tenant_id
 
 HELLO = [{"role": "user", "content": "hello"}]
 CELL = {"x-provara-cell": "math/complex"}
@@ -40,14 +40,11 @@ def auto_models(client: openai.OpenAI, n: int, **kwargs: Any) -> set[str]:
 
 
 def feedback_rows(database: str, source: str) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(database)
-    try:
-        return conn.execute(
-            "SELECT request_id, provider, model, cell, score FROM feedback WHERE source = ?",
-            (source,),
-        ).fetchall()
-    finally:
-        conn.close()
+    return query(
+        database,
+        "SELECT request_id, provider, model, cell, score FROM feedback WHERE source = :s",
+        s=source,
+    )
 
 
 def test_auto_hands_over_after_min_samples_and_survives_a_restart(tmp_path: Path) -> None:
@@ -74,9 +71,12 @@ def test_auto_hands_over_after_min_samples_and_survives_a_restart(tmp_path: Path
             # Without the header "hello" is chat/simple, a cell with no samples.
             assert auto_models(client, 3) == {"local/echo"}
 
-    with GatewayServer(settings) as again:  # posteriors rebuilt from the feedback table
-        posterior = again.gateway.router.posteriors["math/complex"]["local/echo-anthropic"]
-        assert (posterior.n, posterior.total) == (5, 5.0)
+    with GatewayServer(settings) as again:  # samples rebuilt from the feedback table
+        own = again.gateway.router.samples(tenant_id(again.database, token), "math/complex")
+        assert {model: (s.n, s.total) for model, s in own.items()} == {
+            "local/echo-anthropic": (5, 5.0),
+            "local/echo": (5, 0.0),
+        }
         with sdk(again, token) as client:
             assert auto_models(client, 5, extra_headers=CELL) == {"local/echo-anthropic"}
 
@@ -163,8 +163,8 @@ def test_the_judge_scores_a_share_of_completions_off_the_hot_path(tmp_path: Path
             assert row[1:] == ("local", "echo", "chat/simple", pytest.approx(6 / 9))
         judge = server.gateway.judge
         assert (judge.offered, judge.scored, judge.dropped) == (expected, expected, 0)
-        posterior = server.gateway.router.posteriors["chat/simple"]["local/echo"]
-        assert posterior.n == expected
+        own = server.gateway.router.samples(tenant_id(server.database, token), "chat/simple")
+        assert own["local/echo"].n == expected
 
 
 def test_local_echo_as_judge_has_its_reply_parsed(tmp_path: Path) -> None:
@@ -190,15 +190,12 @@ def test_local_echo_as_judge_has_its_reply_parsed(tmp_path: Path) -> None:
 
 
 def usage_rows(database: str, prefix: str) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(database)
-    try:
-        return conn.execute(
-            "SELECT request_id, provider, model, priced, cost_picodollars FROM usage "
-            "WHERE request_id LIKE ? ORDER BY id",
-            (prefix + "%",),
-        ).fetchall()
-    finally:
-        conn.close()
+    return query(
+        database,
+        "SELECT request_id, provider, model, priced, cost_picodollars FROM usage "
+        "WHERE request_id LIKE :p ORDER BY id",
+        p=prefix + "%",
+    )
 
 
 def test_streamed_completions_are_judged_and_every_grading_call_is_usage(tmp_path: Path) -> None:
@@ -256,5 +253,5 @@ def test_feedback_after_a_restart_finds_the_completion_through_its_usage(tmp_pat
         assert thumbs.status_code == 201, thumbs.text
         assert (thumbs.json()["model"], thumbs.json()["cell"]) == ("local/echo", "chat/simple")
         assert feedback(again, token, {"completion_id": pinned.id, "score": 0}).status_code == 409
-        posterior = again.gateway.router.posteriors["math/complex"]["local/echo-anthropic"]
-        assert (posterior.n, posterior.total) == (1, 1.0)
+        own = again.gateway.router.samples(tenant_id(again.database, token), "math/complex")
+        assert (own["local/echo-anthropic"].n, own["local/echo-anthropic"].total) == (1, 1.0)

@@ -39,9 +39,9 @@ def router(**kwargs: object) -> Router:
     return Router(**options)  # type: ignore[arg-type]
 
 
-def feed(r: Router, cell: str, model: str, score: float, n: int) -> None:
+def feed(r: Router, cell: str, model: str, score: float, n: int, tenant: str = TENANT.id) -> None:
     for _ in range(n):
-        r.add_sample(cell, model, score)
+        r.add_sample(tenant, cell, model, score)
 
 
 @pytest.mark.parametrize(
@@ -77,7 +77,7 @@ def test_cold_start_uses_the_default_until_min_samples() -> None:
     assert r.choose_model(request("hello"), TENANT) == "p/default"
     feed(r, "chat/simple", "p/good", 1.0, 4)
     assert {r.choose_model(request("hello"), TENANT) for _ in range(50)} == {"p/default"}
-    decision = r.decide("chat/simple")
+    decision = r.decide("chat/simple", tenant_id=TENANT.id)
     assert decision.reason.startswith("cold start")
     feed(r, "chat/simple", "p/good", 1.0, 1)
     feed(r, "chat/simple", "p/default", 0.0, 5)
@@ -106,7 +106,10 @@ def test_the_cost_weight_trades_quality_for_price() -> None:
     assert pick(10.0) == {"p/default"}
     decision = router(cost_weight=10.0)
     feed(decision, "chat/simple", "p/dear", 1.0, 20)
-    rows = {c.model: c for c in decision.decide("chat/simple", sample=False).candidates}
+    rows = {
+        c.model: c
+        for c in decision.decide("chat/simple", tenant_id=TENANT.id, sample=False).candidates
+    }
     assert rows["p/dear"].cost_term == pytest.approx(10 * (100 + 256) * 400 / 1e6)
 
 
@@ -115,14 +118,20 @@ def test_unpriced_models_are_excluded_from_auto() -> None:
     feed(r, "chat/simple", "p/unpriced", 1.0, 50)
     feed(r, "chat/simple", "p/default", 0.0, 5)
     assert {r.choose_model(request("hello"), TENANT) for _ in range(20)} == {"p/default"}
-    (row,) = [c for c in r.decide("chat/simple").candidates if c.model == "p/unpriced"]
+    (row,) = [
+        c
+        for c in r.decide("chat/simple", tenant_id=TENANT.id).candidates
+        if c.model == "p/unpriced"
+    ]
     assert not row.eligible and not row.priced and "unpriced" in row.reason
 
 
 def test_an_unpriced_default_is_charged_the_dearest_candidate_cost() -> None:
     r = router(default_model="p/unpriced-default")
     feed(r, "chat/simple", "p/dear", 1.0, 10)
-    rows = {c.model: c for c in r.decide("chat/simple", sample=False).candidates}
+    rows = {
+        c.model: c for c in r.decide("chat/simple", tenant_id=TENANT.id, sample=False).candidates
+    }
     assert rows["p/unpriced-default"].cost_term == rows["p/dear"].cost_term > 0
 
 
