@@ -161,6 +161,15 @@ def make_settings(tmp: Path, **overrides: Any) -> Settings:
     return replace(base, **overrides)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database on each store: a test using it runs on both."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
 @pytest.fixture(scope="session")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
     with GatewayServer(make_settings(tmp_path_factory.mktemp("gateway"))) as server:

@@ -29,9 +29,13 @@ def count(database: str) -> int:
     return int(scalar(database, "SELECT count(*) FROM usage"))
 
 
-def test_usage_is_flushed_at_shutdown_with_cost_and_flags(tmp_path: Path) -> None:
+def test_usage_is_flushed_at_shutdown_with_cost_and_flags(tmp_path: Path, store_url: str) -> None:
     settings = make_settings(
-        tmp_path, usage_flush_ms=600_000, usage_flush_rows=10_000, usage_durable=False
+        tmp_path,
+        database_url=store_url,
+        usage_flush_ms=600_000,
+        usage_flush_rows=10_000,
+        usage_durable=False,
     )
     server = GatewayServer(settings).start()
     try:
@@ -97,9 +101,13 @@ def test_usage_is_written_in_batches_while_running(tmp_path: Path) -> None:
     assert count(server.database) == 5
 
 
-def test_a_completion_is_answered_only_once_its_usage_row_is_committed(tmp_path: Path) -> None:
+def test_a_completion_is_answered_only_once_its_usage_row_is_committed(
+    tmp_path: Path, store_url: str
+) -> None:
     # No background flush would run during the test: only the commit before answering.
-    settings = make_settings(tmp_path, usage_flush_ms=600_000, usage_flush_rows=10_000)
+    settings = make_settings(
+        tmp_path, database_url=store_url, usage_flush_ms=600_000, usage_flush_rows=10_000
+    )
     with GatewayServer(settings) as server:
         token = server.tenant("durable")
         headers = {"authorization": f"Bearer {token}"}
@@ -122,11 +130,13 @@ def test_a_completion_is_answered_only_once_its_usage_row_is_committed(tmp_path:
 
 
 def test_a_completion_whose_usage_cannot_be_recorded_is_not_delivered(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import reference_gateway.usage as usage_module
 
-    settings = make_settings(tmp_path, usage_flush_ms=600_000, usage_flush_rows=10_000)
+    settings = make_settings(
+        tmp_path, database_url=store_url, usage_flush_ms=600_000, usage_flush_rows=10_000
+    )
     with GatewayServer(settings) as server:
         token = server.tenant("unrecorded")
         headers = {"authorization": f"Bearer {token}"}
