@@ -238,20 +238,30 @@ def _mutate(session: nox.Session, targets: list[str], pytest_args: list[str]) ->
 
 @nox.session(python=PYTHON, default=False)
 def bench(session: nox.Session) -> None:
-    """Gateway overhead beside LiteLLM's proxy on one nginx mock upstream: ``nox -s bench``.
+    """Gateway overhead beside LiteLLM and Portkey on an nginx mock upstream: ``nox -s bench``.
 
-    Needs ``nginx`` and ``wrk`` (installed with apt-get when missing and running as root).
-    Installs ``litellm[proxy]`` into this session; if that fails the bench still runs and
-    reports LiteLLM as missing, with the reason. Options (``python -m bench --help``):
+    Needs ``nginx`` and ``wrk``; Portkey's gateway needs ``node`` and ``npm`` (each
+    installed with apt-get when missing and running as root). Installs ``litellm[proxy]``
+    into this session, and the bench installs Portkey's gateway with npm into a cache
+    directory; a peer that cannot be installed or started is reported as missing, with
+    the reason. Options (``python -m bench --help``):
     ``-- --duration 10 --rounds 3 --workers 1``. Writes ``bench-results/bench.json``.
     """
     import shutil
     import subprocess
 
     missing = [tool for tool in ("nginx", "wrk") if shutil.which(tool) is None]
-    if missing and shutil.which("apt-get") and os.geteuid() == 0:
+    no_node = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
+    if (missing or no_node) and shutil.which("apt-get") and os.geteuid() == 0:
         session.run("apt-get", "update", "-qq", external=True)
-        session.run("apt-get", "install", "-y", "-qq", "nginx", "wrk", external=True)
+        if missing:
+            session.run("apt-get", "install", "-y", "-qq", "nginx", "wrk", external=True)
+        if no_node:  # without them only Portkey is missing: apt's failure is not fatal
+            session.run(
+                *("apt-get", "install", "-y", "-qq", "nodejs", "npm"),
+                external=True,
+                success_codes=[0, 100],
+            )
     missing = [tool for tool in ("nginx", "wrk") if shutil.which(tool) is None]
     if missing:
         session.skip(f"needs {' and '.join(missing)} (apt-get install -y nginx wrk)")

@@ -1,12 +1,14 @@
 """The servers under test, as real subprocesses: the reference gateway and LiteLLM's proxy.
 
-Each :class:`Server` knows its URL, the request body and headers a client sends it, and
-its process (for peak RSS). :func:`start_gateway` and :func:`start_litellm` return one
-that answers, or raise :class:`Unavailable` with the reason.
+Each :class:`Server` knows its URL, the request body and headers a client sends it, its
+process (for peak RSS) and, in one line, what it does for each request. :func:`start_gateway`
+and :func:`start_litellm` return one that answers, or raise :class:`Unavailable` with the
+reason (Portkey's gateway is in :mod:`bench.portkey`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -19,7 +21,14 @@ from pathlib import Path
 
 from bench.upstream import MODEL, Upstream
 
-__all__ = ["Server", "Unavailable", "peak_rss_mb", "start_gateway", "start_litellm"]
+__all__ = [
+    "Server",
+    "Unavailable",
+    "peak_rss_mb",
+    "start_gateway",
+    "start_litellm",
+    "wait_ready",
+]
 
 _BIN = Path(sys.executable).parent
 _ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +51,13 @@ class Server:
     process: subprocess.Popen[bytes] | None = None
     log: Path | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    stream_headers: dict[str, str] | None = None  # when streams need other headers
+    features: str = ""
+
+    def request_headers(self, stream: bool) -> dict[str, str]:
+        if stream and self.stream_headers is not None:
+            return self.stream_headers
+        return self.headers
 
     def body(self, stream: bool) -> str:
         model = self.models[stream]
@@ -59,7 +75,9 @@ class Server:
                 process.wait()
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, seconds: float) -> None:
+def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, seconds: float) -> None:
+    """Return once ``url`` answers 200; :class:`Unavailable` (with the log's tail) if the
+    process exits or ``seconds`` pass first."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -103,36 +121,82 @@ def peak_rss_mb(process: subprocess.Popen[bytes] | None) -> float | None:
     return total / 1024
 
 
-def start_gateway(upstream: Upstream, workdir: Path, port: int, workers: int = 1) -> Server:
-    """``provara-gateway serve`` with the bench's mock providers and one tenant."""
+def _store_key(port: int, token: str, name: str, value: str) -> None:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/provider-keys",
+        data=json.dumps({"name": name, "value": value}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")[:300]
+        raise Unavailable(f"storing {name} failed: HTTP {exc.code} {detail}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise Unavailable(f"storing {name} failed: {exc}") from None
+
+
+def start_gateway(
+    upstream: Upstream,
+    workdir: Path,
+    port: int,
+    *,
+    name: str = "gateway",
+    workers: int = 1,
+    database_url: str | None = None,
+    durable: bool = True,
+) -> Server:
+    """``provara-gateway serve`` with the bench's mock providers and one tenant.
+
+    Default settings unless asked otherwise: a SQLite file in ``workdir`` (or
+    ``database_url``, set as ``PROVARA_DATABASE_URL``), durable usage (``durable=False``
+    sets ``PROVARA_USAGE_DURABLE=0``). The tenant stores its own provider keys through
+    the API, so every request authenticates its token and goes through the stored-key
+    path; the operator sets no provider key.
+    """
     from provara_kit.vault import generate_master_key
 
     workdir.mkdir(parents=True, exist_ok=True)
-    database = str(workdir / "gateway.db")
     env = {
-        **os.environ,
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("PROVARA_") and not key.startswith("MOCK")
+    }
+    env |= {
         "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")])),
         "PROVARA_MASTER_KEY": generate_master_key(),
         "PROVARA_PROVIDER_MODULES": "bench.provider",
         "PROVARA_DISCOVER_MODELS": "0",
         "PROVARA_LOCAL_UPSTREAM": "0",
-        "MOCK_API_KEY": "sk-bench-operator",
         "MOCK_BASE_URL": upstream.base_url(stream=False),
-        "MOCKSTREAM_API_KEY": "sk-bench-operator",
         "MOCKSTREAM_BASE_URL": upstream.base_url(stream=True),
     }
+    if not durable:
+        env["PROVARA_USAGE_DURABLE"] = "0"
     command = str(_BIN / "provara-gateway")
+    store: list[str] = []
+    if database_url is None:
+        store = ["--database", str(workdir / "gateway.db")]
+    else:
+        env["PROVARA_DATABASE_URL"] = database_url
+        upgraded = subprocess.run(
+            [command, "db", "upgrade"], env=env, capture_output=True, text=True
+        )
+        if upgraded.returncode != 0:
+            raise Unavailable(f"db upgrade failed: {upgraded.stderr.strip()[-500:]}")
     created = subprocess.run(
-        [command, "tenants", "create", "bench", "--database", database],
+        [command, "tenants", "create", "bench", *store],
         env=env,
         capture_output=True,
         text=True,
     )
     if created.returncode != 0:
-        raise Unavailable(f"tenants create failed: {created.stderr.strip()}")
+        raise Unavailable(f"tenants create failed: {created.stderr.strip()[-500:]}")
     token = created.stdout.strip().splitlines()[-1]
     log = workdir / "gateway.log"
-    args = [command, "serve", "--port", str(port), "--database", database, "--no-access-log"]
+    args = [command, "serve", "--port", str(port), *store, "--no-access-log"]
     if workers != 1:
         args += ["--workers", str(workers)]
     process = subprocess.Popen(
@@ -141,18 +205,33 @@ def start_gateway(upstream: Upstream, workdir: Path, port: int, workers: int = 1
         stdout=subprocess.DEVNULL,
         stderr=open(log, "wb"),  # noqa: SIM115
     )
-    _wait_ready(f"http://127.0.0.1:{port}/healthz", process, log, 30)
-    url = f"http://127.0.0.1:{port}/v1/chat/completions"
-    return Server(
-        name="gateway",
-        url=url,
-        stream_url=url,
+    server = Server(
+        name=name,
+        url=f"http://127.0.0.1:{port}/v1/chat/completions",
+        stream_url=f"http://127.0.0.1:{port}/v1/chat/completions",
         headers={"Authorization": f"Bearer {token}"},
         models=(f"mock/{MODEL}", f"mockstream/{MODEL}"),
         process=process,
         log=log,
-        extra={"workers": str(workers)},
+        extra={
+            "workers": str(workers),
+            "store": "sqlite" if database_url is None else "postgresql",
+        },
+        features=(
+            f"provara-gateway serve, {workers} worker{'s' if workers != 1 else ''}, "
+            f"{'SQLite' if database_url is None else 'PostgreSQL'}, "
+            f"usage {'durable' if durable else 'batched (PROVARA_USAGE_DURABLE=0)'}; "
+            "token auth, the tenant's stored (encrypted) provider keys, usage recorded"
+        ),
     )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/healthz", process, log, 30)
+        for key in ("MOCK_API_KEY", "MOCKSTREAM_API_KEY"):
+            _store_key(port, token, key, "sk-bench-operator")
+    except Unavailable:
+        server.stop()
+        raise
+    return server
 
 
 _LITELLM_CONFIG = """\
@@ -225,7 +304,7 @@ def start_litellm(upstream: Upstream, workdir: Path, port: int) -> Server:
         stderr=subprocess.STDOUT,
         cwd=workdir,
     )
-    _wait_ready(f"http://127.0.0.1:{port}/health/liveliness", process, log, 120)
+    wait_ready(f"http://127.0.0.1:{port}/health/liveliness", process, log, 120)
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     return Server(
         name="litellm",
@@ -236,6 +315,10 @@ def start_litellm(upstream: Upstream, workdir: Path, port: int) -> Server:
         process=process,
         log=log,
         extra={"version": litellm_version() or "?"},
+        features=(
+            f"LiteLLM proxy {litellm_version() or '?'}: master-key auth, provider keys in its "
+            "config file, no database (no usage rows)"
+        ),
     )
 
 
@@ -247,4 +330,5 @@ def direct(upstream: Upstream) -> Server:
         stream_url=upstream.base_url(stream=True) + "/chat/completions",
         headers={},
         models=(MODEL, MODEL),
+        features="nginx itself, the floor every +p50 is measured from",
     )

@@ -14,9 +14,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
-__all__ = ["COMPLETION", "MODEL", "STREAM", "Upstream"]
+__all__ = ["COMPLETION", "MODEL", "STREAM", "TEXT", "Upstream"]
 
 MODEL = "bench-model"
+TEXT = "Hello! How can I help you today?"
+"""The assistant text of both the completion and the stream."""
 
 COMPLETION = json.dumps(
     {
@@ -27,7 +29,7 @@ COMPLETION = json.dumps(
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": "Hello! How can I help you today?"},
+                "message": {"role": "assistant", "content": TEXT},
                 "logprobs": None,
                 "finish_reason": "stop",
             }
