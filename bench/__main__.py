@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             **extras,
         },
     )
-    print(f"wrote {args.output}")
+    print(f"wrote {args.output}; the servers' logs are in {work}")
     return 0
 
 
