@@ -24,15 +24,15 @@ the gateway-wide mean, worth ``W`` samples; its own samples outweigh that prior 
 more than ``W`` of them; and other tenants, however much feedback they send, move its
 posterior by at most ``W`` samples' worth (their mean, never their volume). ``W = 0``:
 tenants learn only from themselves. ``W`` defaults to ``min_samples``: a new tenant's
-candidates are then exactly the models the rest of the gateway has trusted
-(``min(n_o, W) >= min_samples`` when ``n_o >= min_samples``), and ``min_samples`` samples
-of its own count as much as everyone else's.
+candidates are then exactly the models the rest of the gateway trusts (``min(n_o, W)``
+reaches ``min_samples`` exactly when ``n_o`` does), and ``min_samples`` samples of its own
+count as much as everyone else's.
 
 The policy, per ``auto`` request of a tenant in cell ``c``:
 
 * **Cold start.** No model has ``min_samples`` (``PROVARA_MIN_SAMPLES``) effective samples
   in ``c``: the pinned default (``PROVARA_DEFAULT_MODEL``). Pinned requests' feedback and
-  judge scores count toward their cell x model, which is how a cell bootstraps.
+  judge scores count toward the tenant's cell x model, which is how a cell bootstraps.
 * **Candidates.** Models with at least ``min_samples`` effective samples in ``c`` that are
   priced (unpriced models are **excluded** from auto: their cost is unknown, and treating
   it as $0 would make them win on price), plus the default, always.

@@ -59,8 +59,9 @@ def test_the_prior_weight_defaults_to_min_samples() -> None:
 
 def test_a_new_tenant_starts_from_the_gateway_wide_figures() -> None:
     r = router()
-    assert set(picks(r, B, 20)) == {"p/default"}  # nothing learned anywhere yet
-    feed(r, A, "p/good", 1.0, 40)
+    feed(r, A, "p/good", 1.0, 1)
+    assert set(picks(r, B, 20)) == {"p/default"}  # cold, and B's view of the cell is kept
+    feed(r, A, "p/good", 1.0, 39)
     feed(r, A, "p/default", 0.0, 40)
     # A's 40 samples count as W = 5 for B: Beta(1 + 5, 1) and Beta(1, 1 + 5).
     assert r.posterior(B.id, CELL, "p/good") == Posterior(6.0, 1.0, 5.0)
