@@ -2,9 +2,11 @@
 
 :class:`LocalPostgres` runs a private server out of one directory: ``initdb`` there, the
 ``postgres`` binary started as a child process on a free ``127.0.0.1`` port, trust
-authentication from loopback only, its log in ``ROOT/server.log``. The binaries come from
-``/usr/lib/postgresql/*/bin`` (highest version) or ``PATH``; when there are none and the
-process is root, Debian's ``postgresql`` package is installed with ``apt-get`` first.
+authentication from loopback only, its log in ``ROOT/server.log``. It is started directly,
+not through ``pg_ctl``: a server that dies while starting is seen at once, and stopping it
+is a signal to a known process. The binaries come from ``/usr/lib/postgresql/*/bin``
+(highest version) or ``PATH``; when there are none and the process is root, Debian's
+``postgresql`` package is installed with ``apt-get`` first.
 
 PostgreSQL refuses to run as root, so a root caller runs the server as the unprivileged
 ``postgres`` user (the Debian package creates it) and hands it the directory. That user
@@ -232,13 +234,16 @@ class LocalPostgres:
         self._prepare_root()
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb(binaries)
-        for attempt in range(1, _PORT_ATTEMPTS + 1):
+        for _ in range(_PORT_ATTEMPTS):
             port = _free_port()
-            if self._start_on(binaries, port, last=attempt == _PORT_ATTEMPTS):
+            if self._start_on(binaries, port):
                 self.port = port
                 atexit.register(self.stop)
                 return self
-        raise AssertionError("unreachable: the last attempt raises")  # pragma: no cover
+        raise PostgresUnavailableError(
+            f"PostgreSQL found each of {_PORT_ATTEMPTS} free ports taken by the time it "
+            f"started; the end of {self.log_path}:\n{_tail(self._log_since(0))}"
+        )
 
     def stop(self) -> None:
         """Fast shutdown (running transactions are rolled back); safe to call twice."""
@@ -371,9 +376,9 @@ class LocalPostgres:
         options = [arg for key, value in settings.items() for arg in ("-c", f"{key}={value}")]
         return [str(binaries.postgres), "-D", str(self.data_dir), *options]
 
-    def _start_on(self, binaries: PostgresBinaries, port: int, *, last: bool) -> bool:
+    def _start_on(self, binaries: PostgresBinaries, port: int) -> bool:
         """Start on ``port`` and wait until it accepts connections: ``True``; ``False`` if
-        the port was taken meanwhile (and ``last`` is false); otherwise raises."""
+        the port was taken meanwhile; otherwise raises."""
         with self.log_path.open("ab") as log:
             offset = log.tell()
             self._process = subprocess.Popen(
@@ -392,7 +397,7 @@ class LocalPostgres:
             if code is not None:
                 self._process = None
                 output = self._log_since(offset)
-                if "Address already in use" in output and not last:
+                if "Address already in use" in output:
                     return False
                 raise PostgresUnavailableError(
                     f"PostgreSQL exited with code {code} while starting on port {port}; "

@@ -107,6 +107,21 @@ def test_a_taken_port_is_retried(server_root: Path, monkeypatch: pytest.MonkeyPa
     assert "Address already in use" in (server_root / "server.log").read_text(encoding="utf-8")
 
 
+def test_ports_that_stay_taken_are_reported(
+    server_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        monkeypatch.setattr(local_postgres, "_free_port", lambda: taken.getsockname()[1])
+        monkeypatch.setattr(local_postgres, "_PORT_ATTEMPTS", 2)
+        server = LocalPostgres(server_root)
+        with pytest.raises(PostgresUnavailableError, match="2 free ports taken") as raised:
+            server.start()
+    assert "Address already in use" in str(raised.value)
+    assert not server.running
+
+
 def test_a_crashed_start_reports_the_end_of_the_server_log(server_root: Path) -> None:
     with LocalPostgres(server_root):
         pass
