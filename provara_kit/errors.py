@@ -206,9 +206,20 @@ class OverloadedError(UpstreamServerError):
 
 
 class ProviderConnectionError(ProviderError):
-    """The request never got an HTTP status: connection refused, reset, DNS failure."""
+    """The request never got an HTTP status: connection refused, reset, DNS failure.
+
+    ``reason`` names the failure in a few words that carry no address (``connection
+    refused``, ``timed out``...), for a message shown to someone who must not learn where
+    the provider lives; the message itself may name the URL.
+    """
 
     retryable = True
+
+    def __init__(
+        self, message: str, *, provider: str | None = None, reason: str = "connection failed"
+    ) -> None:
+        super().__init__(message, provider=provider)
+        self.reason = reason
 
 
 class MalformedResponseError(ProviderError):

@@ -300,6 +300,19 @@ async def _bad_request(send: Send, message: str) -> None:
     )
 
 
+class _EmbeddedConfig(uvicorn.Config):
+    """A uvicorn config that leaves logging alone.
+
+    ``uvicorn.Config`` reconfigures the process-wide loggers when it is built: with
+    ``access_log=False`` it empties ``uvicorn.access``, which would silence the outer
+    server's access log. Logging belongs to the outer server; the embedded one, with
+    ``access_log=False``, simply does not log its own requests.
+    """
+
+    def configure_logging(self) -> None:
+        pass
+
+
 class _EmbeddedServer(uvicorn.Server):
     """A uvicorn server inside another one's event loop: it leaves signals to the outer
     server and does not announce itself as if it were the gateway."""
@@ -334,7 +347,7 @@ class LocalServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-        config = uvicorn.Config(
+        config = _EmbeddedConfig(
             self.upstream,
             lifespan="off",
             log_config=None,

@@ -11,6 +11,8 @@ once, for every framing.
 from __future__ import annotations
 
 import json
+import socket
+import ssl
 import time
 from abc import abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
@@ -48,6 +50,7 @@ __all__ = [
     "HTTPProvider",
     "ParsedCompletion",
     "StreamMapper",
+    "connection_failure",
     "frames",
     "map_events",
     "sse_events",
@@ -264,14 +267,18 @@ class HTTPProvider(Provider):
         )
 
     def _connection_error(self, exc: httpx.HTTPError) -> Exception:
+        reason = connection_failure(exc)
         if isinstance(exc, httpx.TimeoutException):
             return ProviderConnectionError(
-                f"{self.name} did not answer in time ({type(exc).__name__})", provider=self.name
+                f"{self.name} did not answer in time ({type(exc).__name__})",
+                provider=self.name,
+                reason=reason,
             )
         detail = redact(str(exc), self._secrets())
         return ProviderConnectionError(
             f"could not reach {self.name} at {self.base_url}: {type(exc).__name__}: {detail}",
             provider=self.name,
+            reason=reason,
         )
 
     async def _get_json(self, path: str) -> Any:
@@ -552,3 +559,41 @@ async def sse_events(
     none; a body that ends inside an event raises :class:`StreamAbortedError`."""
     async for frame in frames(response, SSE, provider=provider):
         yield frame
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from or during (a ``from None`` keeps the
+    context), innermost last."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def connection_failure(exc: httpx.HTTPError) -> str:
+    """What broke, in a few words with no address in them (``connection refused``,
+    ``timed out`` ...): the ``reason`` of a :class:`ProviderConnectionError`."""
+    if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+        return "timed out connecting"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return "unsupported URL scheme"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "the connection closed without a valid response"
+    chain = _causes(exc)
+    text = " ".join(f"{type(e).__name__} {e}" for e in chain).lower()
+    if any(isinstance(e, ConnectionRefusedError) for e in chain) or "refused" in text:
+        return "connection refused"
+    if any(isinstance(e, socket.gaierror) for e in chain) or any(
+        marker in text
+        for marker in ("name or service not known", "nodename nor servname", "name resolution")
+    ):
+        return "host name did not resolve"
+    if any(isinstance(e, ssl.SSLError) for e in chain) or "certificate" in text:
+        return "TLS handshake failed"
+    if isinstance(exc, httpx.ConnectError):
+        return "connection failed"
+    return "the connection broke"

@@ -3,7 +3,8 @@
 :class:`GatewayError` is raised anywhere in a request and rendered by the app's handler;
 :func:`from_provider_error` maps the SDK's error tree onto statuses a client of the OpenAI
 API expects (an upstream 4xx keeps its status, a 429 keeps ``Retry-After``, an upstream
-failure is a 502/503/504 from the gateway); :func:`from_validation_error` turns pydantic's
+failure is a 502/503/504 from the gateway, whose message names the provider and the kind of
+failure but never the upstream's address); :func:`from_validation_error` turns pydantic's
 report into a 400 naming the field; :class:`ErrorMiddleware` makes any unexpected exception
 a generic 500 body, with the traceback only in the server log.
 """
@@ -118,8 +119,8 @@ def _retry_after(seconds: float | None) -> dict[str, str]:
     return {} if seconds is None else {"retry-after": str(math.ceil(seconds))}
 
 
-def from_provider_error(exc: ProviderError) -> GatewayError:
-    """The client-facing error for something that went wrong upstream."""
+def _mapped(exc: ProviderError) -> GatewayError:
+    """The status and code for ``exc``, with the error's own text."""
     text = str(exc)
     if isinstance(exc, ProviderStatusError):
         status = exc.status_code
@@ -145,6 +146,64 @@ def from_provider_error(exc: ProviderError) -> GatewayError:
     if isinstance(exc, MalformedResponseError):
         return GatewayError(502, text, code="upstream_malformed_response")
     return GatewayError(502, text, code="upstream_error")
+
+
+def _what_failed(exc: ProviderError, provider: str) -> str:
+    """A 5xx's message for the client: the provider and the kind of failure, no address."""
+    who = f"Provider '{provider}'"
+    if isinstance(exc, ProviderStatusError):
+        status = exc.status_code
+        if isinstance(exc, OverloadedError) or status == 503:
+            return f"{who} is overloaded (upstream HTTP {status})"
+        if status in (408, 504):
+            return f"{who} timed out (upstream HTTP {status})"
+        return f"{who} failed (upstream HTTP {status})"
+    if isinstance(exc, StreamTimeoutError):
+        return (
+            f"{who} sent nothing for longer than the gateway's stream timeout "
+            "(PROVARA_STREAM_TIMEOUT_MS)"
+        )
+    if isinstance(exc, StreamAbortedError):
+        return (
+            f"{who} broke off the upstream stream before it finished (a dropped "
+            "connection, a truncated body or an error event from the provider)"
+        )
+    if isinstance(exc, ProviderConnectionError):
+        return f"{who} could not be reached: {exc.reason}"
+    if isinstance(exc, MalformedResponseError):
+        return f"{who} answered with a body that does not follow its API"
+    return f"{who} failed"
+
+
+def from_provider_error(
+    exc: ProviderError, *, provider: str | None = None, request_id: str | None = None
+) -> GatewayError:
+    """The client-facing error for something that went wrong upstream.
+
+    An upstream 4xx keeps the upstream's message: it is about the client's request. A
+    failure answered with a 5xx says which provider failed and how, and nothing more: its
+    own text may name where the provider lives (a URL, a host, an address, a port), so that
+    goes to the log under ``request_id``, which the response carries (``x-request-id``)
+    and quotes so the operator can find it.
+    """
+    error = _mapped(exc)
+    if error.status < 500:
+        return error
+    name = provider or exc.provider or "unknown"
+    logger.warning(
+        "request %s: provider %s failed (%s %s): %s",
+        request_id or "-",
+        name,
+        error.status,
+        error.code,
+        exc,
+    )
+    message = _what_failed(exc, name) + "."
+    headers = error.headers
+    if request_id is not None:
+        message += f" The gateway's log has the details under request id {request_id}."
+        headers = {**headers, "x-request-id": request_id}
+    return GatewayError(error.status, message, type=error.type, code=error.code, headers=headers)
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
