@@ -454,6 +454,7 @@ class Load:
     url: str
     token: str
     acknowledged: set[str] = field(default_factory=set)
+    streamed: int = 0  # of the acknowledged
     failed: int = 0
     sent: int = 0
     stop: threading.Event = field(default_factory=threading.Event)
@@ -508,6 +509,7 @@ class Load:
                         self.failed += 1
                     else:
                         self.acknowledged.add(completion_id)
+                        self.streamed += number % 2 == 0
 
 
 def _usage_request_ids(database_url: str) -> set[str]:
@@ -545,11 +547,13 @@ def _kill_under_load(
     assert not any(thread.is_alive() for thread in threads)
     assert acknowledged >= KILL_AFTER, f"only {acknowledged} completions before the kill"
     assert sent < LOAD_BUDGET, "the load was over before the kill"
+    assert 0 < load.streamed < len(load.acknowledged), "streamed and plain completions both"
     gateways()  # the restart: recovery runs before it answers
     rows = _usage_request_ids(cluster.database_url)
     lost = load.acknowledged - rows
     print(
-        f"sent {load.sent}, acknowledged {len(load.acknowledged)}, failed or cut "
+        f"sent {load.sent}, acknowledged {len(load.acknowledged)} ({load.streamed} "
+        f"streamed), failed or cut "
         f"{load.failed}, usage rows {len(rows)}, acknowledged without a row {len(lost)}"
     )
     return load, lost
