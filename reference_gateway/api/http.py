@@ -10,7 +10,15 @@ from starlette.responses import Response
 
 from reference_gateway.api.errors import GatewayError
 
-__all__ = ["JSONResponse", "read_body", "read_json_object"]
+__all__ = ["MAX_JSON_DEPTH", "JSONResponse", "read_body", "read_json_object"]
+
+MAX_JSON_DEPTH = 64
+"""The deepest nesting of arrays and objects a JSON body may have (the body is level 1).
+
+A body is encoded again on its way upstream (orjson stops at 255 levels, the standard
+library's ``json`` at Python's recursion limit, adapters add a few levels of their own),
+so a deeper one is refused up front with a 400; no real request comes near 64.
+"""
 
 
 class JSONResponse(Response):
@@ -75,4 +83,26 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
             f"The request body must be a JSON object, not {type(data).__name__}.",
             code="invalid_json",
         )
+    for name, value in data.items():
+        kind = type(value)
+        if (kind is dict or kind is list) and _too_deep(value, MAX_JSON_DEPTH - 1):
+            raise GatewayError(
+                400,
+                f"The request body nests arrays and objects more than {MAX_JSON_DEPTH} "
+                f"levels deep (in '{name}'); send a flatter structure.",
+                param=name,
+                code="nesting_too_deep",
+            )
     return data
+
+
+def _too_deep(value: dict[str, Any] | list[Any], room: int) -> bool:
+    """Whether ``value`` nests more than ``room`` levels of arrays and objects (itself
+    included); it stops descending at the limit, so its own recursion is bounded."""
+    if room == 0:
+        return True
+    for child in value.values() if isinstance(value, dict) else value:
+        kind = type(child)
+        if (kind is dict or kind is list) and _too_deep(child, room - 1):
+            return True
+    return False

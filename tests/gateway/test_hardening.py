@@ -11,8 +11,10 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from provara_kit.vault import generate_master_key
+from reference_gateway.api.http import MAX_JSON_DEPTH
 
 MESSAGES = [{"role": "user", "content": "Hello"}]
 
@@ -70,3 +72,88 @@ def test_serve_writes_the_access_log_with_the_local_provider_on(tmp_path: Path) 
     assert "local upstream (provider 'local')" in output  # the local provider was on
     assert '"GET /healthz HTTP/1.1" 200' in output, output
     assert '"POST /v1/chat/completions HTTP/1.1" 401' in output, output
+
+
+# -- nesting bombs ------------------------------------------------------------------------------
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+def _nested(levels: int) -> bytes:
+    """JSON arrays nested ``levels`` deep: ``[[[...]]]``."""
+    return b"[" * levels + b"]" * levels
+
+
+def _chat_body(field: str, levels: int) -> bytes:
+    """A chat request with ``levels`` of arrays in ``field``; the body counts as a level, so
+    the whole body nests ``levels + 1`` deep (``+ 3``/``+ 6`` for the deeper fields)."""
+    bomb = _nested(levels)
+    if field == "metadata":
+        return (
+            b'{"model":"local/echo","messages":[{"role":"user","content":"hi"}],"metadata":%s}'
+            % (bomb)
+        )
+    if field == "messages":
+        return b'{"model":"local/echo","messages":[{"role":"user","content":"hi","x":%s}]}' % bomb
+    return (
+        b'{"model":"local/echo","messages":[{"role":"user","content":"hi"}],"tools":[{"type":'
+        b'"function","function":{"name":"f","parameters":{"type":"object","default":%s}}}]}' % bomb
+    )
+
+
+def _assert_too_deep(response: httpx.Response, param: str) -> None:
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["type"] == "invalid_request_error"
+    assert error["code"] == "nesting_too_deep"
+    assert error["param"] == param
+    assert f"more than {MAX_JSON_DEPTH} levels deep" in error["message"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("field", ["metadata", "messages", "tools"])
+def test_a_nesting_bomb_in_a_chat_request_is_a_400(
+    http: httpx.Client, token: str, field: str, stream: bool
+) -> None:
+    body = _chat_body(field, 1_000)
+    if stream:
+        body = body[:-1] + b',"stream":true}'
+    response = http.post(
+        "/v1/chat/completions",
+        content=body,
+        headers={**auth(token), "content-type": "application/json"},
+    )
+    _assert_too_deep(response, field)
+
+
+def test_the_nesting_limit_is_exact(http: httpx.Client, token: str) -> None:
+    headers = {**auth(token), "content-type": "application/json"}
+    at_limit = http.post(
+        "/v1/chat/completions", content=_chat_body("metadata", MAX_JSON_DEPTH - 1), headers=headers
+    )
+    assert at_limit.status_code == 200, at_limit.text
+    over = http.post(
+        "/v1/chat/completions", content=_chat_body("metadata", MAX_JSON_DEPTH), headers=headers
+    )
+    _assert_too_deep(over, "metadata")
+
+
+def test_a_nesting_bomb_in_feedback_is_a_400(http: httpx.Client, token: str) -> None:
+    body = b'{"completion_id":"chatcmpl-x","score":1,"comment":%s}' % _nested(1_000)
+    response = http.post(
+        "/v1/feedback", content=body, headers={**auth(token), "content-type": "application/json"}
+    )
+    _assert_too_deep(response, "comment")
+
+
+@pytest.mark.parametrize("path", ["/api/provider-keys", "/api/provider-keys/ACME_API_KEY/rotate"])
+def test_a_nesting_bomb_in_the_keys_api_is_a_400(http: httpx.Client, token: str, path: str) -> None:
+    body = b'{"name":"ACME_API_KEY","value":%s}' % _nested(1_000)
+    response = http.post(
+        path, content=body, headers={**auth(token), "content-type": "application/json"}
+    )
+    _assert_too_deep(response, "value")
+    assert http.get("/api/provider-keys", headers=auth(token)).json()["data"] == []
