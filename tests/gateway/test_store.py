@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
