@@ -3,18 +3,30 @@ the access log, and provider clients retired by a key rotation."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
+import orjson
 import pytest
+import uvicorn
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from provara_kit.provider import Provider
+from provara_kit.providers.openai_compatible import OpenAICompatibleProvider
+from provara_kit.registry import ProviderSpec, Registry
 from provara_kit.vault import generate_master_key
 from reference_gateway.api.http import MAX_JSON_DEPTH
+from tests.gateway.conftest import GatewayServer, make_settings
 
 MESSAGES = [{"role": "user", "content": "Hello"}]
 
@@ -157,3 +169,203 @@ def test_a_nesting_bomb_in_the_keys_api_is_a_400(http: httpx.Client, token: str,
     )
     _assert_too_deep(response, "value")
     assert http.get("/api/provider-keys", headers=auth(token)).json()["data"] == []
+
+
+# -- what a tenant sees of an upstream failure ------------------------------------------------
+
+INTERNAL = ("10.20.30.40", ":8443", "backend-7", "/internal/")
+"""Where the scripted upstream says it failed: none of it may reach a tenant."""
+
+
+def _chunk(delta: dict[str, object], finish: str | None = None) -> bytes:
+    choice = {"index": 0, "delta": delta, "finish_reason": finish}
+    body = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+    return b"data: " + orjson.dumps({**body, "choices": [choice]}) + b"\n\n"
+
+
+async def failing_upstream(scope: Scope, receive: Receive, send: Send) -> None:
+    """An OpenAI-compatible upstream whose failures quote its internal address; the last
+    user message picks the failure: ``status``, ``garbage`` or (streamed) ``midstream``."""
+    if scope["type"] != "http":
+        return
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    request = orjson.loads(body)
+    what = request["messages"][-1]["content"]
+    where = "http://10.20.30.40:8443/internal/v1 (backend-7.cluster.local)"
+    headers = [(b"content-type", b"application/json")]
+    if what == "status":
+        status, payload = 500, orjson.dumps({"error": {"message": f"no healthy upstream: {where}"}})
+    elif what == "garbage":
+        status, payload = 200, f"<html>bad gateway from {where}</html>".encode()
+        headers = [(b"content-type", b"text/html")]
+    else:
+        status = 200
+        headers = [(b"content-type", b"text/event-stream")]
+        payload = _chunk({"role": "assistant", "content": "partial"}) + (
+            b"data: "
+            + orjson.dumps({"error": {"message": f"lost {where}", "type": "server_error"}})
+            + b"\n\n"
+        )
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+@contextmanager
+def serving(app: ASGIApp) -> Iterator[str]:
+    """``app`` served on a free loopback port; yields its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the upstream did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def _openai_like(name: str, url: str) -> ProviderSpec:
+    def factory(*, api_key: str | None, base_url: str | None, transport: Any) -> Provider:
+        return OpenAICompatibleProvider(
+            name=name,
+            base_url=base_url or url,
+            api_key=api_key,
+            transport=transport,
+            default_models=(f"{name}-1",),
+        )
+
+    return ProviderSpec(
+        name=name,
+        factory=factory,
+        api_key_env=f"{name.upper()}_API_KEY",
+        base_url_env=f"{name.upper()}_BASE_URL",
+        default_models=(f"{name}-1",),
+        wire="openai-chat",
+    )
+
+
+@pytest.fixture(scope="module")
+def failing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayServer, str]]:
+    """A gateway with ``downco`` (its base URL a closed loopback port) and ``failco`` (the
+    failing upstream), both keyed by the operator; yields it and a tenant token."""
+    registry = Registry()
+    registry.register(_openai_like("downco", "https://downco.invalid/v1"))
+    registry.register(_openai_like("failco", "https://failco.invalid/v1"))
+    with serving(failing_upstream) as failing_url:
+        environ = {
+            "DOWNCO_API_KEY": "sk-downco-0123456789",
+            "DOWNCO_BASE_URL": f"http://127.0.0.1:{_free_port()}/internal/v1",
+            "FAILCO_API_KEY": "sk-failco-0123456789",
+            "FAILCO_BASE_URL": f"{failing_url}/internal/v1",
+        }
+        settings = make_settings(tmp_path_factory.mktemp("failing"), environ=environ)
+        with GatewayServer(settings, registry=registry) as server:
+            yield server, server.tenant("failing")
+
+
+def _addresses(gateway: GatewayServer) -> list[str]:
+    """Every address of the gateway's upstreams that a tenant must not see."""
+    environ = gateway.settings.environ
+    urls = [environ["DOWNCO_BASE_URL"], environ["FAILCO_BASE_URL"]]
+    ports = [f":{httpx.URL(url).port}" for url in urls]
+    return [*INTERNAL, "127.0.0.1", "http://", *ports]
+
+
+_UNREACHABLE = ("upstream_unreachable", "could not be reached: connection refused")
+_STATUS = ("upstream_error", "failed (upstream HTTP 500)")
+_GARBAGE = ("upstream_malformed_response", "answered with a body that does not follow its API")
+
+
+@pytest.mark.parametrize(
+    ("provider", "what", "stream", "failure"),
+    [
+        ("downco", "hi", False, _UNREACHABLE),
+        ("downco", "hi", True, _UNREACHABLE),
+        ("failco", "status", False, _STATUS),
+        ("failco", "status", True, _STATUS),
+        ("failco", "garbage", False, _GARBAGE),
+    ],
+)
+def test_a_5xx_names_the_failure_but_not_the_upstream_address(
+    failing: tuple[GatewayServer, str],
+    caplog: pytest.LogCaptureFixture,
+    provider: str,
+    what: str,
+    stream: bool,
+    failure: tuple[str, str],
+) -> None:
+    gateway, token = failing
+    code, kind = failure
+    model = f"{provider}/{provider}-1"
+    with (
+        caplog.at_level(logging.WARNING, logger="reference_gateway"),
+        httpx.Client(base_url=gateway.url, timeout=10) as http,
+    ):
+        response = http.post(
+            "/v1/chat/completions",
+            json={
+                "model": model,
+                "messages": [{"role": "user", "content": what}],
+                "stream": stream,
+            },
+            headers=auth(token),
+        )
+    assert response.status_code == 502, response.text
+    error = response.json()["error"]
+    assert error["code"] == code and error["type"] == "server_error"
+    assert f"Provider '{provider}' {kind}" in error["message"]
+    request_id = response.headers["x-request-id"]
+    assert request_id.startswith("chatcmpl-") and request_id in error["message"]
+    for address in _addresses(gateway):
+        assert address not in response.text, (address, response.text)
+    # The operator's log keeps everything, under the request id.
+    logged = [r.getMessage() for r in caplog.records if request_id in r.getMessage()]
+    assert logged, caplog.text
+    base_url = gateway.settings.environ[f"{provider.upper()}_BASE_URL"]
+    where = base_url if provider == "downco" else "10.20.30.40:8443"
+    assert any(where in line for line in logged), logged
+
+
+def test_an_in_stream_error_names_the_failure_but_not_the_upstream_address(
+    failing: tuple[GatewayServer, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    gateway, token = failing
+    with (
+        caplog.at_level(logging.WARNING, logger="reference_gateway"),
+        httpx.Client(base_url=gateway.url, timeout=10) as http,
+        http.stream(
+            "POST",
+            "/v1/chat/completions",
+            json={
+                "model": "failco/failco-1",
+                "messages": [{"role": "user", "content": "midstream"}],
+                "stream": True,
+            },
+            headers=auth(token),
+        ) as response,
+    ):
+        assert response.status_code == 200
+        request_id = response.headers["x-request-id"]
+        text = response.read().decode()
+    assert '"content":"partial"' in text
+    last = [line for line in text.splitlines() if line.startswith("data: ")][-1]
+    error = orjson.loads(last.removeprefix("data: "))["error"]
+    assert error["code"] == "upstream_stream_aborted"
+    assert "Provider 'failco' broke off the upstream stream" in error["message"]
+    assert request_id in error["message"]
+    for address in _addresses(gateway):
+        assert address not in text, (address, text)
+    logged = [r.getMessage() for r in caplog.records if request_id in r.getMessage()]
+    assert any("10.20.30.40:8443" in line for line in logged), caplog.text

@@ -991,11 +991,16 @@ async def test_api_key_never_in_error_text(echo: str, streaming: bool) -> None:
 
 @pytest.mark.parametrize("streaming", [False, True], ids=["complete", "stream"])
 @pytest.mark.parametrize(
-    "exc",
-    [httpx.ConnectError(f"connection refused ({API_KEY})"), httpx.ConnectTimeout("timed out")],
-    ids=["refused", "timeout"],
+    ("exc", "reason"),
+    [
+        (httpx.ConnectError(f"connection refused ({API_KEY})"), "connection refused"),
+        (httpx.ConnectTimeout("timed out"), "timed out connecting"),
+        (httpx.ConnectError("[Errno -2] Name or service not known"), "host name did not resolve"),
+        (httpx.ReadError("reset"), "the connection broke"),
+    ],
+    ids=["refused", "timeout", "dns", "reset"],
 )
-async def test_connection_errors(exc: Exception, streaming: bool) -> None:
+async def test_connection_errors(exc: Exception, reason: str, streaming: bool) -> None:
     provider = make_provider(Upstream(raises=exc))
     if streaming:
         _, error = await run_stream(provider)
@@ -1008,6 +1013,7 @@ async def test_connection_errors(exc: Exception, streaming: bool) -> None:
     assert isinstance(error, ProviderConnectionError)
     assert error.retryable
     assert API_KEY not in str(error) and API_KEY not in repr(error)
+    assert error.reason == reason  # what broke, in words that carry no address
 
 
 # -- models and repr -------------------------------------------------------------------------
