@@ -3,7 +3,9 @@
 Targets alternate inside every round (direct, the gateway and its variants, LiteLLM and
 Portkey for each mode and concurrency) so drift on the machine hits every side; medians
 over rounds are reported. Each target answers one checked request per mode first: one
-whose answer is wrong is reported as not measured, with the reason, and not loaded.
+whose answer is wrong is reported as not measured, with the reason, and not loaded. Then
+each target is loaded once per mode (``--prewarm`` seconds, unmeasured) so that Node's JIT
+and every side's connection pools are warm before the first measured round.
 """
 
 from __future__ import annotations
@@ -68,6 +70,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--duration", type=float, default=10, help="seconds per run (10)")
     parser.add_argument("--warmup", type=float, default=2, help="warm-up seconds per run (2)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (3)")
+    parser.add_argument(
+        "--prewarm",
+        type=float,
+        default=5,
+        help="seconds of load per target and mode before the first round (5): JIT compilers "
+        "and connection pools warm up before anything is measured",
+    )
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--workers", type=int, default=1, help="gateway worker processes")
     parser.add_argument("--no-litellm", action="store_true", help="skip LiteLLM's proxy")
@@ -180,8 +189,21 @@ def main(argv: list[str] | None = None) -> int:
             for name in servers
             if (mode, c) in _cells(name, args.concurrency) and (mode, name, c) not in unmeasured
         ]
-        minutes = len(planned) * (args.warmup + args.duration) * args.rounds / 60
+        warm = {(mode, name): c for mode, c, name in planned}  # the highest concurrency
+        minutes = len(warm) * args.prewarm / 60
+        minutes += len(planned) * (args.warmup + args.duration) * args.rounds / 60
         print(f"{len(planned)} runs per round, {args.rounds} rounds: about {minutes:.0f} min")
+        if args.prewarm:
+            for (mode, name), conns in warm.items():
+                server, stream = servers[name], mode == "stream"
+                run_wrk(
+                    server.stream_url if stream else server.url,
+                    server.body(stream),
+                    server.request_headers(stream),
+                    connections=conns,
+                    seconds=args.prewarm,
+                    workdir=work / "wrk",
+                )
         samples: dict[tuple[str, str, int], list[Result]] = {}
         for round_ in range(1, args.rounds + 1):
             for mode, conns, name in planned:
@@ -267,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
                 "duration_s": args.duration,
                 "warmup_s": args.warmup,
                 "rounds": args.rounds,
+                "prewarm_s": args.prewarm,
                 "gateway_workers": args.workers,
                 "load_tool": "wrk",
                 "upstream": "nginx",
