@@ -7,14 +7,15 @@ key: the tenant's own stored key wins, then the operator's ``<NAME>_API_KEY``; a
 that needs no key needs none. One provider instance (so one HTTP client and its connection
 pool) is built per tenant key or operator default and cached; a tenant key is decrypted
 once, when its instance is built, and the cache entry is dropped when the tenant adds,
-rotates or deletes a key.
+rotates or deletes a key. A dropped instance is closed as soon as the last request using
+it ends (at once when none is).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -41,12 +42,42 @@ __all__ = ["ProviderPool", "Route"]
 logger = logging.getLogger("reference_gateway")
 
 
+class _Instance:
+    """A cached provider instance and the number of requests using it now (``in_flight``).
+
+    Once :meth:`ProviderPool.invalidate` retires it, the last request to release it closes
+    it; ``retired`` is then the pool's set of retired instances still open.
+    """
+
+    __slots__ = ("_closed", "in_flight", "provider", "retired")
+
+    def __init__(self, provider: Provider) -> None:
+        self.provider = provider
+        self.in_flight = 0
+        self.retired: set[_Instance] | None = None
+        self._closed = False
+
+    async def close(self) -> None:
+        """Close the provider (once); an error closing it is logged, not raised."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self.provider.aclose()
+        except Exception as exc:
+            logger.warning("error closing a provider: %r", exc)
+        finally:
+            if self.retired is not None:
+                self.retired.discard(self)
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """Where one request goes: provider, upstream model id, instance and key source.
 
     ``owned`` marks a one-off instance (a scripted local fault) that the caller closes
-    when the request is done; cached instances are never closed by a request.
+    when the request is done. A cached instance (``cached``) counts the routes not yet
+    released: every route the pool hands out must be released exactly once.
     """
 
     provider_name: str
@@ -54,6 +85,7 @@ class Route:
     provider: Provider
     key_source: KeySource
     owned: bool = False
+    cached: _Instance | None = None
 
     @property
     def public_model(self) -> str:
@@ -61,9 +93,16 @@ class Route:
         return f"{self.provider_name}/{self.model}"
 
     async def release(self) -> None:
-        """Close the instance if this request owned it."""
+        """The request is done with the instance: close it if the request owned it, or if
+        a key change retired it and this was the last request using it."""
         if self.owned:
             await self.provider.aclose()
+            return
+        cached = self.cached
+        if cached is not None:
+            cached.in_flight -= 1
+            if cached.in_flight == 0 and cached.retired is not None:
+                await cached.close()
 
 
 def _unknown_model(model: str) -> GatewayError:
@@ -97,8 +136,9 @@ class ProviderPool:
         self._environ = environ
         self._stream_timeout = stream_timeout
         self._local_base_url = local_base_url
-        self._instances: dict[tuple[str, str], Provider] = {}
-        self._retired: list[Provider] = []
+        self._instances: dict[tuple[str, str], _Instance] = {}
+        self._retired: set[_Instance] = set()
+        self._closing: set[asyncio.Task[None]] = set()
         self._tenant_keys: dict[str, dict[str, StoredKey]] = {}
         self._generation: dict[str, int] = {}
         self._index: dict[str, tuple[str, ...]] = {}
@@ -164,9 +204,21 @@ class ProviderPool:
         self._generation[tenant_id] = self._generation.get(tenant_id, 0) + 1
         self._tenant_keys.pop(tenant_id, None)
         for cache_key in [k for k in self._instances if k[0] == tenant_id]:
-            # In-flight requests may still hold it: close it at shutdown, not now.
-            self._retired.append(self._instances.pop(cache_key))
+            self._retire(self._instances.pop(cache_key))
         self.catalog_version += 1
+
+    def _retire(self, cached: _Instance) -> None:
+        """Close ``cached`` when its last request releases it, now if none holds it."""
+        cached.retired = self._retired
+        self._retired.add(cached)
+        if cached.in_flight:
+            return
+        try:
+            task = asyncio.get_running_loop().create_task(cached.close())
+        except RuntimeError:
+            return  # not on the event loop: it is closed at shutdown
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def key_source(self, provider: str, tenant_keys: Mapping[str, StoredKey]) -> KeySource | None:
         """Whose key would serve ``provider``; ``None`` when no key is available."""
@@ -201,7 +253,9 @@ class ProviderPool:
                 continue
             if source == "local":
                 return self._local_route(model_id, local_fault)
-            return Route(provider, model_id, self._instance(tenant, provider, source, keys), source)
+            cached = self._instance(tenant, provider, source, keys)
+            cached.in_flight += 1
+            return Route(provider, model_id, cached.provider, source, cached=cached)
         provider = candidates[0][0]
         env = self.registry.get(provider).api_key_env
         raise GatewayError(
@@ -237,21 +291,23 @@ class ProviderPool:
             )
             return Route(LOCAL_PROVIDER, model, provider, "local", owned=True)
         cache_key = ("", f"{LOCAL_PROVIDER}/{model}")
-        instance = self._instances.get(cache_key)
-        if instance is None:
+        cached = self._instances.get(cache_key)
+        if cached is None:
             instance = build_local_provider(
                 model, base_url, stream_timeout=self._stream_timeout, transport=self._transport()
             )
-            self._instances[cache_key] = instance
-        return Route(LOCAL_PROVIDER, model, instance, "local")
+            cached = _Instance(instance)
+            self._instances[cache_key] = cached
+        cached.in_flight += 1
+        return Route(LOCAL_PROVIDER, model, cached.provider, "local", cached=cached)
 
     def _instance(
         self, tenant: Tenant, provider: str, source: KeySource, keys: Mapping[str, StoredKey]
-    ) -> Provider:
+    ) -> _Instance:
         cache_key = (tenant.id if source == "tenant" else "", provider)
-        instance = self._instances.get(cache_key)
-        if instance is not None:
-            return instance
+        cached = self._instances.get(cache_key)
+        if cached is not None:
+            return cached
         api_key: str | None = None
         if source == "tenant":
             stored = keys[provider]
@@ -282,19 +338,14 @@ class ProviderPool:
             ) from None
         if hasattr(instance, "stream_timeout"):
             instance.stream_timeout = self._stream_timeout
-        self._instances[cache_key] = instance
-        return instance
+        cached = _Instance(instance)
+        self._instances[cache_key] = cached
+        return cached
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def aclose(self) -> None:
         """Close every instance, cached or retired."""
-        instances: Iterable[Provider] = [*self._instances.values(), *self._retired]
+        instances = [*self._instances.values(), *self._retired]
         self._instances.clear()
-        self._retired.clear()
-        results = await asyncio.gather(
-            *(instance.aclose() for instance in instances), return_exceptions=True
-        )
-        for result in results:
-            if isinstance(result, Exception):
-                logger.warning("error closing a provider: %r", result)
+        await asyncio.gather(*self._closing, *(cached.close() for cached in instances))

@@ -3,6 +3,7 @@ the access log, and provider clients retired by a key rotation."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from provara_kit.provider import Provider
 from provara_kit.providers.openai_compatible import OpenAICompatibleProvider
 from provara_kit.registry import ProviderSpec, Registry
+from provara_kit.testing import CannedReply, OpenAIChatDialect
 from provara_kit.vault import generate_master_key
 from reference_gateway.api.http import MAX_JSON_DEPTH
 from tests.gateway.conftest import GatewayServer, make_settings
@@ -369,3 +371,121 @@ def test_an_in_stream_error_names_the_failure_but_not_the_upstream_address(
         assert address not in text, (address, text)
     logged = [r.getMessage() for r in caplog.records if request_id in r.getMessage()]
     assert any("10.20.30.40:8443" in line for line in logged), caplog.text
+
+
+# -- provider clients retired by a key rotation -----------------------------------------------
+
+KEYS = ("sk-slowco-first-0123456789", "sk-slowco-second-0123456789", "sk-slowco-third-012345")
+
+
+class _SlowBody(httpx.AsyncByteStream):
+    """A streamed answer that holds its end back until ``gate`` is set."""
+
+    def __init__(self, key: str, gate: threading.Event) -> None:
+        self.key = key
+        self.gate = gate
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield _chunk({"role": "assistant", "content": f"key={self.key}"})
+        await asyncio.to_thread(self.gate.wait, 20)
+        yield _chunk({}, "stop") + b"data: [DONE]\n\n"
+
+
+@pytest.fixture
+def rotating(tmp_path: Path) -> Iterator[tuple[GatewayServer, list[Provider], threading.Event]]:
+    """A gateway with ``slowco``, whose instances are recorded (each knows whether it was
+    closed) and whose streamed answers to ``slow`` wait for the event."""
+    instances: list[Provider] = []
+    gate = threading.Event()
+
+    def upstream(request: httpx.Request) -> httpx.Response:
+        key = request.headers["authorization"].removeprefix("Bearer ")
+        body = orjson.loads(request.content)
+        if body.get("stream"):
+            return httpx.Response(
+                200, headers={"content-type": "text/event-stream"}, stream=_SlowBody(key, gate)
+            )
+        reply = CannedReply(chunks=(f"key={key}",), model="slowco-1")
+        return httpx.Response(
+            200,
+            content=OpenAIChatDialect().render_completion(reply),
+            headers={"content-type": "application/json"},
+        )
+
+    class Recorded(OpenAICompatibleProvider):
+        closed = False
+
+        async def aclose(self) -> None:
+            self.closed = True
+            await super().aclose()
+
+    def factory(*, api_key: str | None, base_url: str | None, transport: Any) -> Provider:
+        instance = Recorded(
+            name="slowco",
+            base_url="https://slowco.invalid/v1",
+            api_key=api_key,
+            transport=httpx.MockTransport(upstream),
+            default_models=("slowco-1",),
+        )
+        instances.append(instance)
+        return instance
+
+    registry = Registry()
+    registry.register(
+        ProviderSpec(
+            name="slowco",
+            factory=factory,
+            api_key_env="SLOWCO_API_KEY",
+            default_models=("slowco-1",),
+            wire="openai-chat",
+        )
+    )
+    with GatewayServer(make_settings(tmp_path), registry=registry) as gateway:
+        try:
+            yield gateway, instances, gate
+        finally:
+            gate.set()
+
+
+def _closed(instance: Provider) -> bool:
+    return bool(getattr(instance, "closed", False))
+
+
+def test_a_rotated_key_closes_its_client_once_its_last_request_ends(
+    rotating: tuple[GatewayServer, list[Provider], threading.Event],
+) -> None:
+    gateway, instances, gate = rotating
+    token = gateway.tenant("rotating")
+    first, second, third = KEYS
+    ask = {"model": "slowco/slowco-1", "messages": [{"role": "user", "content": "fast"}]}
+    with httpx.Client(base_url=gateway.url, timeout=10, headers=auth(token)) as http:
+        stored = http.post("/api/provider-keys", json={"name": "SLOWCO_API_KEY", "value": first})
+        assert stored.status_code == 201, stored.text
+        slow = {**ask, "messages": [{"role": "user", "content": "slow"}], "stream": True}
+        with http.stream("POST", "/v1/chat/completions", json=slow) as stream:
+            lines = stream.iter_lines()
+            assert f"key={first}" in next(line for line in lines if line.startswith("data: "))
+            (old,) = instances
+
+            rotate = "/api/provider-keys/SLOWCO_API_KEY/rotate"
+            assert http.post(rotate, json={"value": second}).status_code == 200
+            answer = http.post("/v1/chat/completions", json=ask).json()
+            assert answer["choices"][0]["message"]["content"] == f"key={second}"
+            assert len(instances) == 2
+            assert not _closed(old)  # the slow stream still reads through it
+
+            gate.set()
+            rest = list(lines)
+        assert "data: [DONE]" in rest
+        assert _closed(old)  # released by the stream's end
+        assert not _closed(instances[1])
+
+        # Rotated again with no request in flight: closed at once.
+        assert http.post(rotate, json={"value": third}).status_code == 200
+        answer = http.post("/v1/chat/completions", json=ask).json()
+        assert answer["choices"][0]["message"]["content"] == f"key={third}"
+        deadline = time.monotonic() + 10
+        while not _closed(instances[1]) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _closed(instances[1])
+        assert not _closed(instances[2])
