@@ -14,10 +14,14 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from reference_gateway.store.local_postgres import LocalPostgres
+if TYPE_CHECKING:
+    # Imported when used: pytest also loads this file in sessions without the gateway
+    # installed (``nox -s conformance`` run from the checkout).
+    from reference_gateway.store.local_postgres import LocalPostgres
 
 _databases = itertools.count()
 
@@ -35,6 +39,8 @@ def reachable_tmp(prefix: str) -> Path:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[LocalPostgres]:
     """One PostgreSQL server for the test session, removed at its end."""
+    from reference_gateway.store.local_postgres import LocalPostgres
+
     root = reachable_tmp("provara-pg-")
     try:
         with LocalPostgres(root) as server:
