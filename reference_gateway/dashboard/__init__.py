@@ -10,6 +10,7 @@ from starlette.routing import Route
 
 from reference_gateway.dashboard.api_keys import ApiKeysPage
 from reference_gateway.dashboard.cells import RouterPage
+from reference_gateway.dashboard.csrf import guard_posts
 from reference_gateway.dashboard.providers import ProvidersPage
 from reference_gateway.dashboard.session import SessionAuth
 from reference_gateway.dashboard.usage import UsagePage
@@ -27,7 +28,7 @@ async def _to_api_keys(request: Request) -> Response:
 def routes(gateway: Gateway) -> list[Route]:
     sessions = SessionAuth(gateway)
     page = ApiKeysPage(gateway, sessions)
-    return [
+    listed = [
         Route("/dashboard", _to_api_keys, methods=["GET"]),
         Route("/dashboard/api-keys", page.get, methods=["GET"]),
         Route("/dashboard/api-keys", page.post, methods=["POST"]),
@@ -38,3 +39,4 @@ def routes(gateway: Gateway) -> list[Route]:
         Route("/dashboard/login", _to_api_keys, methods=["GET"]),
         Route("/dashboard/logout", sessions.logout, methods=["POST"]),
     ]
+    return guard_posts(listed)  # every POST is refused when it comes from another site

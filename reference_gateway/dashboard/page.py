@@ -22,7 +22,9 @@ SECURITY_HEADERS = {
         "frame-ancestors 'none'; base-uri 'none'"
     ),
     "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
+    # Same-origin posts then carry their Origin and Referer (dashboard.csrf checks them);
+    # other sites still get neither.
+    "referrer-policy": "same-origin",
     "cache-control": "no-store",
 }
 

@@ -4,7 +4,8 @@ A browser logs in by pasting the token into a form; it is kept in an ``HttpOnly`
 ``SameSite=Strict`` cookie scoped to ``/dashboard`` (``Secure`` over HTTPS). Scripts and
 tools may send ``Authorization: Bearer`` instead. Every form post from a cookie session
 carries a CSRF token derived from the session's token, so another site cannot post on the
-tenant's behalf even where SameSite is not enforced.
+tenant's behalf even where SameSite is not enforced; every post, sign-in included, must also
+come from the gateway's own pages (:mod:`reference_gateway.dashboard.csrf`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from starlette.responses import RedirectResponse, Response
 from reference_gateway.api.errors import GatewayError
 from reference_gateway.api.http import read_body
 from reference_gateway.auth import bearer_token
+from reference_gateway.dashboard.csrf import CrossSitePost
 from reference_gateway.dashboard.page import SECURITY_HEADERS, e, render
 from reference_gateway.types import Tenant
 
@@ -66,12 +68,12 @@ class Session:
         self.from_cookie = from_cookie
 
     def check_csrf(self, form: dict[str, str]) -> None:
-        """A 403 unless a cookie session's form carries the right CSRF token."""
+        """:class:`CrossSitePost` (a 403 page) unless a cookie session's form carries the
+        right CSRF token."""
         if self.from_cookie and not hmac.compare_digest(form.get("csrf", ""), self.csrf):
-            raise GatewayError(
-                403,
-                "The form is stale or came from another site; reload the page.",
-                code="csrf_failed",
+            raise CrossSitePost(
+                "it carries no valid CSRF token for your session (the page is stale, or the "
+                "form came from another site)"
             )
 
 

@@ -489,3 +489,124 @@ def test_a_rotated_key_closes_its_client_once_its_last_request_ends(
             time.sleep(0.01)
         assert _closed(instances[1])
         assert not _closed(instances[2])
+
+
+# -- cross-site posts to the dashboard ------------------------------------------------------
+
+EVIL = "https://evil.example"
+
+
+def _assert_refused(response: httpx.Response, why: str) -> None:
+    assert response.status_code == 403, response.text
+    assert response.headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in response.headers["content-security-policy"]
+    assert "This form was refused" in response.text and why in response.text
+    assert "Nothing was changed" in response.text
+    assert "set-cookie" not in response.headers
+
+
+@pytest.mark.parametrize(
+    ("headers", "why"),
+    [
+        ({"origin": EVIL}, "sent from https://evil.example (Origin)"),
+        ({"origin": "null"}, "sent from null (Origin)"),
+        ({"sec-fetch-site": "cross-site"}, "Sec-Fetch-Site: cross-site"),
+        ({"sec-fetch-site": "same-site", "origin": "SAME"}, "Sec-Fetch-Site: same-site"),
+        ({"referer": f"{EVIL}/phish"}, "sent from https://evil.example (Referer)"),
+    ],
+    ids=["origin", "null-origin", "fetch-site", "same-site", "referer"],
+)
+def test_a_cross_site_sign_in_is_refused(
+    gateway: GatewayServer, token: str, headers: dict[str, str], why: str
+) -> None:
+    headers = {k: gateway.url if v == "SAME" else v for k, v in headers.items()}
+    with httpx.Client(base_url=gateway.url, follow_redirects=False) as browser:
+        response = browser.post("/dashboard/login", data={"token": token}, headers=headers)
+        _assert_refused(response, why)
+        assert not browser.cookies
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"origin": "SAME"},
+        {"origin": "SAME", "sec-fetch-site": "same-origin"},
+        {"sec-fetch-site": "same-origin", "origin": EVIL},  # the browser's word wins
+        {"referer": "SAME/dashboard/api-keys"},
+        {},  # a tool, not a browser
+    ],
+    ids=["origin", "fetch-site", "fetch-site-first", "referer", "no-header"],
+)
+def test_a_same_origin_sign_in_is_accepted(
+    gateway: GatewayServer, token: str, headers: dict[str, str]
+) -> None:
+    headers = {k: v.replace("SAME", gateway.url) for k, v in headers.items()}
+    with httpx.Client(base_url=gateway.url, follow_redirects=False) as browser:
+        response = browser.post("/dashboard/login", data={"token": token}, headers=headers)
+        assert response.status_code == 303, response.text
+        assert "provara_token" in browser.cookies
+
+
+@pytest.mark.parametrize(
+    ("host", "origin", "accepted"),
+    [
+        ("gw.example", "https://gw.example", True),  # behind a TLS proxy: scheme not compared
+        ("gw.example:443", "https://gw.example", True),
+        ("GW.example", "http://gw.example", True),
+        ("gw.example", "https://gw.example:8443", False),
+        ("gw.example", "https://gw.example.evil.example", False),
+        ("gw.example", "ftp://gw.example", False),
+    ],
+)
+def test_the_origin_is_compared_with_the_host(
+    gateway: GatewayServer, token: str, host: str, origin: str, accepted: bool
+) -> None:
+    with httpx.Client(base_url=gateway.url, follow_redirects=False) as browser:
+        response = browser.post(
+            "/dashboard/login", data={"token": token}, headers={"host": host, "origin": origin}
+        )
+    assert response.status_code == (303 if accepted else 403), response.text
+
+
+@contextmanager
+def signed_in(gateway: GatewayServer, token: str) -> Iterator[tuple[httpx.Client, str]]:
+    """A browser with a dashboard session (posting from the gateway's origin), and the
+    session's CSRF token."""
+    with httpx.Client(
+        base_url=gateway.url, follow_redirects=False, headers={"origin": gateway.url}
+    ) as browser:
+        assert browser.post("/dashboard/login", data={"token": token}).status_code == 303
+        page = browser.get("/dashboard/api-keys")
+        yield browser, page.text.split('name="csrf" value="')[1].split('"')[0]
+
+
+def test_a_cross_site_key_form_is_refused_and_changes_nothing(
+    gateway: GatewayServer, token: str
+) -> None:
+    with signed_in(gateway, token) as (browser, csrf):
+        form = {
+            "action": "add",
+            "name": "ACME_API_KEY",
+            "value": "sk-forged-0123456789",
+            "csrf": csrf,
+        }
+        for headers, why in (
+            ({"origin": EVIL}, "https://evil.example (Origin)"),
+            ({"sec-fetch-site": "cross-site"}, "Sec-Fetch-Site: cross-site"),
+        ):
+            _assert_refused(browser.post("/dashboard/api-keys", data=form, headers=headers), why)
+        out = browser.post("/dashboard/logout", data={"csrf": csrf}, headers={"origin": EVIL})
+        _assert_refused(out, EVIL)
+        page = browser.get("/dashboard/api-keys")
+        assert "No keys stored yet" in page.text  # nothing added, still signed in
+        added = browser.post("/dashboard/api-keys", data=form)  # from its own origin
+        assert added.status_code == 303, added.text
+
+
+def test_a_key_form_without_its_csrf_token_is_refused(gateway: GatewayServer, token: str) -> None:
+    with signed_in(gateway, token) as (browser, csrf):
+        form = {"action": "add", "name": "ACME_API_KEY", "value": "sk-forged-0123456789"}
+        for wrong in ({}, {"csrf": "0" * len(csrf)}):
+            refused = browser.post("/dashboard/api-keys", data={**form, **wrong})
+            _assert_refused(refused, "no valid CSRF token")
+        assert "No keys stored yet" in browser.get("/dashboard/api-keys").text
