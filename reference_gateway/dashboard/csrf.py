@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from reference_gateway.api.errors import GatewayError
 from reference_gateway.dashboard.page import e, render
 
 __all__ = ["CrossSitePost", "cross_site", "guard_posts", "refused", "same_origin_only"]
@@ -34,11 +35,12 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
-class CrossSitePost(Exception):
-    """A dashboard post refused as forged; ``reason`` says why, for the 403 page."""
+class CrossSitePost(GatewayError):
+    """A dashboard post refused as forged; ``reason`` says why, for the 403 page (a route
+    not behind :func:`same_origin_only` answers it as a JSON 403)."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__(reason)
+        super().__init__(403, f"The form was refused: {reason}.", code="cross_site_post")
         self.reason = reason
 
 
