@@ -1,7 +1,8 @@
 """One gateway across processes: each process reads what the others changed.
 
 Every ``PROVARA_SYNC_MS`` (250 ms) a process reads, in one query each, the rows of the
-``changes`` and ``feedback`` tables it has not seen:
+``changes`` and ``feedback`` tables it has not seen; on PostgreSQL a LISTEN connection
+(:mod:`reference_gateway.store.notify`) also wakes it as soon as a change commits:
 
 * ``keys`` for a tenant: its cached provider keys and clients are dropped, so the next
   request reads the stored keys again (a deleted or rotated key stops working);
@@ -10,8 +11,8 @@ Every ``PROVARA_SYNC_MS`` (250 ms) a process reads, in one query each, the rows 
 * a feedback sample: the router's posterior for its tenant, cell and model learns it.
 
 So a change made through any worker or replica takes effect everywhere within the sync
-interval plus one query. Both stores work the same way (on SQLite the query is a read of
-an index in a file every worker has open; nothing else is shared).
+interval plus one query, on PostgreSQL within a round trip. On SQLite the query is a read
+of an index in a file every worker has open; nothing else is shared.
 
 Ids come from a sequence, and on PostgreSQL a transaction that took a smaller id may
 commit after one with a larger id: :class:`IdTail` keeps reading above the first id it has
@@ -37,6 +38,7 @@ from reference_gateway.store.feedback import (
     insert_feedback,
     last_feedback_id,
 )
+from reference_gateway.store.notify import ChangeListener
 
 __all__ = ["IdTail", "Snapshot", "Sync", "snapshot"]
 
@@ -121,6 +123,8 @@ class Sync:
         self._on_change = on_change
         self._on_sample = on_sample
         self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._listener: ChangeListener | None = None
         self.polls = 0
 
     def insert_feedback(self, conn: sa.Connection, **values: Any) -> int | None:
@@ -134,10 +138,24 @@ class Sync:
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="sync")
+            if not self._db.is_sqlite:
+                loop = asyncio.get_running_loop()
+
+                def wake() -> None:
+                    if not loop.is_closed():
+                        loop.call_soon_threadsafe(self._wake.set)
+
+                self._listener = ChangeListener(self._db.url, wake)
+                self._listener.start()
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self._interval)
+            try:
+                async with asyncio.timeout(self._interval):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            self._wake.clear()
             try:
                 await self.poll()
             except asyncio.CancelledError:
@@ -163,6 +181,9 @@ class Sync:
                 self._on_sample(sample)
 
     async def aclose(self) -> None:
+        if self._listener is not None:
+            await asyncio.to_thread(self._listener.stop)
+            self._listener = None
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

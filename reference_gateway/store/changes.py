@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import sqlalchemy as sa
 
+from reference_gateway.store.notify import notify_change
 from reference_gateway.store.tables import changes
 
 __all__ = ["Change", "changes_after", "last_change_id", "record_change"]
@@ -31,6 +32,7 @@ def record_change(conn: sa.Connection, kind: str, tenant_id: str | None) -> None
             created_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
         )
     )
+    notify_change(conn)
 
 
 def last_change_id(conn: sa.Connection) -> int:

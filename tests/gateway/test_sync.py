@@ -112,3 +112,33 @@ def test_a_new_tenant_works_on_a_gateway_that_had_refused_its_token(
         lambda: httpx.post(f"{second.url}/v1/chat/completions", json=body, headers=auth).is_success,
         within=2.0,
     )
+
+
+def test_on_postgresql_a_change_wakes_every_gateway_without_waiting_for_a_poll(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    # Polls a minute apart: only LISTEN/NOTIFY can carry the revocation in time.
+    settings = make_settings(tmp_path, database_url=postgres_url, sync_ms=60_000)
+    with GatewayServer(settings) as first, GatewayServer(settings) as second:
+        token = first.tenant("notified")
+        body = {"model": "local/echo", "messages": MESSAGES}
+        auth = {"authorization": f"Bearer {token}"}
+        for server in (first, second):
+            eventually(
+                lambda server=server: (
+                    httpx.post(  # type: ignore[misc]
+                        f"{server.url}/v1/chat/completions", json=body, headers=auth
+                    ).is_success
+                )
+            )
+        assert main(["tenants", "revoke", "notified", "--database", postgres_url]) == 0
+        for server in (first, second):
+            eventually(
+                lambda server=server: (
+                    httpx.post(  # type: ignore[misc]
+                        f"{server.url}/v1/chat/completions", json=body, headers=auth
+                    ).status_code
+                    == 401
+                ),
+                within=3.0,
+            )
