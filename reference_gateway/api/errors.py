@@ -169,7 +169,7 @@ def _what_failed(exc: ProviderError, provider: str) -> str:
             "connection, a truncated body or an error event from the provider)"
         )
     if isinstance(exc, ProviderConnectionError):
-        return f"{who} could not be reached: {exc.reason}"
+        return f"{who} did not answer: {exc.reason}"
     if isinstance(exc, MalformedResponseError):
         return f"{who} answered with a body that does not follow its API"
     return f"{who} failed"

@@ -285,7 +285,7 @@ def _addresses(gateway: GatewayServer) -> list[str]:
     return [*INTERNAL, "127.0.0.1", "http://", *ports]
 
 
-_UNREACHABLE = ("upstream_unreachable", "could not be reached: connection refused")
+_UNREACHABLE = ("upstream_unreachable", "did not answer: connection refused")
 _STATUS = ("upstream_error", "failed (upstream HTTP 500)")
 _GARBAGE = ("upstream_malformed_response", "answered with a body that does not follow its API")
 
