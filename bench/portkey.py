@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 from bench.servers import Server, Unavailable, wait_ready
@@ -133,6 +134,11 @@ def start_portkey(upstream: Upstream, workdir: Path, port: int, cache: Path) -> 
         cwd=workdir,
     )
     wait_ready(f"http://127.0.0.1:{port}/", process, log, 60)
+    # It answers before its start-up banner is done; wait for the banner so that the
+    # banner's spinner (no newline) does not run into the log line of a first error.
+    deadline = time.monotonic() + 10
+    while b"Ready for connections" not in log.read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.1)
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
 
     def relay(stream: bool) -> dict[str, str]:

@@ -204,7 +204,7 @@ def _ratio_vs(
     ours, theirs = _row(rows, mode, 16, "gateway"), _row(rows, mode, 16, peer)
     for name, row in (("gateway", ours), (peer, theirs)):
         if not row:
-            return None, reasons.get(name, f"{name} not run")
+            return None, reasons.get(name, f"{name} not run at concurrency 16")
         if row["rps"] is None:
             return None, f"{name}: {row['reason']}"
     ratio = ours.get(f"rps_vs_{peer}")
