@@ -5,7 +5,10 @@ once the row is committed; the gateway answers (a 200, or a stream's clean end) 
 that, so a completion the client was given is never lost to a crash of the gateway
 (``PROVARA_USAGE_DURABLE=0`` answers at once instead). Rows are written by one background
 task as one transaction per batch: what queues up while a write is under way goes in the
-next one (group commit), so under load a commit costs a fraction of a transaction. Rows
+next one (group commit), so under load a commit costs a fraction of a transaction. On a
+SQLite file the writer commits on the event loop's own thread when the write lock is free
+(:meth:`~reference_gateway.store.Database.try_inline`: a one-row commit takes about 0.2 ms,
+handing it to the database thread and back 0.6 ms), else on the database thread. Rows
 that need no acknowledgement (:meth:`UsageRecorder.record`) wait for the next batch, every
 ``PROVARA_USAGE_FLUSH_MS`` milliseconds or as soon as ``PROVARA_USAGE_FLUSH_ROWS`` rows are
 waiting. A failed write keeps the rows for the next attempt (and fails the futures waiting
@@ -71,6 +74,10 @@ def _row(item: _Pending) -> tuple[Any, ...]:
     )
 
 
+_CHECKPOINT_ROWS = 2_000
+"""Rows written between two checkpoints of a SQLite log (about SQLite's own default)."""
+
+
 class UsageNotRecordedError(RuntimeError):
     """A completion's usage row could not be committed (it is kept for a later attempt)."""
 
@@ -94,6 +101,7 @@ class UsageRecorder:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._since_checkpoint = 0
         self.written = 0
 
     @property
@@ -173,7 +181,9 @@ class UsageRecorder:
         items, self._pending = self._pending, []
         waiters, self._waiters = self._waiters, []
         try:
-            await self._db.run(_write, items)
+            written, _ = self._db.try_inline(_write, items)
+            if not written:
+                await self._db.run(_write, items)
         except Exception as exc:
             logger.exception(
                 "writing %d usage rows failed; keeping them for the next try", len(items)
@@ -188,6 +198,10 @@ class UsageRecorder:
             if not waiter.done():
                 waiter.set_result(None)
         self.written += len(items)
+        self._since_checkpoint += len(items)
+        if self._since_checkpoint >= _CHECKPOINT_ROWS:
+            self._since_checkpoint = 0
+            await self._db.checkpoint()
         return len(items)
 
     async def aclose(self) -> None:

@@ -20,7 +20,7 @@ from typing import TypeVar
 
 import sqlalchemy as sa
 
-from reference_gateway.store.engine import create_engine, is_sqlite
+from reference_gateway.store.engine import create_engine, inline_sqlite_engine, is_sqlite
 from reference_gateway.store.schema import migrate
 
 __all__ = ["Database", "connect"]
@@ -58,11 +58,13 @@ class Database:
         self.engine = create_engine(url, pool_size=threads)
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="provara-db")
         self._closed = False
+        self._inline: sa.Engine | None = None
         try:
             self._executor.submit(migrate, self.engine).result()
         except BaseException:
             self.close()
             raise
+        self._inline = inline_sqlite_engine(url)
 
     def _call(self, fn: Callable[..., T], *args: object) -> T:
         with self.engine.begin() as conn:
@@ -74,6 +76,41 @@ class Database:
             raise RuntimeError("the database is closed")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._call, fn, *args)
+
+    def try_inline(self, fn: Callable[..., T], *args: object) -> tuple[bool, T | None]:
+        """``(True, fn(conn, *args))`` in one transaction on the caller's thread, when the
+        store is a SQLite file whose write lock is free now; ``(False, None)`` otherwise
+        (the caller then uses :meth:`run`).
+
+        For a short write that a request waits for: on SQLite a one-row commit costs less
+        than handing it to the database thread and back (about 0.2 ms against 0.6 ms
+        measured), and it never waits for another process's lock.
+        """
+        engine = self._inline
+        if engine is None or self._closed:
+            return False, None
+        try:
+            with engine.begin() as conn:
+                return True, fn(conn, *args)
+        except sa.exc.OperationalError as exc:
+            if "locked" in str(exc.orig) or "busy" in str(exc.orig):
+                return False, None
+            raise
+
+    def _checkpoint(self) -> None:
+        with self.engine.connect() as conn:
+            # On the driver's connection, outside a transaction: inside one the log
+            # could not be copied up to the present.
+            driver = conn.connection.driver_connection
+            if driver is not None:
+                driver.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    async def checkpoint(self) -> None:
+        """Copy a SQLite file's write-ahead log into the database, on the database thread
+        (inline writes leave that to it). Nothing on PostgreSQL."""
+        if self._inline is not None and not self._closed:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._executor, self._checkpoint)
 
     def run_sync(self, fn: Callable[..., T], *args: object) -> T:
         """``fn(conn, *args)`` in one transaction on a database thread, blocking the caller."""
@@ -88,3 +125,5 @@ class Database:
         self._closed = True
         self._executor.shutdown(wait=True)
         self.engine.dispose()
+        if self._inline is not None:
+            self._inline.dispose()

@@ -20,7 +20,14 @@ from sqlalchemy.pool import StaticPool
 
 from provara_kit.errors import ConfigurationError
 
-__all__ = ["create_engine", "is_sqlite", "redacted", "sqlalchemy_url", "sqlite_path"]
+__all__ = [
+    "create_engine",
+    "inline_sqlite_engine",
+    "is_sqlite",
+    "redacted",
+    "sqlalchemy_url",
+    "sqlite_path",
+]
 
 _POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 
@@ -86,7 +93,7 @@ def redacted(url: str) -> str:
         return "<unparseable database URL>"
 
 
-def _sqlite_engine(path: str) -> sa.Engine:
+def _sqlite_engine(path: str, *, wait_ms: int = 5000, checkpoints: bool = True) -> sa.Engine:
     memory = path == ":memory:"
     if not memory:
         Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -104,11 +111,13 @@ def _sqlite_engine(path: str) -> sa.Engine:
         # issues BEGIN IMMEDIATE, which also makes savepoints and DDL transactional.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout = 5000")
+        cursor.execute(f"PRAGMA busy_timeout = {int(wait_ms)}")
         cursor.execute("PRAGMA foreign_keys = ON")
         if not memory:
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
+            if not checkpoints:
+                cursor.execute("PRAGMA wal_autocheckpoint = 0")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -116,6 +125,17 @@ def _sqlite_engine(path: str) -> sa.Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def inline_sqlite_engine(url: str) -> sa.Engine | None:
+    """For a SQLite file, an engine for short writes on the caller's own thread: it never
+    waits for the write lock (a busy database raises at once, and the caller hands the
+    write to the database thread instead), and never checkpoints the WAL (a checkpoint
+    writes the database file and syncs it; the database thread does that). ``None`` for
+    anything else."""
+    if not is_sqlite(url) or sqlite_path(url) == ":memory:":
+        return None
+    return _sqlite_engine(sqlite_path(url), wait_ms=0, checkpoints=False)
 
 
 def create_engine(url: str, *, pool_size: int = 4) -> sa.Engine:

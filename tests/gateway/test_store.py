@@ -268,3 +268,39 @@ def test_id_tail_waits_for_a_late_id_then_gives_up_on_it() -> None:
     assert tail.after == 13
     assert tail.take([], now=9.0) == []  # 14 never came: rolled back
     assert tail.after == 15
+
+
+def test_sqlite_writes_inline_unless_another_process_holds_the_lock(tmp_path: Path) -> None:
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'inline.db'}"
+
+    async def scenario() -> None:
+        db = Database(url)
+        tenant, _ = db.run_sync(create_tenant, "inline")
+        recorder = UsageRecorder(db, flush_ms=60_000, flush_rows=10_000)
+        recorder.start()
+        try:
+            assert db.try_inline(lambda conn: 1) == (True, 1)
+            other = sqlite3.connect(tmp_path / "inline.db", isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")  # another process is writing
+            assert db.try_inline(lambda conn: 1) == (False, None)  # no waiting on the loop
+            waiting = recorder.commit(
+                request_id="r-locked",
+                tenant_id=tenant.id,
+                meta=_meta("0.01"),
+                key_source="local",
+                stream=False,
+            )
+            await asyncio.sleep(0.3)
+            assert not waiting.done()  # the database thread waits for the lock
+            other.execute("COMMIT")
+            other.close()
+            await asyncio.wait_for(waiting, timeout=10)
+            rows = await db.run(usage_rollup, tenant.id)
+            assert [row["requests"] for row in rows] == [1]
+        finally:
+            await recorder.aclose()
+            db.close()
+
+    asyncio.run(scenario())
