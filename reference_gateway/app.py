@@ -55,6 +55,7 @@ from reference_gateway.config import Settings
 from reference_gateway.judge import Judge
 from reference_gateway.keys import ProviderKeys
 from reference_gateway.local import LOCAL_PRICING, LocalServer
+from reference_gateway.outcome import NullObserver, Observer
 from reference_gateway.providers import ProviderPool
 from reference_gateway.router import Router
 from reference_gateway.store import Database
@@ -95,6 +96,8 @@ class Gateway:
             pricing=ChainMap(cast(dict[str, object], MODEL_PRICING), dict(LOCAL_PRICING)),
         )
         self.local: LocalServer | None = None
+        # Metrics, traces and the request log replace this at start-up when enabled.
+        self.observer: Observer = NullObserver()
         self._discovery: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

@@ -138,6 +138,9 @@ class Settings:
     judge_rate: float = 0.0
     judge_model: str = ""
     judge_queue: int = 100
+    fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """``provider/model`` -> the models tried after it, in order, when it fails before
+    its first byte."""
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False)
 
     def __post_init__(self) -> None:

@@ -6,9 +6,14 @@ The migrations in ``store/migrations`` create exactly these; a test compares the
   by ``tenants revoke`` (the token stops working, the tenant's history stays).
 * ``provider_keys``: a tenant's provider API keys as vault ciphertext (AES-256-GCM, bound
   to tenant id and key name) plus a 4-character hint for masked display.
-* ``usage``: one row per answered request, cost in integer pico-dollars (``NULL`` when the
-  model is unpriced, never 0), with where each token count came from and the method that
-  produced it (``upstream``, ``count-endpoint``, ``tokenizer``, ``chars/4``).
+* ``usage``: one row per attempt at a request (a retry or a fallback is a row of its own,
+  ``attempt`` counting from 0), cost in integer pico-dollars (``NULL`` when the model is
+  unpriced, never 0), with where each token count came from and the method that produced
+  it (``upstream``, ``count-endpoint``, ``tokenizer``, ``chars/4``); ``status`` is the
+  attempt's HTTP status and ``error`` its error code (``NULL`` when it succeeded);
+  ``requested_model`` is what the client asked for, ``key_hint`` the hint of the tenant's
+  stored key that served it (``NULL`` for the operator's key).
+* ``operators``: operator sign-in tokens (made by the CLI), stored as SHA-256 digests.
 * ``feedback``: quality samples (pinned traffic, users, the judge) for the router, one per
   completion and source (``user``, ``judge``).
 * ``changes``: one row per change every gateway process must see (a key added, rotated or
@@ -20,7 +25,15 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["changes", "feedback", "metadata", "provider_keys", "tenants", "usage"]
+__all__ = [
+    "changes",
+    "feedback",
+    "metadata",
+    "operators",
+    "provider_keys",
+    "tenants",
+    "usage",
+]
 
 metadata = sa.MetaData()
 
@@ -82,9 +95,15 @@ usage = sa.Table(
     sa.Column("cell", sa.Text),
     sa.Column("input_tokens_method", sa.Text),
     sa.Column("output_tokens_method", sa.Text),
+    sa.Column("status", sa.Integer, nullable=False, server_default="200"),
+    sa.Column("error", sa.Text),
+    sa.Column("attempt", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("requested_model", sa.Text),
+    sa.Column("key_hint", sa.Text),
     sa.CheckConstraint("(priced = 1) = (cost_picodollars IS NOT NULL)", name="usage_priced_cost"),
     sa.Index("usage_tenant_day", "tenant_id", "day"),
     sa.Index("usage_request", "request_id"),
+    sa.Index("usage_created", "created_at"),
 )
 
 feedback = sa.Table(
@@ -105,6 +124,17 @@ feedback = sa.Table(
     sa.Index("feedback_tenant_model", "tenant_id", "provider", "model"),
     sa.Index("feedback_request_source", "request_id", "source", unique=True),
     sa.Index("feedback_cell", "cell", "provider", "model"),
+)
+
+operators = sa.Table(
+    "operators",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False, unique=True),
+    sa.Column("token_sha256", sa.Text, nullable=False, unique=True),
+    sa.Column("token_prefix", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Text, nullable=False),
+    sa.Column("revoked_at", sa.Text),
 )
 
 changes = sa.Table(

@@ -1,0 +1,124 @@
+"""What one chat completion request came to: its attempts and its final outcome.
+
+The completions endpoint builds an :class:`Attempt` for every try at an upstream (a retry
+or a fallback is an attempt of its own) and one :class:`Outcome` per request, errors
+before routing included, and hands them to the gateway's :class:`Observer` (metrics,
+traces, the structured request log). Nothing here holds a key or a prompt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Protocol
+
+__all__ = ["Attempt", "NullObserver", "Observer", "Outcome"]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try at one upstream model.
+
+    ``status`` is the HTTP status the attempt came to (the upstream's, 502 for a broken
+    connection or body, 504 for a timeout); ``error`` the gateway's error code when it
+    failed (``rate_limited``, ``upstream_error``, ``stream_aborted``, ``stream_timeout``,
+    ``first_token_timeout``, ``connection_error`` ...), ``None`` when it succeeded.
+    ``started`` is wall-clock Unix time; ``latency_ms`` runs to the attempt's end and
+    ``ttft_ms`` to its first content event (``None`` when none came). ``cost_usd`` is
+    ``None`` when the model is unpriced, never a silent 0.
+    """
+
+    index: int
+    provider: str
+    model: str
+    stream: bool
+    status: int
+    error: str | None
+    started: float
+    latency_ms: float
+    ttft_ms: float | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: Decimal | None = None
+    priced: bool = True
+    estimated: bool = False
+    retry_after: float | None = None
+    finish_reason: str | None = None
+
+    @property
+    def public_model(self) -> str:
+        """``provider/model``."""
+        return f"{self.provider}/{self.model}"
+
+    @property
+    def ok(self) -> bool:
+        """Whether this attempt answered the request."""
+        return self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One request's end, as the client saw it.
+
+    ``tenant_id`` and ``tenant`` (its name) are ``None`` when authentication failed;
+    ``requested_model`` is what the body asked for (``None`` when it was never read);
+    ``served_model`` the ``provider/model`` that answered (``None`` when none did).
+    ``status`` is the client's HTTP status (200 for a stream that started, even if it was
+    aborted later: ``error`` then says how it ended). ``attempts`` are in order.
+    """
+
+    request_id: str
+    started: float
+    latency_ms: float
+    status: int
+    error: str | None
+    stream: bool
+    tenant_id: str | None = None
+    tenant: str | None = None
+    requested_model: str | None = None
+    served_model: str | None = None
+    ttft_ms: float | None = None
+    attempts: tuple[Attempt, ...] = field(default_factory=tuple)
+
+    @property
+    def retries(self) -> int:
+        """Attempts after the first at the same model as the one before."""
+        return sum(
+            1
+            for before, after in zip(self.attempts, self.attempts[1:], strict=False)
+            if before.public_model == after.public_model
+        )
+
+    @property
+    def fallbacks(self) -> int:
+        """Attempts that moved on to another model."""
+        return sum(
+            1
+            for before, after in zip(self.attempts, self.attempts[1:], strict=False)
+            if before.public_model != after.public_model
+        )
+
+    @property
+    def path(self) -> str:
+        """The attempts as ``model status → model status``, empty when none was made."""
+        return " → ".join(f"{a.public_model} {a.status}" for a in self.attempts)
+
+
+class Observer(Protocol):
+    """Receives every attempt as it ends and every request's outcome."""
+
+    def attempt_done(self, attempt: Attempt, *, request_id: str, tenant_id: str) -> None:
+        """An attempt ended (called before the request's :meth:`request_done`)."""
+
+    def request_done(self, outcome: Outcome) -> None:
+        """A request ended: its answer (or error) was sent, or the client went away."""
+
+
+class NullObserver:
+    """The observer when nothing observes: every call is free."""
+
+    def attempt_done(self, attempt: Attempt, *, request_id: str, tenant_id: str) -> None:
+        return None
+
+    def request_done(self, outcome: Outcome) -> None:
+        return None
