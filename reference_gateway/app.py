@@ -55,6 +55,7 @@ from reference_gateway.config import Settings
 from reference_gateway.judge import Judge
 from reference_gateway.keys import ProviderKeys
 from reference_gateway.local import LOCAL_PRICING, LocalServer
+from reference_gateway.operators import OperatorAuth
 from reference_gateway.outcome import NullObserver, Observer
 from reference_gateway.providers import ProviderPool
 from reference_gateway.router import Router
@@ -76,6 +77,7 @@ class Gateway:
 
     db: Database
     auth: Authenticator
+    operators: OperatorAuth
     providers: ProviderPool
     keys: ProviderKeys
     usage: UsageRecorder
@@ -107,6 +109,7 @@ class Gateway:
         self._log_streaming()
         self.db = await asyncio.to_thread(Database, settings.database_url)
         self.auth = Authenticator(self.db)
+        self.operators = OperatorAuth(self.db)
         start = await self.db.run(snapshot)
         self.router.load(start.totals)
         if start.totals:
@@ -160,8 +163,14 @@ class Gateway:
             self._discovery = asyncio.create_task(self._discover(), name="model-discovery")
 
     def _apply_change(self, change: Change) -> None:
-        """Another process (or this one) changed keys or tenants: drop what is cached."""
-        if change.kind == "tenant-created":
+        """Another process (or this one) changed keys, tenants or operators: drop what is
+        cached."""
+        if change.kind == "operator-created":
+            self.operators.forget_unknown()
+        elif change.kind == "operator-revoked":
+            if change.tenant_id is not None:  # the operator's id
+                self.operators.forget_operator(change.tenant_id)
+        elif change.kind == "tenant-created":
             self.auth.forget_unknown()
         elif change.tenant_id is not None:
             if change.kind == "tenant-revoked":

@@ -6,6 +6,9 @@
     provara-gateway tenants create NAME [--database ...]   # prints the token, once
     provara-gateway tenants list [--database ...]
     provara-gateway tenants revoke NAME [--database ...]   # the token stops working
+    provara-gateway operators create NAME [--database ...] # an operator token, shown once
+    provara-gateway operators list [--database ...]
+    provara-gateway operators revoke NAME [--database ...] # the operator token stops working
     provara-gateway vault rotate [--database ...]          # re-encrypt keys, new master key
     provara-gateway db upgrade [--database ...]            # migrate the schema (serve does too)
 
@@ -30,6 +33,7 @@ from provara_kit.errors import ConfigurationError, MasterKeyError, VaultError
 from provara_kit.vault import MASTER_KEY_ENV, generate_master_key
 from reference_gateway.auth import create_tenant
 from reference_gateway.config import DEFAULT_DATABASE_PATH, Settings
+from reference_gateway.operators import create_operator
 from reference_gateway.store import (
     SchemaTooNewError,
     connect,
@@ -41,6 +45,11 @@ from reference_gateway.store import (
     sqlite_path,
 )
 from reference_gateway.store.keys import all_ciphertexts, write_ciphertexts
+from reference_gateway.store.operators import (
+    OperatorExistsError,
+    list_operators,
+    revoke_operator,
+)
 from reference_gateway.store.tenants import TenantExistsError, list_tenants, revoke_tenant
 
 __all__ = ["dev_key_path", "main", "worker_app"]
@@ -209,6 +218,52 @@ def _tenants_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _operators_create(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    try:
+        with connect(settings.database_url) as conn:
+            operator, token = create_operator(conn, args.name)
+    except (ValueError, OperatorExistsError) as exc:
+        _say(f"provara-gateway: {exc}")
+        return 1
+    _say(
+        f"created operator {operator.name!r} ({operator.id}); its token (for "
+        "/dashboard/operator and /metrics) is shown only this once:"
+    )
+    print(token)
+    return 0
+
+
+def _operators_list(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    with connect(settings.database_url) as conn:
+        rows = list_operators(conn)
+    if not rows:
+        _say("no operators yet; create one with 'provara-gateway operators create NAME'")
+        return 0
+    print(f"{'ID':<22} {'NAME':<24} {'TOKEN':<12} {'CREATED':<26} REVOKED")
+    for row in rows:
+        print(
+            f"{row.id:<22} {row.name:<24} {row.token_prefix + '…':<12} {row.created_at:<26} "
+            f"{row.revoked_at or '-'}"
+        )
+    return 0
+
+
+def _operators_revoke(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    with connect(settings.database_url) as conn:
+        operator = revoke_operator(conn, args.name)
+    if operator is None:
+        _say(f"provara-gateway: no active operator named {args.name!r}")
+        return 1
+    _say(
+        f"revoked operator {operator.name!r} ({operator.id}): its token stops working on "
+        "every running gateway within a second"
+    )
+    return 0
+
+
 def _db_upgrade(args: argparse.Namespace) -> int:
     settings = _settings(args)
     engine = create_engine(settings.database_url, pool_size=1)
@@ -301,6 +356,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     revoke.add_argument("name")
     revoke.set_defaults(func=_tenants_revoke)
+
+    operators = commands.add_parser(
+        "operators", help="manage operator tokens (operator pages, /metrics)"
+    ).add_subparsers(dest="operators_command", required=True)
+    op_create = operators.add_parser(
+        "create", parents=[database], help="create an operator; prints its token once"
+    )
+    op_create.add_argument("name")
+    op_create.set_defaults(func=_operators_create)
+    operators.add_parser("list", parents=[database], help="list operators").set_defaults(
+        func=_operators_list
+    )
+    op_revoke = operators.add_parser(
+        "revoke", parents=[database], help="revoke an operator: its token stops working"
+    )
+    op_revoke.add_argument("name")
+    op_revoke.set_defaults(func=_operators_revoke)
 
     db = commands.add_parser("db", help="the database").add_subparsers(
         dest="db_command", required=True

@@ -8,6 +8,7 @@ Every ``PROVARA_SYNC_MS`` (250 ms) a process reads, in one query each, the rows 
   request reads the stored keys again (a deleted or rotated key stops working);
 * ``tenant-revoked``: its token stops authenticating (API and dashboard);
 * ``tenant-created``: tokens remembered as unknown are forgotten, so the new one works;
+* ``operator-revoked``, ``operator-created``: the same for operator tokens;
 * a feedback sample: the router's posterior for its tenant, cell and model learns it.
 
 So a change made through any worker or replica takes effect everywhere within the sync

@@ -2,7 +2,8 @@
 
 A change is written in the same transaction as what it announces, so a process that sees
 the change also sees the new state. Kinds: ``keys`` (a tenant's provider keys changed),
-``tenant-created``, ``tenant-revoked``.
+``tenant-created``, ``tenant-revoked``, ``operator-created``, ``operator-revoked`` (the
+``tenant_id`` column then holds the operator's id).
 """
 
 from __future__ import annotations
