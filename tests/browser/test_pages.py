@@ -1,0 +1,43 @@
+"""The providers and router pages in a real browser, reached through the navigation."""
+
+from __future__ import annotations
+
+from tests.browser.browser import Browser
+from tests.browser.pages import goto
+
+
+def provider_rows(browser: Browser) -> dict[str, str]:
+    """Each provider's first table row (its cells), by provider name."""
+    rows = {}
+    for row in browser.all("main table tbody tr"):
+        names = browser.all("td strong", within=row)
+        if names:
+            rows[names[0].text] = row.text
+    return rows
+
+
+def test_providers_page(signed_in: Browser) -> None:
+    goto(signed_in, "Providers")
+    assert signed_in.path == "/dashboard/providers"
+    rows = provider_rows(signed_in)
+    assert set(rows) >= {"acme", "boom", "local"}
+    assert "not set" in rows["acme"]  # the operator has no ACME_API_KEY; the tenant does
+    assert "set" in rows["boom"]
+    assert "acme-large" in rows["acme"] and "unpriced" in rows["acme"]
+    models = signed_in.text("main table")
+    assert "echo" in models and "priced" in models
+    assert "unpriced model(s)" in signed_in.text()
+    signed_in.shot("providers")
+
+
+def test_router_page_shows_the_tenants_own_samples(signed_in: Browser) -> None:
+    goto(signed_in, "Router")
+    assert signed_in.path == "/dashboard/router"
+    cells = signed_in.all("main h2[id^=cell-]")
+    assert cells, "no cell with the tenant's samples"
+    table = signed_in.text("main table")
+    assert "local/echo" in table
+    row = next(r.text for r in signed_in.all("main table tbody tr") if "local/echo" in r.text)
+    assert " 3 " in f" {row} "  # three graded completions
+    assert "0.667" in row  # scores 1, 1, 0
+    signed_in.shot("router")
