@@ -10,6 +10,8 @@ Routes:
 ``/dashboard/api-keys``                the same, as an HTML page
 ``/dashboard/providers``, ``/usage``,  providers and pricing, your usage and cost, the
 ``/router``                            router's cells
+``/dashboard/operator/...``            operators only: every tenant's spend, tenants,
+                                       the providers' health
 ``GET /healthz``                       liveness, no authentication
 =====================================  ====================================================
 
@@ -52,6 +54,7 @@ from reference_gateway.api.errors import (
 )
 from reference_gateway.auth import Authenticator
 from reference_gateway.config import Settings
+from reference_gateway.dashboard import operator as operator_pages
 from reference_gateway.judge import Judge
 from reference_gateway.keys import ProviderKeys
 from reference_gateway.local import LOCAL_PRICING, LocalServer
@@ -274,6 +277,7 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
         *feedback.routes(gateway),
         *keys.routes(gateway),
         *dashboard.routes(gateway),
+        *operator_pages.routes(gateway),
     ]
     app = _GatewayApp(
         fast_chat=ErrorMiddleware(completions.asgi),
