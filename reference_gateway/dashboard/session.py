@@ -116,6 +116,12 @@ class SessionAuth:
         try:
             await self.gateway.auth.tenant_for_token(token or None)
         except GatewayError:
+            if token.startswith("pvo_"):
+                return self.login_page(
+                    error="That is an operator token: operators sign in at "
+                    "/dashboard/operator/login.",
+                    status_code=401,
+                )
             return self.login_page(error="That token is not valid here.", status_code=401)
         response = RedirectResponse("/dashboard/api-keys", status_code=303)
         response.set_cookie(

@@ -188,6 +188,10 @@ def test_an_operator_token_is_no_tenant_token(gateway: GatewayServer) -> None:
         f"{gateway.url}/dashboard/usage", headers={"authorization": f"Bearer {operator}"}
     )
     assert "Sign in with your gateway token" in page.text
+    with httpx.Client(base_url=gateway.url, headers={"origin": gateway.url}) as browser:
+        tenant_form = browser.post("/dashboard/login", data={"token": operator})
+        assert tenant_form.status_code == 401 and "set-cookie" not in tenant_form.headers
+        assert "operators sign in at /dashboard/operator/login" in tenant_form.text
 
 
 def test_cross_site_posts_are_refused(gateway: GatewayServer, operator: Operator) -> None:
