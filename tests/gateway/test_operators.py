@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -157,6 +158,12 @@ def test_a_revoked_operator_is_refused_by_every_gateway(
             assert _authenticates(server, token)
         assert main(["operators", "revoke", "ops", "--database", store_url]) == 0
         eventually(lambda: not _authenticates(first, token) and not _authenticates(second, token))
+        for server in (first, second):  # the operator pages too
+            page = httpx.get(
+                f"{server.url}/dashboard/operator/tenants",
+                headers={"authorization": f"Bearer {token}"},
+            )
+            assert page.status_code == 401 and 'id="tenants"' not in page.text
         # A new operator works everywhere, even where its token was just refused.
         fresh = "pvo_" + "z" * 43
         assert not _authenticates(second, fresh)
