@@ -22,6 +22,7 @@ import pytest
 import sqlalchemy as sa
 from selenium.webdriver import Chrome
 
+from reference_gateway.operators import create_operator
 from reference_gateway.store import connect
 from tests.browser.browser import DESKTOP, Browser, start_chrome
 from tests.browser.chromium import ChromiumBinaries, locate_chromium
@@ -43,12 +44,15 @@ def artifacts() -> Path:
 @dataclass(frozen=True)
 class Site:
     """The seeded gateway: ``token`` is tenant ``acme-corp``'s; ``other_token`` belongs to a
-    second tenant whose usage (``local/echo-anthropic`` only) must never show to the first."""
+    second tenant whose usage (``local/echo-anthropic`` only) must never show to the first;
+    ``operator_token`` is operator ``ops``'s, made as ``provara-gateway operators create``
+    makes it."""
 
     server: GatewayServer
     tenant: str
     token: str
     other_token: str
+    operator_token: str
     today: dt.date
     backdated: dt.date
 
@@ -106,11 +110,13 @@ def _seed(server: GatewayServer) -> Site:
             },
         )
         assert moved.rowcount >= 2, "the acme requests left no usage rows"
+        _, operator_token = create_operator(conn, "ops")
     return Site(
         server=server,
         tenant="acme-corp",
         token=token,
         other_token=other,
+        operator_token=operator_token,
         today=today,
         backdated=backdated,
     )
