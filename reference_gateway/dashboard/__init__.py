@@ -14,6 +14,7 @@ from reference_gateway.dashboard.csrf import guard_posts
 from reference_gateway.dashboard.providers import ProvidersPage
 from reference_gateway.dashboard.session import SessionAuth
 from reference_gateway.dashboard.usage import UsagePage
+from reference_gateway.dashboard.usage_csv import UsageCsv
 
 if TYPE_CHECKING:
     from reference_gateway.app import Gateway
@@ -34,6 +35,7 @@ def routes(gateway: Gateway) -> list[Route]:
         Route("/dashboard/api-keys", page.post, methods=["POST"]),
         Route("/dashboard/providers", ProvidersPage(gateway, sessions).get, methods=["GET"]),
         Route("/dashboard/usage", UsagePage(gateway, sessions).get, methods=["GET"]),
+        Route("/dashboard/usage.csv", UsageCsv(gateway, sessions).get, methods=["GET"]),
         Route("/dashboard/router", RouterPage(gateway, sessions).get, methods=["GET"]),
         Route("/dashboard/login", sessions.login, methods=["POST"]),
         Route("/dashboard/login", _to_api_keys, methods=["GET"]),

@@ -2,7 +2,10 @@
 
 Server-rendered HTML with plain forms; every change goes through the same
 :class:`~reference_gateway.keys.ProviderKeys` service as the JSON API
-(``/api/provider-keys``), then redirects back (post/redirect/get).
+(``/api/provider-keys``), then redirects back (post/redirect/get). Deleting takes two
+steps: the Delete button opens a confirmation naming the key (``?delete=NAME``), and only
+its Confirm form, which posts ``confirm=yes``, deletes; a delete post without it shows the
+same confirmation and deletes nothing.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ class ApiKeysPage:
         session = await self.sessions.session(request)
         if session is None:
             return self.sessions.login_page()
+        doomed = request.query_params.get("delete")
+        if doomed is not None:
+            return await self._confirm_delete(session, doomed)
         notice = None
         done = request.query_params.get("done")
         name = request.query_params.get("name", "")
@@ -62,6 +68,8 @@ class ApiKeysPage:
             elif action == "rotate":
                 key_name = (await keys.rotate(session.tenant, name, form.get("value"))).name
                 done = "rotated"
+            elif action == "delete" and form.get("confirm") != "yes":
+                return await self._confirm_delete(session, name)
             elif action == "delete":
                 key_name = await keys.delete(session.tenant, name)
                 done = "deleted"
@@ -71,6 +79,32 @@ class ApiKeysPage:
             return await self._page(session, error=exc.message, status_code=exc.status)
         query = urlencode({"done": done, "name": key_name})
         return RedirectResponse(f"{_PATH}?{query}", status_code=303, headers=SECURITY_HEADERS)
+
+    async def _confirm_delete(self, session: Session, name: str) -> Response:
+        """The confirmation step of a delete: names the key, Confirm posts, Cancel goes back."""
+        stored = {key.name: key for key in await self.gateway.keys.list(session.tenant)}
+        key = stored.get(name)
+        if key is None:
+            return await self._page(
+                session, error=f"You have no stored key named {name[:64]}.", status_code=404
+            )
+        body = (
+            '<section id="confirm-delete-section" class="confirm">'
+            f"<h2>Delete {e(key.name)}?</h2>"
+            f"<p>This deletes your <strong>{e(key.provider)}</strong> key "
+            f"<code>{e(key.name)}</code> (<code>{e(key.masked)}</code>) from this gateway. "
+            f"Your requests to {e(key.provider)} then use the operator's key, if it has one. "
+            "The key itself stays valid at the provider.</p>"
+            f'<form id="confirm-delete-form" class="inline" method="post" action="{_PATH}">'
+            f'<input type="hidden" name="csrf" value="{e(session.csrf)}">'
+            '<input type="hidden" name="action" value="delete">'
+            f'<input type="hidden" name="name" value="{e(key.name)}">'
+            '<input type="hidden" name="confirm" value="yes">'
+            '<button id="confirm-delete" class="danger" type="submit">'
+            f"Delete {e(key.name)}</button></form> "
+            f'<a id="cancel-delete" href="{_PATH}">Cancel</a></section>'
+        )
+        return render("API keys", body, tenant=session.tenant.name, csrf=session.csrf)
 
     async def _page(
         self,
@@ -106,16 +140,18 @@ class ApiKeysPage:
                     f'<input type="hidden" name="name" value="{e(key.name)}">'
                     '<input type="password" name="value" placeholder="new value" '
                     'autocomplete="off" required>'
-                    '<button type="submit">Rotate</button></form> '
-                    f'<form class="inline" method="post" action="{_PATH}">{csrf}'
-                    '<input type="hidden" name="action" value="delete">'
-                    f'<input type="hidden" name="name" value="{e(key.name)}">'
-                    '<button class="danger" type="submit">Delete</button></form>'
+                    f'<button id="rotate-{e(key.name)}" type="submit">Rotate</button></form> '
+                    f'<form class="inline" method="get" action="{_PATH}">'
+                    f'<input type="hidden" name="delete" value="{e(key.name)}">'
+                    f'<button id="delete-{e(key.name)}" class="danger" type="submit">'
+                    "Delete</button></form>"
                     "</td></tr>"
                 )
             parts.append(
-                "<table><thead><tr><th>Name</th><th>Provider</th><th>Key</th>"
-                "<th>Updated</th><th></th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+                '<div class="scroll"><table id="api-keys"><thead><tr><th>Name</th>'
+                "<th>Provider</th><th>Key</th><th>Updated</th><th></th></tr></thead><tbody>"
+                + "".join(rows)
+                + "</tbody></table></div>"
             )
         else:
             parts.append('<p class="muted">No keys stored yet.</p>')
@@ -128,12 +164,12 @@ class ApiKeysPage:
         )
         parts.append(
             "<h2>Add a key</h2>"
-            f'<form class="inline" method="post" action="{_PATH}">{csrf}'
+            f'<form id="add-key-form" class="inline" method="post" action="{_PATH}">{csrf}'
             '<input type="hidden" name="action" value="add">'
             f'<select name="name" required>{options}</select>'
             '<input type="password" name="value" placeholder="key value" size="40" '
             'autocomplete="off" required>'
-            '<button class="primary" type="submit">Add</button></form>'
+            '<button id="add-key" class="primary" type="submit">Add</button></form>'
         )
         return render(
             "API keys",

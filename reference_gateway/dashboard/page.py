@@ -44,13 +44,26 @@ border-color:#2b59c3}button.danger{color:#b42318}
 .notice{padding:.6rem .8rem;border-radius:4px;background:#e8f3ec;border:1px solid #b7dcc3}
 .error{padding:.6rem .8rem;border-radius:4px;background:#fdecec;border:1px solid #f3b8b8}
 .muted{color:#69758a}
-nav{margin:-1rem 0 1.5rem;display:flex;gap:1rem}nav a{color:#2b59c3;text-decoration:none}
+nav{margin:-1rem 0 1.5rem;display:flex;flex-wrap:wrap;gap:.5rem 1rem}
+nav a{color:#2b59c3;text-decoration:none}
 nav a.here{font-weight:600;color:#1d2430}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 .flag{display:inline-block;font-size:12px;padding:0 .35rem;border-radius:3px;
 background:#fff4e5;border:1px solid #f5c98b;color:#8a4b00}
 .ok{display:inline-block;font-size:12px;padding:0 .35rem;border-radius:3px;
 background:#e8f3ec;border:1px solid #b7dcc3}
+.scroll{overflow-x:auto;-webkit-overflow-scrolling:touch}.scroll table{min-width:36rem}
+figure.chart{margin:1rem 0 1.5rem}svg.chart{display:block;width:100%;height:auto;
+max-width:48rem}details.figures summary{cursor:pointer;color:#4a5568;font-size:13px}
+dl.totals{display:flex;flex-wrap:wrap;gap:.5rem 2rem;margin:.5rem 0}dl.totals dt{color:#4a5568;
+font-size:13px}dl.totals dd{margin:0;font-size:1.1rem}
+form.range,p.presets,p.pager{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center}
+td.path{font-size:13px;white-space:nowrap}.step.failed{color:#b42318}
+.confirm{padding:1rem;border:1px solid #f3b8b8;border-radius:4px;background:#fff8f8}
+@media (max-width:40rem){body{margin:1rem auto;font-size:14px}
+header{flex-wrap:wrap;gap:.25rem}nav{flex-wrap:wrap;gap:.5rem 1rem;margin-top:-.75rem}
+form.inline{flex-wrap:wrap}input,select,button{max-width:100%}
+th,td{padding:.35rem .4rem}main>table{display:block;overflow-x:auto}}
 """
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -10,37 +11,9 @@ import openai
 
 from provara_kit.registry import ModelRefresh
 from reference_gateway.store import connect
-from reference_gateway.store.usage import USAGE_COLUMNS, insert_usage
 from tests.gateway.conftest import GatewayServer
 from tests.gateway.db import tenant_id
-
-
-def usage_row(tenant: str, request_id: str, model: str, **values: Any) -> tuple[Any, ...]:
-    row: dict[str, Any] = {
-        "request_id": request_id,
-        "tenant_id": tenant,
-        "created_at": "2026-01-02T03:04:05.000+00:00",
-        "day": "2026-01-02",
-        "provider": "p",
-        "model": model,
-        "key_source": "operator",
-        "stream": 0,
-        "input_tokens": 10,
-        "output_tokens": 20,
-        "input_tokens_source": "upstream",
-        "output_tokens_source": "upstream",
-        "estimated": 0,
-        "priced": 1,
-        "cost_picodollars": 0,
-        "finish_reason": "stop",
-        "ttft_ms": None,
-        "latency_ms": 1.0,
-        "cell": "chat/simple",
-        "input_tokens_method": "upstream",
-        "output_tokens_method": "upstream",
-    }
-    row.update(values)
-    return tuple(row[column] for column in USAGE_COLUMNS)
+from tests.gateway.usage_rows import attempt_row, insert_attempts
 
 
 def page(gateway: GatewayServer, path: str, token: str) -> str:
@@ -53,25 +26,28 @@ def page(gateway: GatewayServer, path: str, token: str) -> str:
 def test_usage_page_rolls_up_own_usage_exactly(gateway: GatewayServer, new_tenant: Any) -> None:
     mine, other = new_tenant(), new_tenant()
     me, them = tenant_id(gateway.database, mine), tenant_id(gateway.database, other)
+    now = datetime.now(UTC)
     with connect(gateway.database) as conn:
-        insert_usage(
+        insert_attempts(
             conn,
             [
-                usage_row(me, "r1", "big", cost_picodollars=1_234_567),
-                usage_row(me, "r2", "big", cost_picodollars=10),
-                usage_row(
+                attempt_row(me, "r1", now, model="big", cost_picodollars=1_234_567),
+                attempt_row(me, "r2", now, model="big", cost_picodollars=10),
+                attempt_row(
                     me,
                     "r3",
-                    "big",
+                    now,
+                    model="big",
                     cost_picodollars=5,
                     estimated=1,
                     output_tokens_source="estimated",
                     output_tokens_method="chars/4",
                 ),
-                usage_row(
+                attempt_row(
                     me,
                     "r6",
-                    "counted",
+                    now,
+                    model="counted",
                     cost_picodollars=0,
                     estimated=1,
                     input_tokens_source="estimated",
@@ -79,8 +55,8 @@ def test_usage_page_rolls_up_own_usage_exactly(gateway: GatewayServer, new_tenan
                     input_tokens_method="count-endpoint",
                     output_tokens_method="count-endpoint",
                 ),
-                usage_row(me, "r4", "<b>odd</b>", priced=0, cost_picodollars=None),
-                usage_row(them, "r5", "theirs-only", cost_picodollars=999_000_000_000),
+                attempt_row(me, "r4", now, model="<b>odd</b>", priced=0),
+                attempt_row(them, "r5", now, model="theirs-only", cost_picodollars=999 * 10**9),
             ],
         )
     stored = httpx.post(
@@ -100,24 +76,22 @@ def test_usage_page_rolls_up_own_usage_exactly(gateway: GatewayServer, new_tenan
     html = page(gateway, "/dashboard/usage", mine)
     assert 'id="priced-total">$0.000001234582<' in html  # 1234567 + 10 + 5 (+ 0) pico-dollars
     assert 'id="estimated-total">$0.000000000005<' in html
-    assert 'id="unpriced-requests">2<' in html
+    assert 'id="unpriced-attempts">2<' in html
     assert "&lt;b&gt;odd&lt;/b&gt;" in html and "<b>odd</b>" not in html
     assert "theirs-only" not in html and "999" not in html
-    # Priced groups: (big, upstream) 2 requests, (big, estimated) 1, local/echo 1.
-    assert re.search(r"<code>big</code></td><td class=num>2</td>", html)
-    assert re.search(r"<code>echo</code></td><td class=num>1</td>.*?\$0<", html)
-    # Each row says what counted its tokens.
-    assert re.search(
-        r"<code>big</code></td><td class=num>1</td>.*?input: upstream, output: chars/4", html
-    )
-    assert re.search(r"<code>counted</code>.*?<td class=method>count-endpoint</td>", html)
-    # The unpriced row is flagged and carries no dollar figure.
-    unpriced = html.split("<h2>Unpriced</h2>")[1]
-    assert "cost unknown" in unpriced and "$" not in unpriced.split("<table>")[1]
-    assert re.search(
-        r"<code>acme-large</code>.*?unpriced</span> <span class=\"flag\">estimated tokens", unpriced
-    )
-    assert re.search(r"<code>acme-large</code>.*?<td class=method>chars/4</td>", unpriced)
+    # By provider, model and key: the three "big" requests are one line, on the operator's key.
+    assert re.search(r"<code>big</code></td><td>operator key</td><td class=num>3</td>", html)
+    assert re.search(r"<code>echo</code></td>.*?\$0<", html)
+    assert re.search(r"<code>acme-large</code></td><td>your key", html)
+    # The unpriced lines carry no dollar figure, only the flag.
+    unpriced = re.search(r"<code>&lt;b&gt;odd&lt;/b&gt;</code>.*?</tr>", html)
+    assert unpriced and "cost unknown" in unpriced[0] and "$" not in unpriced[0]
+    # The request log says what counted the estimated tokens.
+    log = html.split('id="request-log"')[1]
+    assert "counted by input: upstream, output: chars/4" in log
+    assert "counted by count-endpoint" in log
+    acme = re.search(r"<code>acme/acme-large</code>.*?</tr>", log)
+    assert acme and ">unpriced</span>" in acme[0] and "counted by chars/4" in acme[0]
 
 
 def test_providers_page_flags_unpriced_models(gateway: GatewayServer, token: str) -> None:

@@ -232,9 +232,19 @@ def test_dashboard_login_add_rotate_delete(gateway: GatewayServer, token: str) -
         )
         assert duplicate.status_code == 409 and "already have" in duplicate.text
 
-        deleted = browser.post(
+        # Deleting asks first: the button opens a confirmation naming the key, and a
+        # delete post without its confirm=yes shows that again and deletes nothing.
+        confirm = browser.get("/dashboard/api-keys", params={"delete": "ACME_API_KEY"})
+        assert 'id="confirm-delete"' in confirm.text and "Delete ACME_API_KEY?" in confirm.text
+        unconfirmed = browser.post(
             "/dashboard/api-keys",
             data={"action": "delete", "name": "ACME_API_KEY", "csrf": csrf},
+        )
+        assert unconfirmed.status_code == 200 and 'id="confirm-delete"' in unconfirmed.text
+        assert ask_acme(gateway, token) == f"key={KEY_B}"
+        deleted = browser.post(
+            "/dashboard/api-keys",
+            data={"action": "delete", "name": "ACME_API_KEY", "csrf": csrf, "confirm": "yes"},
         )
         page = browser.get(deleted.headers["location"])
         assert "Deleted ACME_API_KEY." in page.text and "No keys stored yet" in page.text
