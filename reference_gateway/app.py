@@ -108,7 +108,7 @@ class Gateway:
     async def start(self) -> None:
         settings = self.settings
         logs.install()
-        settings.load_provider_modules()
+        settings.load_provider_modules(self.registry)
         self._log_streaming()
         self.db = await asyncio.to_thread(Database, settings.database_url)
         self.auth = Authenticator(self.db)
@@ -254,12 +254,17 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
     ``settings`` default to :meth:`Settings.from_env`; ``registry`` to the process-wide
     :data:`~provara_kit.registry.REGISTRY`. Raises
     :class:`~provara_kit.errors.MasterKeyError` when ``PROVARA_MASTER_KEY`` is missing or
-    unusable: stored keys could not be read or written without it.
+    unusable: stored keys could not be read or written without it, and a one-line
+    :class:`~provara_kit.errors.ConfigurationError` when a provider module or the
+    ``PROVARA_CONFIG`` file cannot be used.
     """
     settings = Settings.from_env() if settings is None else settings
     gateway = Gateway(
         settings, registry=REGISTRY if registry is None else registry, vault=settings.vault()
     )
+    # A provider module or config file that cannot be used fails here, before anything
+    # listens; the lifespan's start applies them again, which changes nothing.
+    settings.load_provider_modules(gateway.registry)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -11,6 +11,7 @@
     provara-gateway operators revoke NAME [--database ...] # the operator token stops working
     provara-gateway vault rotate [--database ...]          # re-encrypt keys, new master key
     provara-gateway db upgrade [--database ...]            # migrate the schema (serve does too)
+    provara-gateway config check [FILE]                    # validate PROVARA_CONFIG (or FILE)
 
 ``--dev`` is for a first run on a laptop (``nox -s gateway`` uses it): without
 ``PROVARA_MASTER_KEY`` it uses a development key kept next to the database (created on
@@ -33,6 +34,7 @@ from provara_kit.errors import ConfigurationError, MasterKeyError, VaultError
 from provara_kit.vault import MASTER_KEY_ENV, generate_master_key
 from reference_gateway.auth import create_tenant
 from reference_gateway.config import DEFAULT_DATABASE_PATH, Settings
+from reference_gateway.configfile import CONFIG_ENV, ConfigFileError
 from reference_gateway.operators import create_operator
 from reference_gateway.store import (
     SchemaTooNewError,
@@ -305,6 +307,28 @@ def _vault_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_check(args: argparse.Namespace) -> int:
+    file = args.file or os.environ.get(CONFIG_ENV, "").strip()
+    if not file:
+        _say(f"provara-gateway: name a config file (config check FILE) or set {CONFIG_ENV}")
+        return 2
+    try:
+        # Exactly what serve does: the settings, the provider modules, then the file.
+        settings = Settings.from_env({**os.environ, CONFIG_ENV: file})
+        settings.load_provider_modules()
+    except ConfigFileError as exc:
+        for line in exc.lines():
+            _say(f"provara-gateway: {line}")
+        return 2
+    config = settings.config
+    if config is None:  # pragma: no cover - from_env loads the file named above
+        return 2
+    print(f"{file}: valid")
+    for line in config.describe():
+        print(line)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     database = argparse.ArgumentParser(add_help=False)
     database.add_argument(
@@ -390,6 +414,15 @@ def _parser() -> argparse.ArgumentParser:
         help="re-encrypt every stored key under PROVARA_MASTER_KEY (old keys in "
         "PROVARA_MASTER_KEY_PREVIOUS)",
     ).set_defaults(func=_vault_rotate)
+
+    config = commands.add_parser("config", help="the PROVARA_CONFIG file").add_subparsers(
+        dest="config_command", required=True
+    )
+    check = config.add_parser(
+        "check", help="validate a config file and show what it registers (nothing starts)"
+    )
+    check.add_argument("file", nargs="?", help=f"the file (default: ${CONFIG_ENV})")
+    check.set_defaults(func=_config_check)
     return parser
 
 

@@ -33,6 +33,10 @@ variable                        meaning                                default
                                 the working directory is importable);
                                 each registers providers
                                 (``register_openai_compatible`` ...)
+``PROVARA_CONFIG``              a TOML or YAML file declaring          none
+                                providers, models, prices and
+                                fallback chains (registered after the
+                                provider modules)
 ``PROVARA_ROUTER_COST_WEIGHT``  quality points one USD of expected     10
                                 cost outweighs, for ``auto``
 ``PROVARA_ROUTER_PRIOR_WEIGHT`` the most samples other tenants'        PROVARA_MIN_SAMPLES
@@ -58,8 +62,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from provara_kit.errors import ConfigurationError
-from provara_kit.registry import import_provider_modules, provider_modules
+from provara_kit.registry import REGISTRY, Registry, import_provider_modules, provider_modules
 from provara_kit.vault import MASTER_KEY_ENV, PREVIOUS_KEYS_ENV, Vault
+from reference_gateway.configfile import CONFIG_ENV, GatewayConfig, load_config
 from reference_gateway.store.engine import is_sqlite, sqlalchemy_url, sqlite_path
 
 __all__ = ["DEFAULT_DATABASE_PATH", "DEFAULT_DATABASE_URL", "Settings", "sqlite_path"]
@@ -141,6 +146,8 @@ class Settings:
     fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """``provider/model`` -> the models tried after it, in order, when it fails before
     its first byte."""
+    config: GatewayConfig | None = field(default=None, repr=False)
+    """The ``PROVARA_CONFIG`` file, validated; :meth:`load_provider_modules` registers it."""
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False)
 
     def __post_init__(self) -> None:
@@ -213,6 +220,10 @@ class Settings:
             "judge_queue": _int(environ, "PROVARA_JUDGE_QUEUE", 100),
             "environ": environ,
         }
+        config_file = environ.get(CONFIG_ENV, "").strip()
+        if config_file:
+            config = load_config(config_file)
+            values.update(config=config, fallbacks=dict(config.fallbacks))
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 
@@ -243,11 +254,15 @@ class Settings:
             {MASTER_KEY_ENV: self.master_key, PREVIOUS_KEYS_ENV: self.master_key_previous}
         )
 
-    def load_provider_modules(self) -> None:
+    def load_provider_modules(self, registry: Registry | None = None) -> None:
         """Import each ``PROVARA_PROVIDER_MODULES`` module so its registrations run (the
-        working directory is importable); one that cannot be imported raises a one-line
-        :class:`~provara_kit.errors.ConfigurationError`."""
+        working directory is importable), then register the ``PROVARA_CONFIG`` file's
+        providers and prices into ``registry`` (default: the process-wide one). A module
+        that cannot be imported, or a file that names an unknown provider or one a module
+        registered too, raises a one-line :class:`~provara_kit.errors.ConfigurationError`."""
         import_provider_modules(self.provider_modules)
+        if self.config is not None:
+            self.config.apply(REGISTRY if registry is None else registry, local=self.local_upstream)
 
     def ensure_database_dir(self) -> None:
         """Create the database file's directory if it does not exist."""
