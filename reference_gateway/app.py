@@ -61,6 +61,7 @@ from reference_gateway.local import LOCAL_PRICING, LocalServer
 from reference_gateway.operators import OperatorAuth
 from reference_gateway.outcome import NullObserver, Observer
 from reference_gateway.providers import ProviderPool
+from reference_gateway.retry import RetryPolicy
 from reference_gateway.router import Router
 from reference_gateway.store import Database
 from reference_gateway.store.changes import Change
@@ -99,6 +100,12 @@ class Gateway:
             prior_weight=settings.router_prior_weight,
             rng=None if seed is None else random.Random(seed),
             pricing=ChainMap(cast(dict[str, object], MODEL_PRICING), dict(LOCAL_PRICING)),
+        )
+        self.retry = RetryPolicy(
+            retries=settings.retries,
+            budget=settings.retry_budget_ms / 1000,
+            first_token_timeout=settings.first_token_timeout_ms / 1000,
+            backoff=settings.retry_backoff_ms / 1000,
         )
         self.local: LocalServer | None = None
         # Metrics, traces and the request log replace this at start-up when enabled.

@@ -48,6 +48,21 @@ variable                        meaning                                default
 ``PROVARA_JUDGE_MODEL``         ``provider/model`` the judge asks      the default model
 ``PROVARA_JUDGE_QUEUE``         completions waiting for the judge      100
                                 (more are not judged)
+``PROVARA_RETRIES``             retries per model of a request that    2
+                                failed before its first byte (429,
+                                5xx, 529, no connection, no first
+                                token in time)
+``PROVARA_RETRY_BUDGET_MS``     a retry's wait must end within this    10000
+                                many ms of the request's start (else
+                                the next fallback is tried at once)
+``PROVARA_RETRY_BACKOFF_MS``    first retry's wait without a           250
+                                ``Retry-After`` (doubles, jittered,
+                                at most 8 s)
+``PROVARA_FIRST_TOKEN_TIMEOUT_MS`` a streamed attempt with a retry or  0 (no limit)
+                                fallback left is abandoned after this
+                                long without a first event
+``PROVARA_LOG_PROMPTS``         put the request's messages in the      0
+                                request log (never on by default)
 ==============================  =====================================  =====================
 
 Operator default provider keys are the registry's ``<NAME>_API_KEY`` variables (and
@@ -143,6 +158,11 @@ class Settings:
     judge_rate: float = 0.0
     judge_model: str = ""
     judge_queue: int = 100
+    log_prompts: bool = False
+    retries: int = 2
+    retry_budget_ms: int = 10_000
+    retry_backoff_ms: int = 250
+    first_token_timeout_ms: int = 0
     fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """``provider/model`` -> the models tried after it, in order, when it fails before
     its first byte."""
@@ -175,6 +195,13 @@ class Settings:
                 f"PROVARA_ROUTER_PRIOR_WEIGHT must be a number of samples from 0 to 1e9, "
                 f"got {weight}"
             )
+        if min(self.retries, self.retry_budget_ms, self.first_token_timeout_ms) < 0:
+            raise ConfigurationError(
+                "PROVARA_RETRIES, PROVARA_RETRY_BUDGET_MS and PROVARA_FIRST_TOKEN_TIMEOUT_MS "
+                "must be >= 0"
+            )
+        if self.retry_backoff_ms < 1:
+            raise ConfigurationError("PROVARA_RETRY_BACKOFF_MS must be positive")
         if self.judge_model == "auto":
             raise ConfigurationError("PROVARA_JUDGE_MODEL must name a model, not 'auto'")
         if not self.default_model or self.default_model == "auto":
@@ -218,6 +245,11 @@ class Settings:
             "judge_rate": _float(environ, "PROVARA_JUDGE_RATE", 0.0, low=0, high=1),
             "judge_model": environ.get("PROVARA_JUDGE_MODEL", "").strip(),
             "judge_queue": _int(environ, "PROVARA_JUDGE_QUEUE", 100),
+            "retries": _int(environ, "PROVARA_RETRIES", 2, minimum=0),
+            "retry_budget_ms": _int(environ, "PROVARA_RETRY_BUDGET_MS", 10_000, minimum=0),
+            "retry_backoff_ms": _int(environ, "PROVARA_RETRY_BACKOFF_MS", 250),
+            "first_token_timeout_ms": _int(environ, "PROVARA_FIRST_TOKEN_TIMEOUT_MS", 0, minimum=0),
+            "log_prompts": _flag(environ, "PROVARA_LOG_PROMPTS", False),
             "environ": environ,
         }
         config_file = environ.get(CONFIG_ENV, "").strip()

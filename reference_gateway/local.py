@@ -17,7 +17,11 @@ Faults for tests and demos: a client may send ``x-provara-local-fault`` with a r
 * ``error-event``: the wire's in-stream error event after the first content chunk (streams);
 * ``truncate``: the stream never sends its terminal marker (streams);
 * ``stall=MS``: silence for MS milliseconds (at most 60000) before the first content chunk;
-* ``status=CODE`` and optionally ``retry-after=SECONDS``: an error status instead of an answer.
+* ``status=CODE`` and optionally ``retry-after=SECONDS``: an error status instead of an answer;
+* ``times=N``: only the first N attempts at a model of one request fail (the gateway's
+  retries after them are answered), to script a fault that clears up;
+* ``model=ID``: only attempts at local model ID fail (``echo`` or ``echo-anthropic``), to
+  fail one model of a fallback chain.
 """
 
 from __future__ import annotations
@@ -85,6 +89,15 @@ class LocalFault:
     stall_ms: int | None = None
     status: int | None = None
     retry_after: int | None = None
+    times: int | None = None
+    model: str | None = None
+
+    def applies(self, model: str, attempt: int) -> bool:
+        """Whether the fault plays for attempt number ``attempt`` (0-based, per model) of a
+        request at local ``model``."""
+        if self.model is not None and model != self.model:
+            return False
+        return self.times is None or attempt < self.times
 
     @classmethod
     def parse(cls, text: str) -> LocalFault:
@@ -100,10 +113,15 @@ class LocalFault:
                     raise ValueError(f"fault {name!r} takes no value")
                 values[name.replace("-", "_")] = True
                 continue
-            if name not in ("stall", "status", "retry-after"):
+            if name == "model":
+                if value not in LOCAL_MODELS:
+                    raise ValueError(f"model must be one of {', '.join(LOCAL_MODELS)}")
+                values["model"] = value
+                continue
+            if name not in ("stall", "status", "retry-after", "times"):
                 raise ValueError(
                     f"unknown fault {name!r}; use abort, error-event, truncate, stall=MS, "
-                    "status=CODE, retry-after=SECONDS"
+                    "status=CODE, retry-after=SECONDS, times=N, model=ID"
                 )
             if not value.isdigit():
                 raise ValueError(f"fault {name!r} needs a whole number, as {name}=N")
@@ -112,6 +130,8 @@ class LocalFault:
                 if number > _MAX_STALL_MS:
                     raise ValueError(f"stall is at most {_MAX_STALL_MS} ms")
                 values["stall_ms"] = number
+            elif name == "times":
+                values["times"] = number
             elif name == "status":
                 if not 400 <= number <= 599:
                     raise ValueError("status must be an error status, 400-599")
@@ -120,12 +140,13 @@ class LocalFault:
                 values["retry_after"] = number
         if "retry_after" in values and "status" not in values:
             raise ValueError("retry-after needs a status")
-        if not values:
-            raise ValueError("empty fault list")
+        if not values.keys() - {"times", "model"}:
+            raise ValueError("empty fault list" if not values else "times and model need a fault")
         return cls(**values)
 
     def header(self) -> str:
-        """The canonical header value."""
+        """The canonical header value of what the upstream plays (``times`` and ``model``
+        are the gateway's to apply)."""
         parts = [name for name in ("abort", "error_event", "truncate") if getattr(self, name)]
         parts = [p.replace("_", "-") for p in parts]
         if self.stall_ms is not None:

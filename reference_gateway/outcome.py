@@ -3,16 +3,35 @@
 The completions endpoint builds an :class:`Attempt` for every try at an upstream (a retry
 or a fallback is an attempt of its own) and one :class:`Outcome` per request, errors
 before routing included, and hands them to the gateway's :class:`Observer` (metrics,
-traces, the structured request log). Nothing here holds a key or a prompt.
+traces, the structured request log). Nothing here holds a key, nor a prompt unless the
+operator asked for prompts in the request log (``PROVARA_LOG_PROMPTS``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Protocol
+from typing import Final, Protocol
 
-__all__ = ["Attempt", "NullObserver", "Observer", "Outcome"]
+__all__ = ["ERROR_CODES", "Attempt", "NullObserver", "Observer", "Outcome"]
+
+ERROR_CODES: Final[dict[str, str]] = {
+    "rate_limited": "the upstream answered 429",
+    "overloaded": "the upstream answered 529",
+    "upstream_error": "another 5xx (or 408), or a 200 whose body broke the wire",
+    "upstream_rejected": "a 4xx other than 429: the key, the model or the request refused",
+    "connection_error": "no HTTP status at all: refused, reset, unresolved, timed out",
+    "first_token_timeout": "no first event within PROVARA_FIRST_TOKEN_TIMEOUT_MS",
+    "stream_timeout": "the upstream stream fell silent for PROVARA_STREAM_TIMEOUT_MS",
+    "stream_aborted": "the upstream stream broke off (dropped, truncated, error event)",
+    "usage_not_recorded": "the served attempt's usage row could not be committed",
+    "client_disconnected": "the client went away before the answer was complete",
+    "internal_error": "a bug in the gateway or an adapter (the client got a 500)",
+}
+"""Every error code of an :class:`Attempt` (and of a usage row), and the upstream ones of
+an :class:`Outcome`; an outcome that failed before any attempt carries its
+:class:`~reference_gateway.api.errors.GatewayError` code instead (``invalid_api_key``,
+``model_not_found``, ``invalid_value`` ...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +84,8 @@ class Outcome:
     ``served_model`` the ``provider/model`` that answered (``None`` when none did).
     ``status`` is the client's HTTP status (200 for a stream that started, even if it was
     aborted later: ``error`` then says how it ended). ``attempts`` are in order.
+    ``prompt`` is the body's ``messages`` as the client sent them, set only when
+    ``Settings.log_prompts`` is on (``None`` otherwise, and when the body was never read).
     """
 
     request_id: str
@@ -79,6 +100,9 @@ class Outcome:
     served_model: str | None = None
     ttft_ms: float | None = None
     attempts: tuple[Attempt, ...] = field(default_factory=tuple)
+    skipped: tuple[str, ...] = ()
+    """Fallback models passed over without an attempt (no key for them, not routable)."""
+    prompt: object = None
 
     @property
     def retries(self) -> int:

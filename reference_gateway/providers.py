@@ -77,7 +77,8 @@ class Route:
 
     ``owned`` marks a one-off instance (a scripted local fault) that the caller closes
     when the request is done. A cached instance (``cached``) counts the routes not yet
-    released: every route the pool hands out must be released exactly once.
+    released: every route the pool hands out must be released exactly once. ``key_hint``
+    is the hint of the tenant's stored key that serves it (``None`` for any other key).
     """
 
     provider_name: str
@@ -86,6 +87,7 @@ class Route:
     key_source: KeySource
     owned: bool = False
     cached: _Instance | None = None
+    key_hint: str | None = None
 
     @property
     def public_model(self) -> str:
@@ -240,9 +242,12 @@ class ProviderPool:
 
     # -- routing ---------------------------------------------------------------------------
 
-    async def route(self, tenant: Tenant, model: str, *, local_fault: str | None = None) -> Route:
+    async def route(
+        self, tenant: Tenant, model: str, *, local_fault: str | None = None, attempt: int = 0
+    ) -> Route:
         """The route for ``model`` on behalf of ``tenant``; a 4xx :class:`GatewayError` if
-        the model is unknown or no key can serve it."""
+        the model is unknown or no key can serve it. ``attempt`` counts the request's
+        earlier attempts at this model (a local fault may spare the later ones)."""
         candidates = self.candidates(model)
         if not candidates:
             raise _unknown_model(model)
@@ -252,10 +257,11 @@ class ProviderPool:
             if source is None:
                 continue
             if source == "local":
-                return self._local_route(model_id, local_fault)
+                return self._local_route(model_id, local_fault, attempt)
             cached = self._instance(tenant, provider, source, keys)
             cached.in_flight += 1
-            return Route(provider, model_id, cached.provider, source, cached=cached)
+            hint = keys[provider].hint if source == "tenant" else None
+            return Route(provider, model_id, cached.provider, source, cached=cached, key_hint=hint)
         provider = candidates[0][0]
         env = self.registry.get(provider).api_key_env
         raise GatewayError(
@@ -271,7 +277,7 @@ class ProviderPool:
         """The transport for a new provider instance (each instance owns its own)."""
         return provider_transport() if self._fast_transport else None
 
-    def _local_route(self, model: str, fault_text: str | None) -> Route:
+    def _local_route(self, model: str, fault_text: str | None, attempt: int = 0) -> Route:
         base_url = self._local_base_url
         if base_url is None:  # pragma: no cover - candidates() excludes local then
             raise _unknown_model(f"{LOCAL_PROVIDER}/{model}")
@@ -282,6 +288,8 @@ class ProviderPool:
                 raise GatewayError(
                     400, f"Invalid x-provara-local-fault header: {exc}.", code="invalid_header"
                 ) from None
+            if not fault.applies(model, attempt):
+                return self._local_route(model, None)
             provider = build_local_provider(
                 model,
                 base_url,

@@ -47,6 +47,15 @@ A tenant's posteriors of a cell are computed when it first needs them and kept u
 next sample lands in that cell (anyone's: the prior moves too), so an ``auto`` request
 costs a lookup, plus a Beta draw and a price per candidate in a cell past its cold start.
 
+**Failures count against a model.** Every failed attempt at a model (a 429, a 5xx, no
+connection, no first token in time, a key the provider refused; not a request the upstream
+refused as malformed) adds one to the tenant's failure count of that model, which halves
+every ``failure_half_life`` seconds (5 minutes) and on each success. In ``auto`` a model's
+count ``f`` joins its posterior as ``f`` zero-score samples, ``Beta(alpha, beta + f)``: a
+model that keeps failing is drawn less often until it recovers, without touching the
+feedback it earned. The counts are per tenant (a tenant's own key may be the one failing),
+kept in memory by each process, and shown on ``/dashboard/router``.
+
 The random source is injectable (``rng``, or ``PROVARA_ROUTER_SEED``), so tests are
 deterministic. Samples are persisted in the ``feedback`` table and every tenant's totals
 rebuilt from it at start-up (:meth:`Router.load`); samples other processes store arrive
@@ -58,8 +67,9 @@ from __future__ import annotations
 import math
 import random
 import re
+import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import NamedTuple
@@ -214,6 +224,8 @@ class Candidate:
     cost_term: float
     utility: float
     """The posterior mean (or the Thompson draw, for a real decision) minus the cost term."""
+    failures: float = 0.0
+    """The tenant's recent failures of the model (decayed), counted as zero scores."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +277,8 @@ class Router:
         rng: random.Random | None = None,
         pricing: Mapping[str, object] = MODEL_PRICING,
         max_tracked: int = 100_000,
+        failure_half_life: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         weight = float(min_samples if prior_weight is None else prior_weight)
         if not 0 <= weight < math.inf:
@@ -279,6 +293,47 @@ class Router:
         self._cells: dict[str, _Cell] = {}
         self._tracked: OrderedDict[str, Tracked] = OrderedDict()
         self._names: dict[str, str] = {}
+        self.failure_half_life = failure_half_life
+        self.clock = clock
+        self._failures: dict[str, dict[str, tuple[float, float]]] = {}
+
+    # -- failures --------------------------------------------------------------------------
+
+    def _decayed(self, entry: tuple[float, float], now: float) -> float:
+        count, at = entry
+        return count * math.pow(0.5, (now - at) / self.failure_half_life)
+
+    def failed(self, tenant_id: str, model: str) -> None:
+        """An attempt of ``tenant_id`` at ``model`` (``provider/model``) failed."""
+        models = self._failures.setdefault(tenant_id, {})
+        now = self.clock()
+        entry = models.get(model)
+        models[self._names.setdefault(model, model)] = (
+            1.0 + (0.0 if entry is None else self._decayed(entry, now)),
+            now,
+        )
+
+    def succeeded(self, tenant_id: str, model: str) -> None:
+        """An attempt of ``tenant_id`` at ``model`` answered: its failure count halves."""
+        models = self._failures.get(tenant_id)
+        if models is None:
+            return
+        entry = models.get(model)
+        if entry is not None:
+            now = self.clock()
+            count = self._decayed(entry, now) / 2
+            if count < 0.01:
+                del models[model]
+            else:
+                models[model] = (count, now)
+
+    def failures(self, tenant_id: str) -> dict[str, float]:
+        """The tenant's recent failure count per model (decayed; only models with any)."""
+        models = self._failures.get(tenant_id)
+        if not models:
+            return {}
+        now = self.clock()
+        return {model: self._decayed(entry, now) for model, entry in models.items()}
 
     # -- cells and completions -------------------------------------------------------------
 
@@ -419,6 +474,7 @@ class Router:
         else:
             view = self._view(tenant_id, state)
         costs = {m: self.expected_cost(m, input_tokens, output_tokens) for m in view.posteriors}
+        failures = self.failures(tenant_id)
         ready = {m for m, _ in view.ready}
         rows: dict[str, tuple[bool, str]] = {}
         for model, posterior in view.posteriors.items():
@@ -441,10 +497,12 @@ class Router:
             ok, reason = rows[model]
             cost = costs[model]
             cost_term = self.cost_weight * float(dearest if cost is None else cost)
+            failed = failures.get(model, 0.0)
+            beta = posterior.beta + failed
             if ok and sample and not cold:
-                quality = self.rng.betavariate(posterior.alpha, posterior.beta)
+                quality = self.rng.betavariate(posterior.alpha, beta)
             else:
-                quality = posterior.mean
+                quality = posterior.alpha / (posterior.alpha + beta)
             candidates.append(
                 Candidate(
                     model=model,
@@ -456,6 +514,7 @@ class Router:
                     expected_cost=cost,
                     cost_term=cost_term,
                     utility=quality - cost_term,
+                    failures=failed,
                 )
             )
         if cold:
@@ -501,10 +560,11 @@ class Router:
                 priced.append((model, posterior, None))
         if len(priced) == 1:
             return default
+        failures = self.failures(tenant.id) if tenant.id in self._failures else {}
         best, best_utility = default, -math.inf
         for model, posterior, cost in priced:
             utility = self.rng.betavariate(
-                posterior.alpha, posterior.beta
+                posterior.alpha, posterior.beta + failures.get(model, 0.0)
             ) - self.cost_weight * float(dearest if cost is None else cost)
             if utility > best_utility:
                 best, best_utility = model, utility

@@ -84,8 +84,13 @@ class ChunkEncoder:
         call["function"] = function
         return self._delta(b'"tool_calls":' + orjson.dumps([call]))
 
-    def end(self, meta: ProvaraMeta, *, include_usage: bool) -> bytes:
-        """Finish chunk, optional usage chunk, meta chunk and ``[DONE]``, as one write."""
+    def end(
+        self, meta: ProvaraMeta, *, include_usage: bool, provara: dict[str, Any] | None = None
+    ) -> bytes:
+        """Finish chunk, optional usage chunk, meta chunk and ``[DONE]``, as one write.
+
+        ``provara`` replaces the meta's own dict (the gateway adds the served model and
+        the attempts to it)."""
         finish = orjson.dumps(meta.finish_reason)
         parts = [
             self._head
@@ -107,7 +112,7 @@ class ChunkEncoder:
             b"data: "
             + self._header
             + b',"choices":[],"provara":'
-            + orjson.dumps(meta.to_dict())
+            + orjson.dumps(meta.to_dict() if provara is None else provara)
             + b"}\n\n"
         )
         parts.append(DONE)

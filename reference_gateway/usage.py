@@ -1,4 +1,4 @@
-"""Usage and cost accounting: every answered completion's row, written in batches.
+"""Usage and cost accounting: every attempt's row, written in batches.
 
 :meth:`UsageRecorder.commit` queues a completion's row and returns a future that resolves
 once the row is committed; the gateway answers (a 200, or a stream's clean end) only after
@@ -19,6 +19,12 @@ an unpriced request is never counted as $0. ``estimated`` marks rows whose token
 (either one) were not reported by the upstream; ``input_tokens_method`` and
 ``output_tokens_method`` say what counted them (the adapter's count endpoint or tokenizer,
 or characters / 4).
+
+A request makes one row per attempt (a retry or a fallback is an attempt of its own):
+``status`` and ``error`` say how the attempt ended (``error`` NULL for the one that served
+the request), ``attempt`` its index. A rejected attempt (429, 5xx, no connection) costs 0
+tokens; one abandoned before its first token (``first_token_timeout``, a client gone)
+counts its input as estimated; a stream broken after its first byte counts what it sent.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import asyncio
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 import sqlalchemy as sa
 
@@ -36,16 +42,32 @@ from provara_kit.types import ProvaraMeta
 from reference_gateway.store import Database
 from reference_gateway.store.usage import insert_usage
 
-__all__ = ["UsageNotRecordedError", "UsageRecorder"]
+__all__ = ["SERVED", "Attempted", "UsageNotRecordedError", "UsageRecorder"]
 
 logger = logging.getLogger("reference_gateway")
 
-_Pending: TypeAlias = tuple[str, str, float, ProvaraMeta, str, bool, str | None]
-"""``(request_id, tenant_id, unix time, meta, key source, streamed, router cell)``."""
+_Pending: TypeAlias = tuple[str, str, float, ProvaraMeta, str, bool, str | None, "Attempted"]
+"""``(request_id, tenant_id, unix time, meta, key source, streamed, router cell, attempt)``."""
+
+
+class Attempted(NamedTuple):
+    """Which attempt of its request a row is: its status, error code (``None``: it served
+    the request), 0-based number, the model the client asked for and the stored key's
+    hint."""
+
+    status: int = 200
+    error: str | None = None
+    attempt: int = 0
+    requested_model: str | None = None
+    key_hint: str | None = None
+
+
+SERVED = Attempted()
+"""A request answered by its first attempt, with nothing more known."""
 
 
 def _row(item: _Pending) -> tuple[Any, ...]:
-    request_id, tenant_id, at, meta, key_source, stream, cell = item
+    request_id, tenant_id, at, meta, key_source, stream, cell, attempt = item
     when = datetime.fromtimestamp(at, UTC)
     estimated = "estimated" in (meta.input_tokens_source, meta.output_tokens_source)
     cost = None if meta.cost_usd is None else to_picodollars(meta.cost_usd)
@@ -71,6 +93,7 @@ def _row(item: _Pending) -> tuple[Any, ...]:
         cell,
         meta.input_tokens_method,
         meta.output_tokens_method,
+        *attempt,
     )
 
 
@@ -118,14 +141,18 @@ class UsageRecorder:
         key_source: str,
         stream: bool,
         cell: str | None = None,
+        attempt: Attempted = SERVED,
     ) -> None:
-        """Queue one finished request's usage for the next batch. Never blocks, never
-        touches the database.
+        """Queue one attempt's usage for the next batch. Never blocks, never touches the
+        database.
 
         ``cell`` is the router's cell of a client's completion, kept so that feedback on it
-        still finds its cell and model after a restart.
+        still finds its cell and model after a restart. A failed attempt's row queued here
+        before its request's :meth:`commit` lands in the same transaction or an earlier one.
         """
-        self._pending.append((request_id, tenant_id, time.time(), meta, key_source, stream, cell))
+        self._pending.append(
+            (request_id, tenant_id, time.time(), meta, key_source, stream, cell, attempt)
+        )
         if len(self._pending) >= self._batch:
             self._wake.set()
 
@@ -138,6 +165,7 @@ class UsageRecorder:
         key_source: str,
         stream: bool,
         cell: str | None = None,
+        attempt: Attempted = SERVED,
     ) -> asyncio.Future[None]:
         """Queue a completion's usage and return a future done once the row is committed
         (at once when not :attr:`durable`); it fails with :class:`UsageNotRecordedError`
@@ -149,6 +177,7 @@ class UsageRecorder:
             key_source=key_source,
             stream=stream,
             cell=cell,
+            attempt=attempt,
         )
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if not self.durable:

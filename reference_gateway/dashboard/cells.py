@@ -54,6 +54,26 @@ def _explanation(router: Router) -> str:
     )
 
 
+def _failures(router: Router, tenant_id: str) -> str:
+    """The tenant's recent failed attempts per model, as ``auto`` holds them against it."""
+    failures = {m: f for m, f in router.failures(tenant_id).items() if f >= 0.05}
+    if not failures:
+        return ""
+    rows = "".join(
+        f"<tr><td><code>{e(model)}</code></td><td class=num>{count:.2f}</td></tr>"
+        for model, count in sorted(failures.items(), key=lambda item: -item[1])
+    )
+    return (
+        '<h2 id="failures">Recent failures</h2>'
+        "<p>Failed attempts of yours per model (429s, 5xx, no connection, no first token "
+        f"in time, a refused key), halving every {router.failure_half_life / 60:g} minutes "
+        "and on each success. <code>auto</code> counts each as a zero score, so a failing "
+        "model is drawn less often until it recovers.</p>"
+        "<table><thead><tr><th>Model</th><th class=num>Recent failures</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+    )
+
+
 class RouterPage:
     def __init__(self, gateway: Gateway, sessions: SessionAuth) -> None:
         self.gateway = gateway
@@ -65,7 +85,7 @@ class RouterPage:
             return self.sessions.login_page()
         router = self.gateway.router
         tenant_id = session.tenant.id
-        parts = [_explanation(router)]
+        parts = [_explanation(router), _failures(router, tenant_id)]
         shown = 0
         for cell in router.cells():
             own = router.samples(tenant_id, cell)

@@ -39,6 +39,11 @@ USAGE_COLUMNS: tuple[str, ...] = (
     "cell",
     "input_tokens_method",
     "output_tokens_method",
+    "status",
+    "error",
+    "attempt",
+    "requested_model",
+    "key_hint",
 )
 """The order of the values in a row given to :func:`insert_usage`."""
 
@@ -55,7 +60,9 @@ def completion_of(
 ) -> tuple[str, str, str] | None:
     """``(provider, model, cell)`` of one of the tenant's completions, or None.
 
-    Only completions the router tracks carry a cell (not the judge's own calls).
+    Only completions the router tracks carry a cell (not the judge's own calls), and only
+    the attempt that served it counts (``error`` NULL): a failed attempt before it was
+    another model's.
     """
     row = conn.execute(
         sa.select(usage.c.provider, usage.c.model, usage.c.cell)
@@ -63,6 +70,7 @@ def completion_of(
             usage.c.request_id == request_id,
             usage.c.tenant_id == tenant_id,
             usage.c.cell.is_not(None),
+            usage.c.error.is_(None),
         )
         .limit(1)
     ).first()

@@ -156,6 +156,7 @@ def make_settings(tmp: Path, **overrides: Any) -> Settings:
         max_body_bytes=64 * 1024,
         usage_flush_ms=50,
         discover_models=False,
+        retries=0,  # one attempt per model unless a test asks for retries
         environ={"BOOM_API_KEY": BOOM_KEY},
     )
     return replace(base, **overrides)

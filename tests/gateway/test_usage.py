@@ -174,7 +174,9 @@ def test_usage_flushes_on_its_interval(gateway: GatewayServer, token: str) -> No
     assert len(rows(gateway.database, token)) == 1
 
 
-def test_failed_and_aborted_requests_record_no_usage(gateway: GatewayServer, token: str) -> None:
+def test_a_stream_aborted_after_its_first_byte_is_one_estimated_row(
+    gateway: GatewayServer, token: str
+) -> None:
     with (
         openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=token, max_retries=0) as sdk,
         pytest.raises(openai.APIError),
@@ -187,8 +189,16 @@ def test_failed_and_aborted_requests_record_no_usage(gateway: GatewayServer, tok
                 extra_headers={"x-provara-local-fault": "abort"},
             )
         )
-    time.sleep(0.2)
-    assert rows(gateway.database, token) == []
+    deadline = time.monotonic() + 5
+    while not rows(gateway.database, token) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    (row,) = rows(gateway.database, token)
+    assert (row["status"], row["error"], row["attempt"]) == (200, "stream_aborted", 0)
+    assert row["estimated"] == 1
+    assert row["input_tokens_source"] == row["output_tokens_source"] == "estimated"
+    assert row["output_tokens"] > 0  # the first chunk reached the client
+    assert (row["priced"], row["cost_picodollars"]) == (1, 0)  # local is free, and priced
+    assert row["requested_model"] == "local/echo"
 
 
 def test_a_version_2_database_migrates_and_keeps_its_usage(tmp_path: Path) -> None:
