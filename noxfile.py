@@ -26,14 +26,14 @@ def _pytest(session: nox.Session, *args: str) -> None:
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Run the whole test suite (what CI runs)."""
-    session.install("-e", ".[test,gateway,bedrock]")
+    session.install("-e", ".[test,gateway,bedrock,otel]")
     _pytest(session, "-p", "no:cacheprovider")
 
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """Lint and format-check with ruff, type-check with mypy."""
-    session.install("-e", ".[lint,test,bedrock]")
+    session.install("-e", ".[lint,test,bedrock,otel]")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")

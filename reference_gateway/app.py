@@ -12,6 +12,7 @@ Routes:
 ``/router``                            router's cells
 ``/dashboard/operator/...``            operators only: every tenant's spend, tenants,
                                        the providers' health
+``GET /metrics``                       Prometheus metrics (an operator token)
 ``GET /healthz``                       liveness, no authentication
 =====================================  ====================================================
 
@@ -67,6 +68,8 @@ from reference_gateway.store import Database
 from reference_gateway.store.changes import Change
 from reference_gateway.store.feedback import Sample
 from reference_gateway.sync import Sync, snapshot
+from reference_gateway.telemetry import Telemetry
+from reference_gateway.telemetry import routes as telemetry_routes
 from reference_gateway.usage import UsageRecorder
 
 __all__ = ["Gateway", "create_app"]
@@ -86,6 +89,7 @@ class Gateway:
     keys: ProviderKeys
     usage: UsageRecorder
     judge: Judge
+    telemetry: Telemetry
     sync: Sync
 
     def __init__(self, settings: Settings, *, registry: Registry, vault: Vault) -> None:
@@ -169,6 +173,10 @@ class Gateway:
             store_feedback=self.sync.insert_feedback,
         )
         self.judge.start()
+        self.telemetry = Telemetry(
+            settings, catalog=self.providers, usage_pending=lambda: self.usage.pending
+        )
+        self.observer = self.telemetry.start()
         if settings.discover_models:
             self._discovery = asyncio.create_task(self._discover(), name="model-discovery")
 
@@ -227,6 +235,7 @@ class Gateway:
         await self.providers.aclose()
         if self.local is not None:
             await self.local.stop()
+        await self.telemetry.aclose()
         self.db.close()
 
 
@@ -289,6 +298,7 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
         *feedback.routes(gateway),
         *keys.routes(gateway),
         *dashboard.routes(gateway),
+        *telemetry_routes(gateway),
         *operator_pages.routes(gateway),
     ]
     app = _GatewayApp(

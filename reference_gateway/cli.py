@@ -97,6 +97,18 @@ def _log_config() -> dict[str, object]:
     config = copy.deepcopy(LOGGING_CONFIG)
     loggers = config["loggers"]
     loggers["reference_gateway"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    # The request log: one bare line (JSON by default) per chat request, beside the access log.
+    config["formatters"]["request"] = {"format": "%(message)s"}
+    config["handlers"]["requests"] = {
+        "formatter": "request",
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stdout",
+    }
+    loggers["reference_gateway.requests"] = {
+        "handlers": ["requests"],
+        "level": "INFO",
+        "propagate": False,
+    }
     return config
 
 
@@ -136,16 +148,23 @@ def _serve(args: argparse.Namespace) -> int:
         # import string to start several): hand it the settings resolved here.
         os.environ["PROVARA_DATABASE_URL"] = settings.database_url
         os.environ[MASTER_KEY_ENV] = settings.master_key
-        uvicorn.run(
-            "reference_gateway.cli:worker_app",
-            factory=True,
-            workers=args.workers,
-            host=args.host,
-            port=args.port,
-            log_config=_log_config(),
-            access_log=args.access_log,
-            timeout_graceful_shutdown=10,
-        )
+        from reference_gateway.telemetry import prepare_workers
+
+        # The workers' metrics meet in one fresh directory, which any worker's /metrics reads.
+        metrics_done = prepare_workers(settings, os.environ)
+        try:
+            uvicorn.run(
+                "reference_gateway.cli:worker_app",
+                factory=True,
+                workers=args.workers,
+                host=args.host,
+                port=args.port,
+                log_config=_log_config(),
+                access_log=args.access_log,
+                timeout_graceful_shutdown=10,
+            )
+        finally:
+            metrics_done()
         return 0
     uvicorn.run(
         app,

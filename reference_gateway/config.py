@@ -48,6 +48,16 @@ variable                        meaning                                default
 ``PROVARA_JUDGE_MODEL``         ``provider/model`` the judge asks      the default model
 ``PROVARA_JUDGE_QUEUE``         completions waiting for the judge      100
                                 (more are not judged)
+``PROVARA_METRICS``             count requests for ``GET /metrics``    1
+                                (Prometheus; an operator token)
+``PROVARA_METRICS_BIND``        also serve the metrics, without        none
+                                authentication, on this
+                                ``host:port`` (e.g. 127.0.0.1:9464)
+``PROVARA_REQUEST_LOG``         one line per chat request on the       ``json``
+                                ``reference_gateway.requests`` logger:
+                                ``json``, ``text`` or ``off``
+``PROVARA_LOG_PROMPTS``         put the request's messages in that     0
+                                line (never on by default)
 ``PROVARA_RETRIES``             retries per model of a request that    2
                                 failed before its first byte (429,
                                 5xx, 529, no connection, no first
@@ -82,7 +92,14 @@ from provara_kit.vault import MASTER_KEY_ENV, PREVIOUS_KEYS_ENV, Vault
 from reference_gateway.configfile import CONFIG_ENV, GatewayConfig, load_config
 from reference_gateway.store.engine import is_sqlite, sqlalchemy_url, sqlite_path
 
-__all__ = ["DEFAULT_DATABASE_PATH", "DEFAULT_DATABASE_URL", "Settings", "sqlite_path"]
+__all__ = [
+    "DEFAULT_DATABASE_PATH",
+    "DEFAULT_DATABASE_URL",
+    "REQUEST_LOG_FORMATS",
+    "Settings",
+    "parse_bind",
+    "sqlite_path",
+]
 
 DEFAULT_DATABASE_PATH = "./provara-gateway.db"
 DEFAULT_DATABASE_URL = f"sqlite:///{DEFAULT_DATABASE_PATH}"
@@ -114,6 +131,21 @@ def _float(
     if not low <= value <= high:
         raise ConfigurationError(f"{name} must be between {low:g} and {high:g}, got {raw}")
     return value
+
+
+REQUEST_LOG_FORMATS = ("json", "text", "off")
+
+
+def parse_bind(value: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:9464`` for IPv6) as ``(host, port)``; a
+    :class:`ConfigurationError` that says what is wrong otherwise."""
+    host, colon, port = value.strip().rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigurationError(
+            f"PROVARA_METRICS_BIND must be host:port (for example 127.0.0.1:9464), got {value!r}"
+        )
+    return host, int(port)
 
 
 def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
@@ -163,6 +195,10 @@ class Settings:
     retry_budget_ms: int = 10_000
     retry_backoff_ms: int = 250
     first_token_timeout_ms: int = 0
+    metrics: bool = True
+    metrics_bind: str | None = None
+    request_log: str = "json"
+    log_prompts: bool = False
     fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """``provider/model`` -> the models tried after it, in order, when it fails before
     its first byte."""
@@ -202,6 +238,13 @@ class Settings:
             )
         if self.retry_backoff_ms < 1:
             raise ConfigurationError("PROVARA_RETRY_BACKOFF_MS must be positive")
+        if self.request_log not in REQUEST_LOG_FORMATS:
+            raise ConfigurationError(
+                f"PROVARA_REQUEST_LOG must be one of {', '.join(REQUEST_LOG_FORMATS)}, "
+                f"got {self.request_log!r}"
+            )
+        if self.metrics_bind is not None:
+            parse_bind(self.metrics_bind)
         if self.judge_model == "auto":
             raise ConfigurationError("PROVARA_JUDGE_MODEL must name a model, not 'auto'")
         if not self.default_model or self.default_model == "auto":
@@ -245,6 +288,10 @@ class Settings:
             "judge_rate": _float(environ, "PROVARA_JUDGE_RATE", 0.0, low=0, high=1),
             "judge_model": environ.get("PROVARA_JUDGE_MODEL", "").strip(),
             "judge_queue": _int(environ, "PROVARA_JUDGE_QUEUE", 100),
+            "metrics": _flag(environ, "PROVARA_METRICS", True),
+            "metrics_bind": environ.get("PROVARA_METRICS_BIND", "").strip() or None,
+            "request_log": environ.get("PROVARA_REQUEST_LOG", "").strip().lower() or "json",
+            "log_prompts": _flag(environ, "PROVARA_LOG_PROMPTS", False),
             "retries": _int(environ, "PROVARA_RETRIES", 2, minimum=0),
             "retry_budget_ms": _int(environ, "PROVARA_RETRY_BUDGET_MS", 10_000, minimum=0),
             "retry_backoff_ms": _int(environ, "PROVARA_RETRY_BACKOFF_MS", 250),

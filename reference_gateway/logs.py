@@ -14,7 +14,13 @@ from provara_kit.errors import redact
 
 __all__ = ["SECRETS", "SecretFilter", "install"]
 
-_LOGGERS = ("reference_gateway", "uvicorn.error", "uvicorn.access", "httpx")
+_LOGGERS = (
+    "reference_gateway",
+    "reference_gateway.requests",  # a child's records skip its parent's filters
+    "uvicorn.error",
+    "uvicorn.access",
+    "httpx",
+)
 
 
 class SecretFilter(logging.Filter):

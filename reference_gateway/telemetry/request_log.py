@@ -1,0 +1,123 @@
+"""One log line per chat request, on the ``reference_gateway.requests`` logger.
+
+``PROVARA_REQUEST_LOG=json`` (the default) writes one JSON object a line; ``text`` the
+same fields as ``key=value`` pairs; ``off`` nothing. The line never holds a key (the
+logger carries :data:`reference_gateway.logs.SECRETS`, which rewrites any record quoting
+one) and holds the request's messages only when ``PROVARA_LOG_PROMPTS=1``.
+
+Fields, in order: ``time`` (the request's arrival, ISO 8601 UTC), ``request_id``,
+``tenant``, ``tenant_id``, ``model_requested``, ``model_served``, ``status``, ``error``,
+``stream``, ``latency_ms``, ``ttft_ms``, ``input_tokens``, ``output_tokens`` (every
+attempt's), ``cost_usd`` (the priced attempts', ``null`` when none was priced),
+``priced`` (every attempt with tokens had a price), ``estimated``, ``attempts``,
+``retries``, ``fallbacks``, ``path`` (``model status → model status``), then ``prompt``
+when prompts are logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from reference_gateway.outcome import Attempt, Outcome
+
+__all__ = ["LOGGER_NAME", "RequestLog", "fields"]
+
+LOGGER_NAME = "reference_gateway.requests"
+
+_CLIP = 256  # a client's model string is logged, but not a megabyte of it
+
+
+def _clip(value: str | None) -> str | None:
+    if value is None or len(value) <= _CLIP:
+        return value
+    return value[:_CLIP] + "…"
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def _cost(attempts: tuple[Attempt, ...]) -> float | None:
+    costs = [a.cost_usd for a in attempts if a.cost_usd is not None]
+    return float(sum(costs, Decimal(0))) if costs else None
+
+
+def fields(outcome: Outcome, *, prompts: bool = False) -> dict[str, Any]:
+    """The request line's fields (see the module docstring)."""
+    attempts = outcome.attempts
+    record: dict[str, Any] = {
+        "time": datetime.fromtimestamp(outcome.started, UTC).isoformat(timespec="milliseconds"),
+        "request_id": outcome.request_id,
+        "tenant": outcome.tenant,
+        "tenant_id": outcome.tenant_id,
+        "model_requested": _clip(outcome.requested_model),
+        "model_served": outcome.served_model,
+        "status": outcome.status,
+        "error": outcome.error,
+        "stream": outcome.stream,
+        "latency_ms": _ms(outcome.latency_ms),
+        "ttft_ms": _ms(outcome.ttft_ms),
+        "input_tokens": sum(a.input_tokens for a in attempts),
+        "output_tokens": sum(a.output_tokens for a in attempts),
+        "cost_usd": _cost(attempts),
+        "priced": all(
+            a.priced and a.cost_usd is not None
+            for a in attempts
+            if a.input_tokens or a.output_tokens
+        ),
+        "estimated": any(a.estimated for a in attempts),
+        "attempts": len(attempts),
+        "retries": outcome.retries,
+        "fallbacks": outcome.fallbacks,
+        "path": outcome.path,
+    }
+    if prompts and outcome.prompt is not None:
+        record["prompt"] = outcome.prompt
+    return record
+
+
+def _json(record: dict[str, Any]) -> str:
+    return orjson.dumps(record, default=str).decode()
+
+
+def _text_value(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    text = value if isinstance(value, str) else _json(value)
+    if text and all(c.isprintable() and c not in ' "=\\' for c in text):
+        return text
+    return orjson.dumps(text).decode()
+
+
+def _text(record: dict[str, Any]) -> str:
+    return " ".join(f"{key}={_text_value(value)}" for key, value in record.items())
+
+
+class RequestLog:
+    """The observer that writes the request line (``style`` is ``json`` or ``text``)."""
+
+    def __init__(
+        self, style: str = "json", *, prompts: bool = False, logger: logging.Logger | None = None
+    ) -> None:
+        if style not in ("json", "text"):
+            raise ValueError(f"request log style must be json or text, not {style!r}")
+        self._format = _json if style == "json" else _text
+        self._prompts = prompts
+        self.logger = logger or logging.getLogger(LOGGER_NAME)
+
+    def attempt_done(self, attempt: Attempt, *, request_id: str, tenant_id: str) -> None:
+        return None  # the request's line lists its attempts
+
+    def request_done(self, outcome: Outcome) -> None:
+        logger = self.logger
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(self._format(fields(outcome, prompts=self._prompts)))

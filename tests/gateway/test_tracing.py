@@ -1,0 +1,247 @@
+"""OpenTelemetry spans: a request span and a child per attempt after the GenAI semantic
+conventions, the ``OTEL_*`` switches, and a gateway without the SDK that traces nothing and
+imports nothing of it."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from reference_gateway.telemetry import tracing
+from reference_gateway.telemetry.labels import ModelLabels
+from reference_gateway.telemetry.tracing import Tracing, exporter_names, from_environ
+from tests.gateway.conftest import GatewayServer, make_settings
+from tests.gateway.test_metrics import T0, _Catalog, attempt, outcome
+
+_OTEL_MODULES = (
+    "opentelemetry",
+    "opentelemetry.trace",
+    "opentelemetry.sdk",
+    "opentelemetry.sdk.trace",
+    "opentelemetry.sdk.resources",
+)
+
+
+@pytest.fixture
+def exporter() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def traced(exporter: InMemorySpanExporter) -> Iterator[Tracing]:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    observer = Tracing(provider, ModelLabels(_Catalog()))
+    yield observer
+    observer.shutdown()
+
+
+def test_a_request_span_with_a_child_per_attempt(
+    traced: Tracing, exporter: InMemorySpanExporter
+) -> None:
+    traced.request_done(
+        outcome(
+            attempt(
+                "acme/acme-1",
+                status=429,
+                error="rate_limited",
+                input_tokens=0,
+                output_tokens=0,
+                cost_usd=None,
+                retry_after=1.5,
+            ),
+            attempt(
+                "local/echo",
+                started=T0 + 0.5,
+                latency_ms=30.0,
+                ttft_ms=3.0,
+                finish_reason="stop",
+                cost_usd=Decimal("0.002"),
+            ),
+            requested_model="auto",
+            started=T0,
+            latency_ms=600.0,
+            ttft_ms=3.0,
+        )
+    )
+    spans = exporter.get_finished_spans()
+    assert [s.name for s in spans] == ["chat acme-1", "chat echo", "chat auto"]
+    first, second, request = spans
+    assert request.kind is SpanKind.SERVER and request.parent is None
+    assert {first.parent.span_id, second.parent.span_id} == {request.context.span_id}  # type: ignore[union-attr]
+    assert first.kind is SpanKind.CLIENT
+    assert (request.start_time, request.end_time) == (int(T0 * 1e9), int(T0 * 1e9) + 600_000_000)
+    assert (second.start_time, second.end_time) == (
+        int((T0 + 0.5) * 1e9),
+        int((T0 + 0.5) * 1e9) + 30_000_000,
+    )
+    assert dict(request.attributes or {}) == {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "auto",
+        "gen_ai.response.model": "echo",
+        "gen_ai.provider.name": "local",
+        "gen_ai.system": "local",
+        "gen_ai.response.id": "chatcmpl-1",
+        "gen_ai.usage.input_tokens": 10,
+        "gen_ai.usage.output_tokens": 5,
+        "http.response.status_code": 200,
+        "provara.stream": False,
+        "provara.attempts": 2,
+        "provara.retries": 0,
+        "provara.fallbacks": 1,
+        "provara.tenant.id": "t_1",
+        "provara.tenant.name": "acme-corp",
+        "provara.time_to_first_token_ms": 3.0,
+        "provara.cost_usd": 0.002,
+    }
+    assert request.status.status_code is StatusCode.UNSET
+    assert first.status.status_code is StatusCode.ERROR
+    failed = dict(first.attributes or {})
+    assert failed["error.type"] == "rate_limited" and failed["provara.retry_after_s"] == 1.5
+    assert failed["gen_ai.request.model"] == "acme-1" and "gen_ai.response.model" not in failed
+    served = dict(second.attributes or {})
+    assert served["gen_ai.response.model"] == "echo"
+    assert served["gen_ai.response.finish_reasons"] == ("stop",)
+    assert served["gen_ai.usage.output_tokens"] == 5 and "error.type" not in served
+
+
+def test_an_error_before_any_attempt(traced: Tracing, exporter: InMemorySpanExporter) -> None:
+    traced.request_done(
+        outcome(status=404, error="model_not_found", requested_model="typed/by-a-client")
+    )
+    (span,) = exporter.get_finished_spans()
+    assert span.name == "chat"  # a model nobody routes does not name spans
+    attributes = dict(span.attributes or {})
+    assert attributes["error.type"] == "model_not_found"
+    assert attributes["gen_ai.request.model"] == "typed/by-a-client"
+    assert "gen_ai.provider.name" not in attributes
+    assert span.status.status_code is StatusCode.ERROR
+
+
+def test_no_prompt_on_a_span(traced: Tracing, exporter: InMemorySpanExporter) -> None:
+    traced.request_done(outcome(attempt(), prompt=[{"role": "user", "content": "secret plan"}]))
+    assert all(
+        "secret plan" not in str(value)
+        for span in exporter.get_finished_spans()
+        for value in (span.attributes or {}).values()
+    )
+
+
+def test_otel_variables(caplog: pytest.LogCaptureFixture) -> None:
+    assert exporter_names({}) == ()
+    assert exporter_names({"OTEL_TRACES_EXPORTER": "console"}) == ("console",)
+    assert exporter_names({"OTEL_TRACES_EXPORTER": "otlp,console"}) == ("otlp", "console")
+    assert exporter_names({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}) == ("otlp",)
+    assert (
+        exporter_names(
+            {"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}
+        )
+        == ()
+    )
+    assert exporter_names({"OTEL_TRACES_EXPORTER": "console", "OTEL_SDK_DISABLED": "true"}) == ()
+    with caplog.at_level(logging.ERROR, logger="reference_gateway"):
+        assert exporter_names({"OTEL_TRACES_EXPORTER": "zipkin,console"}) == ("console",)
+    assert "'zipkin' is not an exporter" in caplog.text
+
+
+def test_from_environ_builds_the_exporters() -> None:
+    environ = {
+        "OTEL_TRACES_EXPORTER": "otlp,console",
+        "OTEL_SERVICE_NAME": "edge-gateway",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9/",
+    }
+    observer = from_environ(environ, ModelLabels(None))
+    assert observer is not None
+    try:
+        assert observer.provider.resource.attributes["service.name"] == "edge-gateway"
+        processors = observer.provider._active_span_processor._span_processors
+        exporters = [p._batch_processor._exporter for p in processors]  # type: ignore[attr-defined]
+        assert [type(e).__name__ for e in exporters] == ["OTLPSpanExporter", "ConsoleSpanExporter"]
+        assert exporters[0]._endpoint == "http://127.0.0.1:9/v1/traces"
+    finally:
+        observer.shutdown()
+    assert from_environ({}, ModelLabels(None)) is None
+
+
+def _without_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _OTEL_MODULES:
+        monkeypatch.setitem(sys.modules, name, None)  # import raises ImportError
+
+
+def test_without_the_sdk_nothing_is_traced(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _without_sdk(monkeypatch)
+    with caplog.at_level(logging.WARNING, logger="reference_gateway"):
+        assert from_environ({"OTEL_TRACES_EXPORTER": "console"}, ModelLabels(None)) is None
+    assert "OpenTelemetry is not installed" in caplog.text
+
+
+def test_a_gateway_without_the_sdk_runs_untraced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _without_sdk(monkeypatch)
+    base = make_settings(tmp_path)
+    settings = replace(base, environ={**base.environ, "OTEL_TRACES_EXPORTER": "console"})
+    with GatewayServer(settings) as server:
+        assert server.gateway.telemetry.tracing is None
+        server.gateway.observer.request_done(outcome(attempt()))
+
+
+def _in_memory(exporter: InMemorySpanExporter) -> object:
+    def processor(name: str, environ: object) -> SpanProcessor:
+        assert name == "console"
+        return SimpleSpanProcessor(exporter)
+
+    return processor
+
+
+def test_the_gateway_traces_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exporter: InMemorySpanExporter
+) -> None:
+    monkeypatch.setattr(tracing, "span_processor", _in_memory(exporter))
+    base = make_settings(tmp_path)
+    settings = replace(base, environ={**base.environ, "OTEL_TRACES_EXPORTER": "console"})
+    with GatewayServer(settings) as server:
+        assert server.gateway.telemetry.tracing is not None
+        server.gateway.observer.request_done(outcome(attempt()))
+    assert [s.name for s in exporter.get_finished_spans()] == ["chat echo", "chat local/echo"]
+
+
+_NO_IMPORT = """
+import sys
+from reference_gateway.app import create_app
+from reference_gateway.config import Settings
+from reference_gateway.telemetry import Telemetry
+
+settings = Settings(master_key=sys.argv[1], environ={})
+telemetry = Telemetry(settings, catalog=None, usage_pending=lambda: 0)
+assert telemetry.tracing is None
+create_app(settings)
+print(sorted(name for name in sys.modules if name.startswith("opentelemetry")))
+"""
+
+
+def test_nothing_of_opentelemetry_is_imported_when_tracing_is_off() -> None:
+    from provara_kit.vault import generate_master_key
+
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_NO_IMPORT), generate_master_key()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.strip() == "[]"
