@@ -100,7 +100,6 @@ class Outcome:
     served_model: str | None = None
     ttft_ms: float | None = None
     attempts: tuple[Attempt, ...] = field(default_factory=tuple)
-    prompt: object = None
     skipped: tuple[str, ...] = ()
     """Fallback models passed over without an attempt (no key for them, not routable)."""
     prompt: object = None
