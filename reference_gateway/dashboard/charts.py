@@ -1,10 +1,11 @@
 """Bar charts as inline SVG: no script, so the dashboard's strict CSP holds.
 
-A chart has a visible title, an accessible name and description (``role="img"``,
-``<title>``, ``<desc>``), a y axis with a few round ticks, x labels thinned to fit, a
-``<title>`` per bar (the exact value on hover), and a marker over the bars that carry a
-flag (unpriced usage, whose cost is unknown and not in the bar). The figures follow the
-chart as a table, so the values can be read as text too. The SVG scales to its container
+A chart has a caption (its title, a summary in words: total and highest bar, and the
+legend of its marker), an accessible name and description (``role="img"``, ``<title>``,
+``<desc>``), a y axis with a few round ticks, x labels thinned to fit, a ``<title>`` per
+bar (the exact value on hover), and a marker over the bars that carry a flag (unpriced
+usage, whose cost is unknown and not in the bar). The figures follow the chart as a
+table, so every value can be read as text too. The SVG scales to its container
 (``viewBox``); a bucket without usage is a zero, drawn as an empty slot.
 """
 
@@ -18,9 +19,12 @@ from reference_gateway.dashboard.page import e
 
 __all__ = ["Point", "bar_chart", "compact", "nice_ticks"]
 
-_WIDTH, _HEIGHT = 640, 240
-_LEFT, _RIGHT, _TOP, _BOTTOM = 72, 12, 40, 34
-_MAX_LABELS = 8
+# Drawn at 480 x 200 and scaled to the page: on a phone the text is still readable.
+_WIDTH, _HEIGHT = 480, 200
+_RIGHT, _TOP, _BOTTOM = 10, 12, 28
+_FONT = 14
+_CHAR = 8.2  # the width of a character of an axis label at _FONT, about
+_MAX_LABELS = 6
 _BAR = "#2b59c3"
 _FLAG = "#c2410c"
 
@@ -69,49 +73,48 @@ def bar_chart(
     whole: bool = True,
     flag_legend: str | None = None,
 ) -> str:
-    """A ``<figure>`` with the SVG chart and its figures as a table.
+    """A ``<figure>``: a caption (title, summary, legend), the SVG chart, and its figures
+    as a table.
 
-    ``fmt`` writes an exact value (bar titles, table, description), ``axis`` a tick;
+    ``fmt`` writes an exact value (bar titles, table, summary), ``axis`` a tick;
     ``whole`` keeps tick steps whole numbers (counts, pico-dollars).
     """
-    values = [point.value for point in points]
-    top = max(values, default=0)
+    top = max((point.value for point in points), default=0)
     ticks = nice_ticks(top, whole=whole)
     scale_top = ticks[-1]
-    plot_w = _WIDTH - _LEFT - _RIGHT
+    # An empty chart keeps its scale but labels only its zero.
+    labels = [axis(tick) if top > 0 or tick == 0 else "" for tick in ticks]
+    left = max(36, round(_CHAR * max(len(label) for label in labels)) + 10)
+    plot_w = _WIDTH - left - _RIGHT
     plot_h = _HEIGHT - _TOP - _BOTTOM
     base = _TOP + plot_h
     slot = plot_w / max(len(points), 1)
     bar_w = max(slot * 0.75, 1.0)
+    summary = _describe(points, fmt)
+    cid = e(chart_id)
     parts = [
-        f'<svg class="chart" id="{e(chart_id)}" role="img" viewBox="0 0 {_WIDTH} {_HEIGHT}" '
-        f'aria-labelledby="{e(chart_id)}-title {e(chart_id)}-desc" '
-        'xmlns="http://www.w3.org/2000/svg" preserveAspectRatio="xMidYMid meet">',
-        f'<title id="{e(chart_id)}-title">{e(title)}</title>',
-        f'<desc id="{e(chart_id)}-desc">{e(_describe(points, fmt))}</desc>',
-        f'<text x="{_LEFT}" y="18" font-size="15" font-weight="600" fill="#1d2430">'
-        f"{e(title)}</text>",
+        f'<svg class="chart" id="{cid}" role="img" viewBox="0 0 {_WIDTH} {_HEIGHT}" '
+        f'aria-labelledby="{cid}-title {cid}-desc" xmlns="http://www.w3.org/2000/svg">',
+        f'<title id="{cid}-title">{e(title)}</title><desc id="{cid}-desc">{e(summary)}</desc>',
     ]
-    if flag_legend and any(point.flag for point in points):
-        parts.append(
-            f'<text x="{_WIDTH - _RIGHT}" y="18" font-size="12" text-anchor="end" '
-            f'fill="{_FLAG}">▲ {e(flag_legend)}</text>'
-        )
-    for tick in ticks:
+    for tick, label in zip(ticks, labels, strict=True):
         y = base - plot_h * tick / scale_top
         parts.append(
-            f'<line x1="{_LEFT}" x2="{_WIDTH - _RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
+            f'<line x1="{left}" x2="{_WIDTH - _RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
             f'stroke="{"#9aa5b4" if tick == 0 else "#e6e9ee"}" stroke-width="1"/>'
-            f'<text x="{_LEFT - 6}" y="{y + 4:.1f}" font-size="12" text-anchor="end" '
-            f'fill="#4a5568">{e(axis(tick))}</text>'
         )
+        if label:
+            parts.append(
+                f'<text x="{left - 5}" y="{y + 4:.1f}" font-size="{_FONT}" '
+                f'text-anchor="end" fill="#4a5568">{e(label)}</text>'
+            )
     every = max(1, math.ceil(len(points) / _MAX_LABELS))
     for index, point in enumerate(points):
-        x = _LEFT + slot * index
+        x = left + slot * index
         height = plot_h * point.value / scale_top
+        note = f" ({point.flag})" if point.flag else ""
         parts.append(
-            f'<g class="bar"><title>{e(point.label)}: {e(fmt(point.value))}'
-            f"{e(f' ({point.flag})') if point.flag else ''}</title>"
+            f'<g class="bar"><title>{e(point.label)}: {e(fmt(point.value))}{e(note)}</title>'
             f'<rect x="{x:.1f}" y="{_TOP}" width="{slot:.1f}" height="{plot_h}" '
             'fill="transparent"/>'
         )
@@ -121,18 +124,22 @@ def bar_chart(
                 f'width="{bar_w:.1f}" height="{height:.1f}" fill="{_BAR}"/>'
             )
         if point.flag:
-            cx, cy = x + slot / 2, base - height - 4
-            parts.append(
-                f'<path d="M{cx - 4:.1f} {cy:.1f}h8l-4 -7z" fill="{_FLAG}">'
-                f"<title>{e(point.label)}: {e(point.flag)}</title></path>"
-            )
+            cx, cy = x + slot / 2, base - height - 3
+            parts.append(f'<path d="M{cx - 5:.1f} {cy:.1f}h10l-5 -9z" fill="{_FLAG}"/>')
         parts.append("</g>")
         if index % every == 0:
             parts.append(
-                f'<text x="{x + slot / 2:.1f}" y="{base + 18}" font-size="12" '
+                f'<text x="{x + slot / 2:.1f}" y="{base + 18}" font-size="{_FONT}" '
                 f'text-anchor="middle" fill="#4a5568">{e(point.tick)}</text>'
             )
     parts.append("</svg>")
+    legend = ""
+    if flag_legend and any(point.flag for point in points):
+        legend = f' <span class="legend">▲ {e(flag_legend)}</span>'
+    caption = (
+        f'<figcaption><strong>{e(title)}</strong> <span class="muted">{e(summary)}</span>'
+        f"{legend}</figcaption>"
+    )
     rows = "".join(
         f"<tr><td>{e(point.label)}</td><td class=num>{e(fmt(point.value))}</td>"
         f"<td>{_flag(point.flag)}</td></tr>"
@@ -143,7 +150,7 @@ def bar_chart(
         f'<div class="scroll"><table><thead><tr><th>When</th><th class=num>Value</th>'
         f"<th>Note</th></tr></thead><tbody>{rows}</tbody></table></div></details>"
     )
-    return f'<figure class="chart" id="{e(chart_id)}-figure">{"".join(parts)}{table}</figure>'
+    return f'<figure class="chart" id="{cid}-figure">{caption}{"".join(parts)}{table}</figure>'
 
 
 def _flag(flag: str | None) -> str:

@@ -54,7 +54,8 @@ background:#fff4e5;border:1px solid #f5c98b;color:#8a4b00}
 background:#e8f3ec;border:1px solid #b7dcc3}
 .scroll{overflow-x:auto;-webkit-overflow-scrolling:touch}.scroll table{min-width:36rem}
 figure.chart{margin:1rem 0 1.5rem}svg.chart{display:block;width:100%;height:auto;
-max-width:48rem}details.figures summary{cursor:pointer;color:#4a5568;font-size:13px}
+max-width:36rem}details.figures summary{cursor:pointer;color:#4a5568;font-size:13px}
+figcaption{margin-bottom:.25rem}figcaption .legend{color:#c2410c;font-size:13px}
 dl.totals{display:flex;flex-wrap:wrap;gap:.5rem 2rem;margin:.5rem 0}dl.totals dt{color:#4a5568;
 font-size:13px}dl.totals dd{margin:0;font-size:1.1rem}
 form.range,p.presets,p.pager{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center}
