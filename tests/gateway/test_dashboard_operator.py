@@ -1,5 +1,5 @@
 """The operator pages: operator sign-in, tenants created and revoked (with confirmation),
-provider health from usage rows on both stores; tenant tokens and cross-site
+provider health and spend from usage rows on both stores; tenant tokens and cross-site
 posts refused."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from tests.gateway.db import query, scalar, tenant_id
 
 _names = count()
 OPERATOR = "/dashboard/operator"
-PAGES = ("/tenants", "/health", "/tenants/revoke?name=x")
+PAGES = ("/tenants", "/spend", "/health", "/tenants/revoke?name=x")
 
 
 def new_operator(database: str) -> str:
@@ -82,7 +82,7 @@ def test_sign_in_then_every_page_renders(gateway: GatewayServer, operator: Opera
     anonymous = httpx.get(f"{gateway.url}{OPERATOR}/tenants")
     assert anonymous.status_code == 200 and 'id="operator-login"' in anonymous.text
     assert operator.get(OPERATOR).headers["location"] == f"{OPERATOR}/tenants"
-    for path in ("/tenants", "/health"):
+    for path in ("/tenants", "/spend", "/health"):
         page = operator.get(f"{OPERATOR}{path}")
         assert page.status_code == 200, path
         assert "default-src 'none'" in page.headers["content-security-policy"]
@@ -215,7 +215,7 @@ def test_cross_site_posts_are_refused(gateway: GatewayServer, operator: Operator
     assert login.status_code == 403 and "set-cookie" not in login.headers
 
 
-# --- Health from usage rows, on both stores --------- ------------------------------------
+# --- Health and spend from usage rows, on both stores ------------------------------------
 
 
 def _row(tenant: str, when: datetime, provider: str, **values: Any) -> dict[str, Any]:
@@ -314,3 +314,74 @@ def test_provider_health_from_usage_rows(server: GatewayServer) -> None:
     beta = _cells(page.text, "health-24h", "beta")
     assert (beta["attempts"], beta["failed"], beta["error-rate"]) == ("1", "1", "100.0%")
     assert beta["latency-p50"] == "—"
+
+
+def _spend_row(html: str, name: str) -> dict[str, str]:
+    row = re.search(rf'<tr data-tenant="{name}">(.*?)</tr>', html, re.S)
+    assert row is not None, f"no row for {name}"
+    cells = re.findall(r'<td class="(?:num )?([a-z-]+)">(.*?)</td>', row.group(1), re.S)
+    return {key: re.sub(r"<[^>]+>", "", value) for key, value in cells}
+
+
+def test_spend_by_tenant_keeps_unpriced_and_estimated_apart(server: GatewayServer) -> None:
+    first = tenant_id(server.database, server.tenant("first"))
+    second = tenant_id(server.database, server.tenant("second"))
+    tenant_id(server.database, server.tenant("idle"))
+    day = datetime(2026, 3, 4, 12, tzinfo=UTC)
+    retried = _row(first, day, "alpha", status=429, error="rate_limited", cost_picodollars=0)
+    rows = [
+        retried,
+        _row(
+            first,
+            day,
+            "alpha",
+            request_id=retried["request_id"],
+            attempt=1,
+            cost_picodollars=1_500_000,
+        ),
+        _row(
+            first,
+            day,
+            "alpha",
+            cost_picodollars=2_000_000,
+            estimated=1,
+            input_tokens_source="estimated",
+            input_tokens_method="chars/4",
+        ),
+        _row(first, day, "alpha", priced=0, cost_picodollars=None, input_tokens=7, output_tokens=8),
+        _row(second, day, "beta", cost_picodollars=250_000, input_tokens=1, output_tokens=2),
+        _row(second, day - timedelta(days=40), "beta", cost_picodollars=9_999_999_999),
+    ]
+    with connect(server.database) as conn:
+        conn.execute(usage.insert(), rows)
+    token = new_operator(server.database)
+    auth = {"authorization": f"Bearer {token}"}
+    page = httpx.get(
+        f"{server.url}{OPERATOR}/spend",
+        params={"from": "2026-03-01", "to": "2026-03-31"},
+        headers=auth,
+    )
+    assert page.status_code == 200
+    html = page.text
+    assert _spend_row(html, "first") == {
+        "requests": "3",  # the retried request counts once
+        "attempts": "4",
+        "tokens-in": "37",
+        "tokens-out": "68",
+        "cost": "$0.0000035",
+        "estimated": "$0.000002 (1 attempts)",
+        "unpriced": "1 attempts 15 tokens, cost unknown",
+    }
+    second_row = _spend_row(html, "second")
+    assert (second_row["requests"], second_row["cost"]) == ("1", "$0.00000025")
+    assert _spend_row(html, "idle")["requests"] == "0"
+    assert '<strong id="spend-total">$0.00000375</strong>' in html
+    assert 'id="spend-unpriced">1<' in html
+    assert 'id="spend-chart-tenants"' in html and 'id="spend-chart-time"' in html
+    assert "<title>2026-03-04: $0.00000375 (1 unpriced attempt(s): cost unknown)</title>" in html
+    assert "<title>first: $0.0000035 (1 unpriced attempt(s): cost unknown)</title>" in html
+    assert "<title>idle:" not in html  # a tenant with no usage in the range has no bar
+    # The order: the costliest first.
+    assert html.index('data-tenant="first"') < html.index('data-tenant="second"')
+    bad = httpx.get(f"{server.url}{OPERATOR}/spend", params={"from": "March"}, headers=auth)
+    assert bad.status_code == 400 and "YYYY-MM-DD" in bad.text

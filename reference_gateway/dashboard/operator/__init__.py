@@ -1,5 +1,5 @@
-"""The operator pages, ``/dashboard/operator/...``: the tenants and each provider's
-health. Operator tokens only (see
+"""The operator pages, ``/dashboard/operator/...``: every tenant's spend, the tenants
+themselves, and each provider's health. Operator tokens only (see
 :mod:`reference_gateway.dashboard.operator.session`); every post is refused when it comes
 from another site."""
 
@@ -14,6 +14,7 @@ from starlette.routing import Route
 from reference_gateway.dashboard.csrf import guard_posts
 from reference_gateway.dashboard.operator.health import HealthPage
 from reference_gateway.dashboard.operator.session import HOME, OperatorSessions
+from reference_gateway.dashboard.operator.spend import SpendPage
 from reference_gateway.dashboard.operator.tenants import TenantsPage
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ def routes(gateway: Gateway) -> list[Route]:
         Route("/dashboard/operator/tenants", tenants.get, methods=["GET"]),
         Route("/dashboard/operator/tenants", tenants.post, methods=["POST"]),
         Route("/dashboard/operator/tenants/revoke", tenants.confirm, methods=["GET"]),
+        Route("/dashboard/operator/spend", SpendPage(gateway, sessions).get, methods=["GET"]),
         Route("/dashboard/operator/health", HealthPage(gateway, sessions).get, methods=["GET"]),
     ]
     return guard_posts(listed)

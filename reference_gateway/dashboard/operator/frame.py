@@ -11,6 +11,7 @@ __all__ = ["OPERATOR_PAGES", "render_operator"]
 
 OPERATOR_PAGES: tuple[tuple[str, str], ...] = (
     ("/dashboard/operator/tenants", "Tenants"),
+    ("/dashboard/operator/spend", "Spend"),
     ("/dashboard/operator/health", "Provider health"),
 )
 """The operator pages, in navigation order: ``(path, title)``."""
