@@ -33,9 +33,9 @@ _TYPE_MESSAGES = {
     "string_type": "must be a string",
     "bool_type": "must be true or false",
     "list_type": "must be a list",
-    "dict_type": "must be a table (TOML) or a mapping (YAML)",
-    "model_type": "must be a table (TOML) or a mapping (YAML)",
-    "model_attributes_type": "must be a table (TOML) or a mapping (YAML)",
+    "dict_type": "must be {table}",
+    "model_type": "must be {table}",
+    "model_attributes_type": "must be {table}",
     "decimal_type": "must be a number",
     "decimal_parsing": "must be a number",
     "finite_number": "must be a finite number",
@@ -75,7 +75,7 @@ def load_config(file: str | Path) -> GatewayConfig:
         reason = exc.strerror or type(exc).__name__
         raise ConfigFileError(name, [Problem(None, (), f"cannot be read: {reason}")]) from None
     data, lines = _parse_toml(name, text) if kind == "TOML" else _parse_yaml(name, text)
-    return _validate(name, data, lines)
+    return _validate(name, data, lines, table="a table" if kind == "TOML" else "a mapping")
 
 
 def _parse_toml(name: str, text: str) -> tuple[Any, dict[KeyPath, int]]:
@@ -114,7 +114,7 @@ def _parse_yaml(name: str, text: str) -> tuple[Any, dict[KeyPath, int]]:
     return ({} if data is None else data), lines
 
 
-def _validate(name: str, data: Any, lines: Mapping[KeyPath, int]) -> GatewayConfig:
+def _validate(name: str, data: Any, lines: Mapping[KeyPath, int], *, table: str) -> GatewayConfig:
     if not isinstance(data, dict):
         raise ConfigFileError(
             name, [Problem(1, (), "the file must be a mapping of providers, prices and fallbacks")]
@@ -122,7 +122,7 @@ def _validate(name: str, data: Any, lines: Mapping[KeyPath, int]) -> GatewayConf
     try:
         schema = ConfigSchema.model_validate(data)
     except ValidationError as exc:
-        problems = [_problem(error, lines) for error in exc.errors()]
+        problems = [_problem(error, lines, table) for error in exc.errors()]
         raise ConfigFileError(name, _in_file_order(problems)) from None
     config = GatewayConfig(
         file=name,
@@ -150,7 +150,7 @@ def _provider(name: str, entry: ProviderSchema) -> ProviderConfig:
     )
 
 
-def _problem(error: Mapping[str, Any], lines: Mapping[KeyPath, int]) -> Problem:
+def _problem(error: Mapping[str, Any], lines: Mapping[KeyPath, int], table: str) -> Problem:
     path: KeyPath = tuple(part for part in error["loc"] if part != "[key]")
     kind = error["type"]
     if kind == "extra_forbidden":
@@ -161,7 +161,7 @@ def _problem(error: Mapping[str, Any], lines: Mapping[KeyPath, int]) -> Problem:
     elif kind == "greater_than_equal":
         message = "must be >= 0 (USD per 1M tokens)"
     elif kind in _TYPE_MESSAGES:
-        message = _TYPE_MESSAGES[kind]
+        message = _TYPE_MESSAGES[kind].replace("{table}", table)
     else:
         message = str(error["msg"]).removeprefix("Value error, ")
         message = message[:1].lower() + message[1:]

@@ -381,6 +381,7 @@ BROKEN = [
         "must name a model as provider/model",
     ),
     ("chain.toml", '[fallbacks]\n"a/x" = "b/y"\n', 2, 'fallbacks."a/x"', "must be a list"),
+    ("providers.toml", 'providers = ["acme"]\n', 1, "providers", "must be a table"),
     (
         "type.yaml",
         GOOD_YAML + "    streaming: maybe\n",
@@ -439,7 +440,7 @@ BROKEN = [
         "providers: [acme]\n",
         1,
         "providers",
-        "must be a table (TOML) or a mapping (YAML)",
+        "must be a mapping",
     ),
 ]
 
