@@ -1,0 +1,235 @@
+"""Fallback chains: the served model named everywhere, models without a key skipped, what
+falls back and what does not, ``auto``, the stored key's hint, feedback on the served
+model, failures counted by the router, and a client that goes away."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from reference_gateway.store import connect
+from reference_gateway.store.usage import completion_of
+from tests.gateway.attempt_helpers import (
+    FAULT,
+    MESSAGES,
+    TEXT,
+    Recorder,
+    Sleeps,
+    events,
+    meta_of,
+    post,
+    start_gateway,
+    streamed_text,
+    usage_rows,
+)
+from tests.gateway.conftest import GatewayServer
+from tests.gateway.db import tenant_id
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayServer, Sleeps]]:
+    server, sleeps = start_gateway(Path(tmp_path_factory.mktemp("fallbacks")), retries=1)
+    try:
+        yield server, sleeps
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def server(served: tuple[GatewayServer, Sleeps]) -> GatewayServer:
+    return served[0]
+
+
+@pytest.fixture
+def sleeps(served: tuple[GatewayServer, Sleeps]) -> Sleeps:
+    served[1].waits.clear()
+    return served[1]
+
+
+@pytest.fixture
+def token(server: GatewayServer) -> str:
+    return server.tenant(f"fallback-{time.monotonic_ns()}")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_fallback_that_served_is_named_in_headers_meta_and_chunks(
+    server: GatewayServer, token: str, sleeps: Sleeps, stream: bool
+) -> None:
+    response = post(server, token, fault="status=503; model=echo", stream=stream)
+    assert response.status_code == 200
+    assert response.headers["x-provara-served-model"] == "local/echo-anthropic"
+    assert response.headers["x-provara-attempts"] == "3"
+    meta = meta_of(response)
+    assert meta["served_model"] == "local/echo-anthropic"
+    assert meta["requested_model"] == "local/echo"
+    assert meta["attempts"] == 3
+    assert [(p["model"], p["status"]) for p in meta["path"]] == [
+        ("local/echo", 503),
+        ("local/echo", 503),
+        ("local/echo-anthropic", 200),
+    ]
+    # acme/acme-large comes before it in the chain, but this tenant has no acme key.
+    assert meta["skipped"] == ["acme/acme-large"]
+    assert meta["model"] == "echo-anthropic" and meta["type"] == "_provara"
+    if stream:
+        assert streamed_text(response) == TEXT
+        assert {e["model"] for e in events(response)} == {"local/echo-anthropic"}
+    else:
+        assert response.json()["model"] == "local/echo-anthropic"
+        assert response.json()["choices"][0]["message"]["content"] == TEXT
+    rows = usage_rows(server, token, response.headers["x-request-id"], 3)
+    assert [(r["model"], r["attempt"], r["error"]) for r in rows] == [
+        ("echo", 0, "upstream_error"),
+        ("echo", 1, "upstream_error"),
+        ("echo-anthropic", 2, None),
+    ]
+    assert len(sleeps.waits) == 1  # PROVARA_RETRIES 1: one retry of echo, then the fallback
+
+
+def test_auto_falls_back_along_the_chosen_model_s_chain(server: GatewayServer, token: str) -> None:
+    response = post(server, token, "auto", fault="status=529; model=echo")
+    assert response.status_code == 200
+    assert response.headers["x-provara-served-model"] == "local/echo-anthropic"
+    rows = usage_rows(server, token, response.headers["x-request-id"], 3)
+    assert {r["requested_model"] for r in rows} == {"auto"}
+    assert [r["error"] for r in rows] == ["overloaded", "overloaded", None]
+
+
+def test_a_refused_key_falls_back_but_a_bad_request_does_not(
+    server: GatewayServer, token: str, sleeps: Sleeps
+) -> None:
+    refused = post(server, token, fault="status=401; model=echo")
+    assert refused.status_code == 200
+    assert refused.headers["x-provara-served-model"] == "local/echo-anthropic"
+    assert refused.headers["x-provara-attempts"] == "2"  # a 401 is not retried
+    bad = post(server, token, fault="status=422; model=echo")
+    assert bad.status_code == 422
+    assert bad.headers["x-provara-attempts"] == "1"
+    assert sleeps.waits == []
+
+
+def test_a_fallback_the_tenant_has_a_key_for_serves_and_its_row_has_the_hint(
+    server: GatewayServer, token: str
+) -> None:
+    stored = httpx.post(
+        f"{server.url}/api/provider-keys",
+        json={"name": "ACME_API_KEY", "value": "sk-acme-0123456789wxyz"},
+        headers={"authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert stored.status_code in (200, 201)
+    response = post(server, token, fault="status=500; model=echo")
+    assert response.status_code == 200
+    assert response.headers["x-provara-served-model"] == "acme/acme-large"
+    assert "skipped" not in meta_of(response)
+    *failed, answered = usage_rows(server, token, response.headers["x-request-id"], 3)
+    assert (answered["provider"], answered["key_source"], answered["key_hint"]) == (
+        "acme",
+        "tenant",
+        "wxyz",
+    )
+    # acme is unpriced: the served row's cost is unknown (NULL), not $0.
+    assert (answered["priced"], answered["cost_picodollars"]) == (0, None)
+    assert {(r["key_source"], r["key_hint"]) for r in failed} == {("local", None)}
+
+
+def test_a_requested_model_without_a_key_falls_back_when_it_has_a_chain(
+    tmp_path: Path,
+) -> None:
+    server, _ = start_gateway(tmp_path, fallbacks={"acme/acme-large": ("local/echo-anthropic",)})
+    try:
+        token = server.tenant("keyless")
+        response = post(server, token, "acme/acme-large")
+        assert response.status_code == 200
+        assert response.headers["x-provara-served-model"] == "local/echo-anthropic"
+        assert meta_of(response)["skipped"] == ["acme/acme-large"]
+        assert response.headers["x-provara-attempts"] == "1"
+        rows = usage_rows(server, token, response.headers["x-request-id"], 1)
+        assert [(r["model"], r["requested_model"]) for r in rows] == [
+            ("echo-anthropic", "acme/acme-large")
+        ]
+    finally:
+        server.stop()
+
+
+def test_every_model_failing_answers_the_last_failure(server: GatewayServer, token: str) -> None:
+    response = post(server, token, fault="status=503")
+    assert response.status_code == 503
+    assert response.headers["x-provara-attempts"] == "4"
+    assert "x-provara-served-model" not in response.headers
+    rows = usage_rows(server, token, response.headers["x-request-id"], 4)
+    assert all(r["error"] == "upstream_error" for r in rows)
+
+
+def test_feedback_finds_the_served_attempt_not_a_failed_one(
+    server: GatewayServer, token: str
+) -> None:
+    response = post(server, token, fault="status=503; model=echo")
+    request_id = response.headers["x-request-id"]
+    usage_rows(server, token, request_id, 3)
+    owner = tenant_id(server.database, token)
+    with connect(server.database) as conn:
+        found = completion_of(conn, owner, request_id)
+    assert found is not None and found[:2] == ("local", "echo-anthropic")
+    feedback = httpx.post(
+        f"{server.url}/v1/feedback",
+        json={"completion_id": request_id, "score": 1},
+        headers={"authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert feedback.status_code == 201, feedback.text
+    assert feedback.json()["model"] == "local/echo-anthropic"
+    cell = found[2]
+    samples = server.gateway.router.samples(owner, cell)
+    assert set(samples) == {"local/echo-anthropic"}
+
+
+def test_the_router_counts_failures_against_the_model(server: GatewayServer, token: str) -> None:
+    owner = tenant_id(server.database, token)
+    post(server, token, fault="status=503; model=echo")
+    post(server, token, fault="status=400; model=echo")  # the request's fault, not the model's
+    failures = server.gateway.router.failures(owner)
+    assert set(failures) == {"local/echo"}
+    assert 1.9 < failures["local/echo"] <= 2.0  # two 503s; the 400 does not count
+
+
+def test_a_client_that_goes_away_is_one_outcome_and_one_row(tmp_path: Path) -> None:
+    server, _ = start_gateway(tmp_path, retries=0, fallbacks={})
+    recorder = Recorder()
+    server.gateway.observer = recorder
+    try:
+        token = server.tenant("leaver")
+        with (
+            httpx.Client(base_url=server.url, timeout=10) as http,
+            http.stream(
+                "POST",
+                "/v1/chat/completions",
+                json={"model": "local/echo", "messages": MESSAGES, "stream": True},
+                headers={"authorization": f"Bearer {token}", FAULT: "stall=5000"},
+            ) as response,
+        ):
+            assert response.status_code == 200
+            request_id = response.headers["x-request-id"]
+            next(response.iter_lines())  # a keep-alive: the stream has started
+        deadline = time.monotonic() + 5
+        while not recorder.outcomes and time.monotonic() < deadline:
+            time.sleep(0.02)
+        (outcome,) = recorder.outcomes
+        assert (outcome.request_id, outcome.status, outcome.error) == (
+            request_id,
+            200,
+            "client_disconnected",
+        )
+        (row,) = usage_rows(server, token, request_id, 1)
+        assert (row["status"], row["error"], row["output_tokens"]) == (
+            200,
+            "client_disconnected",
+            0,
+        )
+        assert row["input_tokens_source"] == "estimated"
+    finally:
+        server.stop()
