@@ -82,6 +82,8 @@ def _sum_if(condition: sa.ColumnElement[bool], column: sa.ColumnElement[Any]) ->
 
 _PRICED = usage.c.priced == 1
 _FAILED = usage.c.error.is_not(None)
+# An unpriced attempt's cost is unknown only if it used tokens: a refused one cost nothing.
+_UNKNOWN = (usage.c.priced == 0) & ((usage.c.input_tokens + usage.c.output_tokens) > 0)
 
 
 # Every measure but the request count, which depends on the tenant filter.
@@ -91,7 +93,7 @@ _MEASURES = (
     sa.func.sum(usage.c.input_tokens),
     sa.func.sum(usage.c.output_tokens),
     _sum_if(_PRICED, usage.c.cost_picodollars),
-    _count_if(usage.c.priced == 0),
+    _count_if(_UNKNOWN),
     _count_if(usage.c.estimated == 1),
     _sum_if(_PRICED & (usage.c.estimated == 1), usage.c.cost_picodollars),
 )
@@ -120,7 +122,8 @@ class _Measures:
     cost_picodollars: int = 0
     """The exact cost of the priced attempts."""
     unpriced: int = 0
-    """Attempts at unpriced models: their cost is unknown, not in ``cost_picodollars``."""
+    """Attempts at unpriced models that used tokens: their cost is unknown, not in
+    ``cost_picodollars`` (one refused before any token cost nothing)."""
     estimated: int = 0
     """Attempts whose token counts are estimated."""
     estimated_picodollars: int = 0
@@ -289,8 +292,9 @@ class LoggedRequest:
 
     @property
     def unpriced(self) -> bool:
-        """Whether an attempt was at an unpriced model: the cost is then a lower bound."""
-        return any(not attempt.priced for attempt in self.attempts)
+        """Whether an attempt at an unpriced model used tokens: the cost is then only
+        what is known."""
+        return any(not a.priced and (a.input_tokens or a.output_tokens) for a in self.attempts)
 
     @property
     def estimated(self) -> bool:

@@ -69,6 +69,21 @@ def seed(url: str) -> tuple[str, str]:
                     estimated=1,
                     output_tokens_method="chars/4",
                 ),
+                # r4: refused (no tokens) at an unpriced model, then served priced: its
+                # cost is known.
+                attempt_row(
+                    mine,
+                    "r4",
+                    at(3, 8),
+                    provider="acme",
+                    model="big",
+                    priced=0,
+                    status=503,
+                    error="upstream_error",
+                    input_tokens=0,
+                    output_tokens=0,
+                ),
+                attempt_row(mine, "r4", at(3, 8, 1), attempt=1, cost_picodollars=0),
                 # r3: served on the operator's key, last day of the range.
                 attempt_row(mine, "r3", at(5, 23, 59), cost_picodollars=7),
                 # Outside the range, both sides.
@@ -90,16 +105,16 @@ def test_series_totals_and_breakdown_are_exact_and_own_only(store_url: str) -> N
         everyone = usage_totals(conn, None, FIRST, LAST)
     # Every day of the range is a bucket; days without usage are zeros, not gaps.
     assert [b.label for b in series] == [f"2026-03-0{d}" for d in range(1, 6)]
-    assert [b.requests for b in series] == [0, 1, 0, 1, 1]
-    assert [b.attempts for b in series] == [0, 2, 0, 1, 1]
+    assert [b.requests for b in series] == [0, 1, 1, 1, 1]
+    assert [b.attempts for b in series] == [0, 2, 2, 1, 1]
     assert [b.cost_picodollars for b in series] == [0, BIG, 0, 0, 7]
-    assert [b.unpriced for b in series] == [0, 0, 0, 1, 0]
+    assert [b.unpriced for b in series] == [0, 0, 0, 1, 0]  # r4's refused attempt cost 0
     assert series[1].failed == 1 and series[1].input_tokens == 10
     # Exact integers on both stores (PostgreSQL sums as NUMERIC).
     assert type(totals.cost_picodollars) is int and totals.cost_picodollars == BIG + 7
-    assert totals.requests == 3 and totals.attempts == 4 and totals.failed == 1
+    assert totals.requests == 4 and totals.attempts == 6 and totals.failed == 2
     assert totals.unpriced == 1 and totals.estimated == 1 and totals.estimated_picodollars == 0
-    assert (totals.input_tokens, totals.output_tokens) == (30, 60)
+    assert (totals.input_tokens, totals.output_tokens) == (40, 80)
     # By provider, model and key: the costliest first, my key apart from the operator's.
     keyed = [(line.provider, line.model, line.key_source, line.key_hint) for line in lines]
     assert keyed == [
@@ -111,7 +126,7 @@ def test_series_totals_and_breakdown_are_exact_and_own_only(store_url: str) -> N
     assert lines[3].failed == 1 and lines[3].requests == 1 and lines[2].unpriced == 1
     assert "theirs-only" not in {line.model for line in lines}
     # None is every tenant (operator pages only).
-    assert everyone.requests == 4 and everyone.cost_picodollars == BIG + 12
+    assert everyone.requests == 5 and everyone.cost_picodollars == BIG + 12
     with connect(store_url) as conn:
         assert usage_totals(conn, theirs, FIRST, LAST).cost_picodollars == 5
 
@@ -131,13 +146,15 @@ def test_request_log_groups_attempts_newest_first_and_pages(store_url: str) -> N
         total, page = request_log(conn, mine, FIRST, LAST, limit=2)
         _, rest = request_log(conn, mine, FIRST, LAST, limit=2, offset=2)
         _, shared = request_log(conn, theirs, FIRST, LAST, limit=10)
-    assert total == 3
+    assert total == 4
     assert [r.request_id for r in page] == ["r3", "r2"]
-    assert [r.request_id for r in rest] == ["r1"]
+    assert [r.request_id for r in rest] == ["r4", "r1"]
     # r3 is mine alone here, though the other tenant used the same request id.
     assert [a.model for a in page[0].attempts] == ["m"] and page[0].cost_picodollars == 7
     assert [a.model for a in shared[0].attempts] == ["theirs-only"]
-    fallback = rest[0]
+    refused_first = rest[0]
+    assert refused_first.path == "acme/big 503 → p/m 200" and not refused_first.unpriced
+    fallback = rest[1]
     assert fallback.path == "openai/gpt-x 429 → anthropic/claude-y 200"
     assert fallback.served is not None and fallback.served.public_model == "anthropic/claude-y"
     assert fallback.requested_model == "auto" and fallback.cost_picodollars == BIG
@@ -151,5 +168,5 @@ def test_attempt_rows_cover_the_range_oldest_first(store_url: str) -> None:
         rows = attempt_rows(conn, mine, FIRST, LAST)
         every = attempt_rows(conn, None, FIRST, LAST)
     request_at = ATTEMPT_COLUMNS.index("request_id")
-    assert [row[request_at] for row in rows] == ["r1", "r1", "r2", "r3"]
-    assert len(every) == 5 and len(every[0]) == len(ATTEMPT_COLUMNS) + 1
+    assert [row[request_at] for row in rows] == ["r1", "r1", "r4", "r4", "r2", "r3"]
+    assert len(every) == 7 and len(every[0]) == len(ATTEMPT_COLUMNS) + 1
