@@ -8,6 +8,7 @@ import io
 import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from reference_gateway.dashboard.charts import Point, bar_chart, nice_ticks
 from reference_gateway.dashboard.ranges import DateRange, InvalidRange, parse_range
 from reference_gateway.dashboard.usage_csv import safe_cell
 from reference_gateway.store import connect
+from tests.gateway.attempt_helpers import post, start_gateway
 from tests.gateway.conftest import GatewayServer
 from tests.gateway.db import tenant_id
 from tests.gateway.usage_rows import attempt_row, insert_attempts
@@ -292,6 +294,32 @@ def test_delete_asks_for_confirmation(gateway: GatewayServer, token: str) -> Non
         )
         assert confirmed.status_code == 303
         assert client.get("/api/provider-keys").json()["data"] == []
+
+
+def test_a_real_retried_and_fallen_back_request_is_one_log_line(tmp_path: Path) -> None:
+    server, _ = start_gateway(tmp_path, retries=1)
+    try:
+        token = server.tenant("fallen-back")
+        answer = post(server, token, fault="status=503; model=echo")
+        assert answer.status_code == 200
+        request_id = answer.headers["x-request-id"]
+        html = get(server, "/dashboard/usage", token).text
+        line = re.search(rf'<tr id="request-{re.escape(request_id)}">.*?</tr>', html)
+        assert line is not None
+        assert "<code>local/echo</code> → <code>local/echo-anthropic</code>" in line[0]
+        path = re.sub(r"<[^>]+>", "", line[0].split('class="path">')[1])
+        assert path == "local/echo 503 → local/echo 503 → local/echo-anthropic 200"
+        assert len(re.findall(r'<tr id="request-', html)) == 1
+        assert 'id="total-requests">1<' in html and 'id="total-attempts">3 ' in html
+        rows = list(csv.DictReader(io.StringIO(get(server, "/dashboard/usage.csv", token).text)))
+        assert [(r["attempt"], r["status"], r["error"]) for r in rows] == [
+            ("0", "503", "upstream_error"),
+            ("1", "503", "upstream_error"),
+            ("2", "200", ""),
+        ]
+        assert {r["request_id"] for r in rows} == {request_id}
+    finally:
+        server.stop()
 
 
 def test_date_ranges_parse_strictly() -> None:
