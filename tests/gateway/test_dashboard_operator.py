@@ -299,7 +299,7 @@ def test_provider_health_from_usage_rows(server: GatewayServer) -> None:
         "timeouts": "1",
         "latency-p50": "20 ms",  # over the four that succeeded
         "latency-p95": "40 ms",
-        "ttft-p50": "5 ms",
+        "ttft-p50": "5.0 ms",
         "ttft-p95": "10 ms",
     }
     assert 'data-provider="beta"' not in page.text.split('id="health-24h"')[0]
@@ -310,7 +310,7 @@ def test_provider_health_from_usage_rows(server: GatewayServer) -> None:
         "30 ms",
         "12.0 s",
     )
-    assert day["ttft-p50"] == "5 ms"  # the 2-hour-old row was not a stream
+    assert day["ttft-p50"] == "5.0 ms"  # the 2-hour-old row was not a stream
     beta = _cells(page.text, "health-24h", "beta")
     assert (beta["attempts"], beta["failed"], beta["error-rate"]) == ("1", "1", "100.0%")
     assert beta["latency-p50"] == "—"
