@@ -3,7 +3,7 @@
 A line shows when the request came, the model asked for and the one that served, the
 final status, the time spent in its attempts and the time to first token, the tokens, the
 cost of all its attempts (flagged when an attempt was unpriced, so the figure is only what
-is known), and the path through retries and fallbacks:
+is known), what counted estimated tokens, and the path through retries and fallbacks:
 ``openai/gpt-x 429 → anthropic/claude-y 200``.
 """
 
@@ -32,9 +32,10 @@ def _flags(request: LoggedRequest) -> str:
             'shown leaves it out">unpriced</span>'
         )
     if request.estimated:
-        methods = sorted({_counted_by(a) for a in request.attempts if a.estimated})
+        methods = "; ".join(sorted({_counted_by(a) for a in request.attempts if a.estimated}))
         flags.append(
-            f'<span class="flag" title="counted by {e("; ".join(methods))}">estimated tokens</span>'
+            f'<span class="flag" title="counted by {e(methods)}">estimated tokens '
+            f"({e(methods)})</span>"
         )
     return " ".join(flags)
 

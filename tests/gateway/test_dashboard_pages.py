@@ -88,8 +88,8 @@ def test_usage_page_rolls_up_own_usage_exactly(gateway: GatewayServer, new_tenan
     assert unpriced and "cost unknown" in unpriced[0] and "$" not in unpriced[0]
     # The request log says what counted the estimated tokens.
     log = html.split('id="request-log"')[1]
-    assert "counted by input: upstream, output: chars/4" in log
-    assert "counted by count-endpoint" in log
+    assert "estimated tokens (input: upstream, output: chars/4)</span>" in log
+    assert "estimated tokens (count-endpoint)</span>" in log
     acme = re.search(r"<code>acme/acme-large</code>.*?</tr>", log)
     assert acme and ">unpriced</span>" in acme[0] and "counted by chars/4" in acme[0]
 
