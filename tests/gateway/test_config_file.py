@@ -212,6 +212,77 @@ def test_header_values_stay_out_of_repr_and_the_check(
 
 # -- errors: the file, the line, the key ---------------------------------------------------
 
+TRICKY_TOML = """\
+# a comment with [brackets] and key = "value"
+top = 1
+[providers.acme]
+base_url = "https://x.example/v1"  # [ not a table
+models = [
+  "a",  # ]
+  "b",
+]
+note = \"\"\"
+[not.a.table]
+fake = 1
+\"\"\"
+literal = '''
+also = "not a key"
+'''
+headers = { "X-A" = "b", 'X-B' = "c" }
+"quoted".'literal'.bare = true
+
+[ prices . "acme/a" ]
+input = 1
+[[arr]]
+k = 1
+[[arr]]
+k = 2
+"""
+
+
+def _key_paths(data: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield (*path, key)
+            yield from _key_paths(value, (*path, key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from _key_paths(value, (*path, index))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [TRICKY_TOML, (EXAMPLES / "gateway.toml").read_text(encoding="utf-8")],
+    ids=["tricky", "example"],
+)
+def test_the_toml_locator_finds_the_line_of_every_key(text: str) -> None:
+    """tomllib keeps no positions: every key's line, found by reading the text, must be a
+    line that writes that key (strings, comments and multi-line values stepped over)."""
+    import tomllib
+
+    from reference_gateway.configfile.locate import line_of, toml_lines
+
+    lines, source = toml_lines(text), text.splitlines()
+    paths = list(_key_paths(tomllib.loads(text)))
+    assert len(paths) > 5
+    for path in paths:
+        line = line_of(lines, path)
+        assert line is not None, path
+        key = next(part for part in reversed(path) if isinstance(part, str))
+        assert key in source[line - 1], (path, line, source[line - 1])
+
+
+def test_the_toml_locator_steps_over_strings_and_counts_arrays_of_tables() -> None:
+    from reference_gateway.configfile.locate import toml_lines
+
+    lines = toml_lines(TRICKY_TOML)
+    assert lines[("providers", "acme", "headers")] == 16
+    assert lines[("providers", "acme", "quoted", "literal", "bare")] == 17
+    assert lines[("prices", "acme/a", "input")] == 20
+    assert lines[("arr", 1, "k")] == 24
+    assert ("not", "a", "table") not in lines and ("also",) not in lines
+
+
 GOOD_TOML = '[providers.acme]\nbase_url = "https://api.acme.example/v1"\n'
 GOOD_YAML = "providers:\n  acme:\n    base_url: https://api.acme.example/v1\n"
 
@@ -603,6 +674,24 @@ def test_a_provider_in_a_module_and_the_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigFileError) as caught:
         create_app(settings, registry=REGISTRY)
     assert str(caught.value).startswith(f"{file}:1: providers.acme: provider 'acme' is also")
+
+
+def test_a_worker_process_app_registers_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``serve --workers N`` builds each worker's app from the environment."""
+    from reference_gateway.cli import worker_app
+
+    monkeypatch.setenv("PROVARA_CONFIG", str(EXAMPLES / "gateway.yaml"))
+    monkeypatch.setenv("PROVARA_DATABASE_URL", f"sqlite:///{tmp_path / 'gateway.db'}")
+    monkeypatch.setenv("PROVARA_MASTER_KEY", generate_master_key())
+    monkeypatch.delenv("PROVARA_PROVIDER_MODULES", raising=False)
+    app: Any = worker_app()
+    gateway = app.state.gateway
+    assert gateway.registry.get("acme").source.startswith("config:")
+    # The router prices the file's models for auto (expected cost), as the module's.
+    assert gateway.router.expected_cost("acme/acme-large", 1000, 500) == Decimal("0.00125")
+    assert gateway.settings.fallbacks["acme/acme-large"] == ("acme/acme-small", "local/echo")
 
 
 def test_settings_fill_fallbacks_and_keep_the_config(tmp_path: Path) -> None:
