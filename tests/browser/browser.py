@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver import Chrome, ChromeOptions
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -78,6 +79,20 @@ def start_chrome(binaries: ChromiumBinaries, profile: Path, downloads: Path) -> 
     return driver
 
 
+def _detached(element: WebElement) -> bool:
+    """Whether ``element`` has left the document (its page was replaced)."""
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        # Asked while the old document is being torn down, Chromium says this instead.
+        if "does not belong to the document" in str(exc.msg):
+            return True
+        raise
+    return False
+
+
 class Browser:
     """One test's view of the shared driver, on a gateway at ``base_url``."""
 
@@ -108,7 +123,7 @@ class Browser:
         new one has loaded."""
         old = self.driver.find_element(By.TAG_NAME, "html")
         yield
-        self.wait().until(ec.staleness_of(old))
+        self.wait().until(lambda _: _detached(old))
         self.wait().until(lambda d: d.execute_script("return document.readyState") == "complete")
 
     def click(self, element: WebElement) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from tests.browser.browser import Browser
 
-__all__ = ["goto"]
+__all__ = ["PHONE", "assert_fits", "goto"]
+
+PHONE = (390, 844)
+"""A phone's window, in CSS pixels."""
 
 
 def goto(browser: Browser, link: str) -> None:
@@ -12,3 +15,12 @@ def goto(browser: Browser, link: str) -> None:
     browser.click(browser.nav()[link])
     assert browser.title() == f"Provara gateway · {link}"
     assert browser.find("nav a.here").text == link
+
+
+def assert_fits(browser: Browser) -> None:
+    """The page is no wider than the window: nothing to scroll sideways."""
+    # clientWidth: the window less its vertical scrollbar.
+    wide, window = browser.driver.execute_script(
+        "const root = document.documentElement; return [root.scrollWidth, root.clientWidth]"
+    )
+    assert wide <= window, f"{browser.path} is {wide} px wide in a {window} px window"

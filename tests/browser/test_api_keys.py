@@ -52,3 +52,31 @@ def test_add_and_rotate_a_key(browser: Browser, site: Site) -> None:
     assert "sk-boom-second-value" not in browser.driver.page_source
     assert stored_keys(site, token)["BOOM_API_KEY"].endswith("2222")
     browser.shot("api-keys-rotated")
+
+
+def test_delete_asks_for_confirmation_first(browser: Browser, site: Site) -> None:
+    token = site.server.tenant(f"keys-{next(_tenants)}")
+    added = httpx.post(
+        f"{site.url}/api/provider-keys",
+        headers={"authorization": f"Bearer {token}"},
+        json={"name": "BOOM_API_KEY", "value": "sk-boom-doomed-value-3333"},
+    )
+    assert added.status_code == 201
+    browser.login(token)
+
+    browser.click(browser.find("#delete-BOOM_API_KEY"))
+    confirm = browser.text("#confirm-delete-section")
+    assert "Delete BOOM_API_KEY?" in confirm and "3333" in confirm
+    assert "BOOM_API_KEY" in stored_keys(site, token)  # asking deleted nothing
+    browser.shot("api-keys-delete-confirm")
+    browser.click(browser.find("#cancel-delete"))
+    assert browser.path == "/dashboard/api-keys"
+    assert "3333" in key_row(browser, "BOOM_API_KEY")
+    assert "BOOM_API_KEY" in stored_keys(site, token)
+
+    browser.click(browser.find("#delete-BOOM_API_KEY"))
+    browser.click(browser.find("#confirm-delete"))
+    assert browser.text("main .notice") == "Deleted BOOM_API_KEY."
+    assert "No keys stored yet." in browser.text()
+    assert stored_keys(site, token) == {}
+    browser.shot("api-keys-deleted")

@@ -1,9 +1,13 @@
-"""The providers and router pages in a real browser, reached through the navigation."""
+"""The providers and router pages in a real browser, reached through the navigation, and
+every tenant page at a phone's width."""
 
 from __future__ import annotations
 
+import pytest
+
+from reference_gateway.dashboard.page import PAGES
 from tests.browser.browser import Browser
-from tests.browser.pages import goto
+from tests.browser.pages import PHONE, assert_fits, goto
 
 
 def provider_rows(browser: Browser) -> dict[str, str]:
@@ -41,3 +45,11 @@ def test_router_page_shows_the_tenants_own_samples(signed_in: Browser) -> None:
     assert " 3 " in f" {row} "  # three graded completions
     assert "0.667" in row  # scores 1, 1, 0
     signed_in.shot("router")
+
+
+@pytest.mark.parametrize("path", [path for path, _ in PAGES])
+def test_every_page_fits_a_phone(signed_in: Browser, path: str) -> None:
+    signed_in.driver.set_window_size(*PHONE)
+    signed_in.open(path)
+    assert_fits(signed_in)
+    signed_in.shot(path.rsplit("/", 1)[-1] + "-phone")
