@@ -50,8 +50,9 @@ _PROCESSED = frozenset({"first_token_timeout", "stream_timeout", "stream_aborted
 class RequestLog:
     """What one request came to so far; :meth:`finish` reports its outcome once.
 
-    With the :class:`~reference_gateway.outcome.NullObserver` nothing is built for the
-    observer: the log only counts what the answer itself names.
+    ``path`` is every attempt as ``(provider/model, status, error)``, what the answer
+    names. With the :class:`~reference_gateway.outcome.NullObserver` nothing is built for
+    the observer (``observing`` is false; ``attempts`` stays empty).
     """
 
     __slots__ = (
@@ -59,6 +60,7 @@ class RequestLog:
         "_observer",
         "attempts",
         "error",
+        "path",
         "prompt",
         "request_id",
         "requested_model",
@@ -80,6 +82,7 @@ class RequestLog:
         self.requested_model: str | None = None
         self.served_model: str | None = None
         self.stream = False
+        self.path: list[tuple[str, int, str | None]] = []
         self.attempts: list[Attempt] = []
         self.skipped: list[str] = []
         self.prompt: object = None
@@ -88,7 +91,13 @@ class RequestLog:
         """The outcome's error code once known (an upstream failure's, not the response's)."""
         self._done = False
 
+    @property
+    def observing(self) -> bool:
+        """Whether an observer wants the attempts and the outcome."""
+        return self._observer is not None
+
     def attempt_done(self, attempt: Attempt) -> None:
+        """Hand an attempt to the observer (only called when :attr:`observing`)."""
         self.attempts.append(attempt)
         observer = self._observer
         if observer is not None and self.tenant is not None:
@@ -97,7 +106,7 @@ class RequestLog:
     def headers(self, *, serving: bool = False) -> dict[str, str]:
         """The response headers naming the served model and the number of attempts
         (``serving``: the one under way, a stream's, is not recorded yet)."""
-        headers = {ATTEMPTS_HEADER: str(len(self.attempts) + serving)}
+        headers = {ATTEMPTS_HEADER: str(len(self.path) + serving)}
         if self.served_model is not None:
             headers[SERVED_MODEL_HEADER] = self.served_model
         return headers
@@ -107,9 +116,9 @@ class RequestLog:
         body = meta.to_dict()
         body["served_model"] = self.served_model
         body["requested_model"] = self.requested_model
-        body["attempts"] = len(self.attempts)
+        body["attempts"] = len(self.path)
         body["path"] = [
-            {"model": a.public_model, "status": a.status, "error": a.error} for a in self.attempts
+            {"model": model, "status": status, "error": error} for model, status, error in self.path
         ]
         if self.skipped:
             body["skipped"] = list(self.skipped)
@@ -333,9 +342,14 @@ class Attempts:
         retry_after: float | None = None,
     ) -> Attempted:
         log = self.log
-        index = len(log.attempts)
-        self._tried.add(route.public_model)
+        index = len(log.path)
+        public_model = route.public_model
+        log.path.append((public_model, status, error))
+        if error is not None:
+            self._tried.add(public_model)
         attempted = Attempted(status, error, index, log.requested_model, route.key_hint)
+        if not log.observing:
+            return attempted
         log.attempt_done(
             Attempt(
                 index=index,
