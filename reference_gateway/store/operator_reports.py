@@ -69,12 +69,16 @@ class TenantSpend:
     estimated: int = 0
     """Priced attempts whose token counts are estimated."""
     unpriced: int = 0
-    """Attempts at unpriced models: their cost is unknown, not in ``cost_picodollars``."""
+    """Attempts at unpriced models that used tokens: their cost is unknown, not in
+    ``cost_picodollars`` (one refused before any token cost nothing)."""
     unpriced_tokens: int = 0
     """Input plus output tokens of the unpriced attempts."""
 
 
 _PRICED = usage.c.priced == 1
+# An unpriced attempt's cost is unknown only if it used tokens: a refused one cost nothing
+# (as in the tenants' usage reports).
+_UNKNOWN = (usage.c.priced == 0) & ((usage.c.input_tokens + usage.c.output_tokens) > 0)
 _SPEND = (
     sa.func.count(sa.distinct(usage.c.request_id)),
     sa.func.count(),
@@ -84,8 +88,8 @@ _SPEND = (
     _sum_if(_PRICED, usage.c.cost_picodollars),
     _sum_if(_PRICED & (usage.c.estimated == 1), usage.c.cost_picodollars),
     _count_if(_PRICED & (usage.c.estimated == 1)),
-    _count_if(usage.c.priced == 0),
-    _sum_if(usage.c.priced == 0, usage.c.input_tokens + usage.c.output_tokens),
+    _count_if(_UNKNOWN),
+    _sum_if(_UNKNOWN, usage.c.input_tokens + usage.c.output_tokens),
 )
 
 

@@ -350,6 +350,17 @@ def test_spend_by_tenant_keeps_unpriced_and_estimated_apart(server: GatewayServe
         ),
         _row(first, day, "alpha", priced=0, cost_picodollars=None, input_tokens=7, output_tokens=8),
         _row(second, day, "beta", cost_picodollars=250_000, input_tokens=1, output_tokens=2),
+        _row(
+            second,
+            day,
+            "beta",
+            status=400,
+            error="upstream_rejected",
+            priced=0,
+            cost_picodollars=None,
+            input_tokens=0,
+            output_tokens=0,
+        ),
         _row(second, day - timedelta(days=40), "beta", cost_picodollars=9_999_999_999),
     ]
     with connect(server.database) as conn:
@@ -373,7 +384,9 @@ def test_spend_by_tenant_keeps_unpriced_and_estimated_apart(server: GatewayServe
         "unpriced": "1 attempts 15 tokens, cost unknown",
     }
     second_row = _spend_row(html, "second")
-    assert (second_row["requests"], second_row["cost"]) == ("1", "$0.00000025")
+    assert (second_row["requests"], second_row["cost"]) == ("2", "$0.00000025")
+    # An unpriced attempt refused before any token cost nothing: not of unknown cost.
+    assert (second_row["attempts"], second_row["unpriced"]) == ("2", "—")
     assert _spend_row(html, "idle")["requests"] == "0"
     assert '<strong id="spend-total">$0.00000375</strong>' in html
     assert 'id="spend-unpriced">1<' in html
