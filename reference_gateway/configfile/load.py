@@ -131,7 +131,7 @@ def _validate(name: str, data: Any, lines: Mapping[KeyPath, int], *, table: str)
         fallbacks={key: tuple(chain) for key, chain in schema.fallbacks.items()},
         lines=dict(lines),
     )
-    problems = _cross_checks(config, schema)
+    problems = _cross_checks(config)
     if problems:
         raise ConfigFileError(name, _in_file_order(problems))
     return config
@@ -178,7 +178,7 @@ def _model_ref(value: str) -> str | None:
     return None
 
 
-def _cross_checks(config: GatewayConfig, schema: ConfigSchema) -> list[Problem]:
+def _cross_checks(config: GatewayConfig) -> list[Problem]:
     problems: list[Problem] = []
     for provider in config.providers:
         path: KeyPath = ("providers", provider.name)
