@@ -59,6 +59,13 @@ def _path(request: LoggedRequest) -> str:
     return " → ".join(steps)
 
 
+def _models(asked: str, answered: str) -> str:
+    """``asked → served``, or the one model when they are the same."""
+    if asked == answered:
+        return f"<code>{e(asked)}</code>"
+    return f"<code>{e(asked)}</code> → <code>{e(answered)}</code>"
+
+
 def _line(request: LoggedRequest) -> str:
     served = request.served
     asked = request.requested_model or "—"
@@ -73,7 +80,7 @@ def _line(request: LoggedRequest) -> str:
     return (
         f'<tr id="request-{e(request.request_id)}">'
         f"<td><time>{e(request.started_at.replace('T', ' ')[:19])}</time></td>"
-        f"<td><code>{e(asked)}</code> → <code>{e(answered)}</code></td>"
+        f"<td>{_models(asked, answered)}</td>"
         f"<td>{_status(request)}</td>"
         f"<td class=num>{milliseconds(request.latency_ms)}</td>"
         f"<td class=num>{milliseconds(served.ttft_ms if served else None)}</td>"

@@ -90,6 +90,8 @@ def test_usage_page_rolls_up_own_usage_exactly(gateway: GatewayServer, new_tenan
     log = html.split('id="request-log"')[1]
     assert "estimated tokens (input: upstream, output: chars/4)</span>" in log
     assert "estimated tokens (count-endpoint)</span>" in log
+    # A request served by the model it asked for names it once.
+    assert "<td><code>local/echo</code></td>" in log and "local/echo</code> →" not in log
     acme = re.search(r"<code>acme/acme-large</code>.*?</tr>", log)
     assert acme and ">unpriced</span>" in acme[0] and "counted by chars/4" in acme[0]
 
