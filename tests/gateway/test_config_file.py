@@ -738,6 +738,18 @@ def test_config_check_lists_every_problem_one_line_each(
     ]
 
 
+def test_config_check_imports_the_provider_modules_as_serve_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROVARA_PROVIDER_MODULES", MODULE)
+    file = _write(tmp_path, "gateway.toml", "# acme twice\n" + GOOD_TOML)
+    assert main(["config", "check", file]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"provara-gateway: {file}:2: providers.acme: provider 'acme' is also registered by a "
+        "PROVARA_PROVIDER_MODULES module or code of yours; declare it in one place"
+    ]
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
