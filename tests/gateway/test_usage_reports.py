@@ -146,12 +146,18 @@ def test_request_log_groups_attempts_newest_first_and_pages(store_url: str) -> N
         total, page = request_log(conn, mine, FIRST, LAST, limit=2)
         _, rest = request_log(conn, mine, FIRST, LAST, limit=2, offset=2)
         _, shared = request_log(conn, theirs, FIRST, LAST, limit=10)
+        everyone_total, everyone = request_log(conn, None, FIRST, LAST, limit=10)
     assert total == 4
     assert [r.request_id for r in page] == ["r3", "r2"]
     assert [r.request_id for r in rest] == ["r4", "r1"]
     # r3 is mine alone here, though the other tenant used the same request id.
     assert [a.model for a in page[0].attempts] == ["m"] and page[0].cost_picodollars == 7
     assert [a.model for a in shared[0].attempts] == ["theirs-only"]
+    # Every tenant (operator pages): the two tenants' "r3" stay two requests.
+    assert everyone_total == 5
+    both = {(r.tenant_id, r.request_id): r for r in everyone}
+    assert [a.model for a in both[(mine, "r3")].attempts] == ["m"]
+    assert [a.model for a in both[(theirs, "r3")].attempts] == ["theirs-only"]
     refused_first = rest[0]
     assert refused_first.path == "acme/big 503 → p/m 200" and not refused_first.unpriced
     fallback = rest[1]
