@@ -14,6 +14,7 @@ import orjson
 
 from provara_kit.providers.openai_compatible import OpenAICompatibleProvider
 from provara_kit.registry import ProviderSpec, Registry
+from provara_kit.testing import ScriptedUpstream
 from reference_gateway.outcome import Attempt, Outcome
 from reference_gateway.store import connect
 from reference_gateway.store.usage import usage_for_tenant
@@ -37,9 +38,31 @@ def closed_port() -> int:
     return port
 
 
-def registry_with_a_dead_provider() -> Registry:
-    """The test registry plus ``dead``: keyless, unpriced, at a port that refuses."""
+PRICY_PRICE = (1_000, 2_000)
+"""USD per million input and output tokens of ``pricy/p-1``: dear, so costs show."""
+
+
+def registry_with_a_dead_provider(pricy: ScriptedUpstream | None = None) -> Registry:
+    """The test registry plus ``dead``: keyless, unpriced, at a port that refuses; and,
+    given its scripted upstream, ``pricy``: keyless, priced at :data:`PRICY_PRICE`."""
     registry = gateway_registry()
+    if pricy is not None:
+        registry.register(
+            ProviderSpec(
+                name="pricy",
+                factory=lambda *, api_key, base_url, transport: OpenAICompatibleProvider(
+                    name="pricy",
+                    base_url="https://pricy.test/v1",
+                    api_key=None,
+                    transport=pricy,
+                    default_models=("p-1",),
+                    pricing={"pricy/p-1": PRICY_PRICE},
+                ),
+                api_key_env=None,
+                default_models=("p-1",),
+                wire="openai-chat",
+            )
+        )
     port = closed_port()
     registry.register(
         ProviderSpec(
@@ -83,10 +106,14 @@ class Recorder:
         self.outcomes.append(outcome)
 
 
-def start_gateway(tmp: Path, **overrides: Any) -> tuple[GatewayServer, Sleeps]:
+def start_gateway(
+    tmp: Path, *, pricy: ScriptedUpstream | None = None, **overrides: Any
+) -> tuple[GatewayServer, Sleeps]:
     options: dict[str, Any] = {"retries": 2, "fallbacks": FALLBACKS, "keepalive_ms": 100}
     options.update(overrides)
-    server = GatewayServer(make_settings(tmp, **options), registry=registry_with_a_dead_provider())
+    server = GatewayServer(
+        make_settings(tmp, **options), registry=registry_with_a_dead_provider(pricy)
+    )
     sleeps = Sleeps()
     server.gateway.retry.sleep = sleeps
     return server.start(), sleeps

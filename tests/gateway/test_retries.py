@@ -4,12 +4,15 @@ are recorded by an injected sleep, never slept."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from provara_kit.testing import ErrorFault, ScriptedUpstream, StreamFaults
 from tests.gateway.attempt_helpers import (
+    PRICY_PRICE,
     TEXT,
     Recorder,
     Sleeps,
@@ -22,11 +25,14 @@ from tests.gateway.attempt_helpers import (
 )
 from tests.gateway.conftest import GatewayServer
 
+PRICY = ScriptedUpstream("openai-chat", reply=None)
+"""The upstream of ``pricy/p-1``; a test queues what its next requests get."""
+
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayServer, Sleeps]]:
     server, sleeps = start_gateway(
-        Path(tmp_path_factory.mktemp("retries")), first_token_timeout_ms=400
+        Path(tmp_path_factory.mktemp("retries")), pricy=PRICY, first_token_timeout_ms=400
     )
     try:
         yield server, sleeps
@@ -47,7 +53,7 @@ def sleeps(served: tuple[GatewayServer, Sleeps]) -> Sleeps:
 
 @pytest.fixture
 def token(server: GatewayServer) -> str:
-    return server.tenant(f"retry-{id(object())}")
+    return server.tenant(f"retry-{time.monotonic_ns()}")
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -243,3 +249,24 @@ def test_the_observer_gets_every_attempt_and_one_outcome_per_request(
         3,
     )
     assert failed.status_code == 502
+
+
+def test_a_scripted_upstream_s_attempts_cost_what_they_consumed(
+    server: GatewayServer, token: str, sleeps: Sleeps
+) -> None:
+    PRICY.queue(error=ErrorFault(529, "busy", retry_after=2))
+    PRICY.queue(faults=StreamFaults(stall_after_chunks=0, stall_seconds=3))
+    response = post(server, token, "pricy/p-1", stream=True)
+    assert response.status_code == 200
+    assert streamed_text(response) == TEXT
+    assert sleeps.waits[0] == 2.0  # the 529's Retry-After
+    overloaded, timed_out, answered = usage_rows(server, token, response.headers["x-request-id"], 3)
+    assert (overloaded["error"], overloaded["status"]) == ("overloaded", 529)
+    assert (overloaded["input_tokens"], overloaded["cost_picodollars"]) == (0, 0)
+    assert overloaded["priced"] == 1
+    # No first token in time: the prompt was sent, so its input is billed, estimated.
+    assert timed_out["error"] == "first_token_timeout"
+    assert timed_out["input_tokens"] > 0 and timed_out["estimated"] == 1
+    per_input_token = PRICY_PRICE[0] * 10**12 // 10**6
+    assert timed_out["cost_picodollars"] == timed_out["input_tokens"] * per_input_token
+    assert answered["error"] is None and answered["cost_picodollars"] > 0
