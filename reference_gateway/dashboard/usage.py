@@ -64,7 +64,7 @@ def _short(label: str) -> str:
     return label[11:] if len(label) > 10 else label[5:]  # "13:00" or "01-31"
 
 
-def _charts(buckets: list[Bucket]) -> str:
+def _charts(buckets: list[Bucket], *, hourly: bool) -> str:
     spend = [
         Point(
             b.label,
@@ -76,7 +76,7 @@ def _charts(buckets: list[Bucket]) -> str:
     ]
     tokens = [Point(b.label, _short(b.label), b.input_tokens + b.output_tokens) for b in buckets]
     requests = [Point(b.label, _short(b.label), b.requests) for b in buckets]
-    per = "hour" if len(buckets) == 24 and buckets[0].label.endswith(" 00:00") else "day"
+    per = "hour" if hourly else "day"
     return (
         '<section id="usage-charts" class="charts">'
         + bar_chart(
@@ -236,7 +236,7 @@ class UsagePage:
         if not totals.attempts:
             parts.append('<p class="muted" id="usage-empty">No usage in this range.</p>')
         parts.append(_totals(totals))
-        parts.append(_charts(buckets))
+        parts.append(_charts(buckets, hourly=chosen.days == 1))
         parts.append(_breakdown(lines) if lines else "")
         parts.append(_log(chosen, logged, page, requests))
         return self._render(session, "".join(parts))
