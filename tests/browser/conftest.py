@@ -187,7 +187,7 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    if report.failed and call.when in ("call", "setup"):
+    if report.failed:  # in the test, or in the console check after it
         view = getattr(item, "funcargs", {}).get("browser")
         if isinstance(view, Browser):
             name = re.sub(r"[^A-Za-z0-9_.-]+", "_", item.name)

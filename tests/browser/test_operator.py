@@ -120,3 +120,25 @@ def test_provider_health(browser: Browser, site: Site) -> None:
         assert "ms" in local.text
     assert not browser.all("#health-1h tr[data-provider='acme']")  # backdated 10 days
     browser.shot("operator-health")
+
+
+def spend_cell(browser: Browser, tenant: str, cell: str) -> str:
+    return browser.text(f"#spend-table tr[data-tenant='{tenant}'] td.{cell}")
+
+
+def test_spend_of_every_tenant_over_a_range(browser: Browser, site: Site) -> None:
+    operator_login(browser, site.operator_token)
+    goto(browser, "Spend")
+    assert browser.path == "/dashboard/operator/spend"
+    assert browser.find("#spend-total").text.startswith("$")
+    assert browser.all("#spend-charts svg")
+    month = int(spend_cell(browser, "acme-corp", "requests"))
+    assert int(spend_cell(browser, "globex", "requests")) == 1
+    # Its two acme-large attempts, 10 days back, are at an unpriced model.
+    assert spend_cell(browser, "acme-corp", "unpriced").startswith("2 attempts")
+    browser.shot("operator-spend")
+
+    browser.click(browser.find("#range-last-7"))
+    assert browser.path == "/dashboard/operator/spend?last=7"
+    assert int(spend_cell(browser, "acme-corp", "requests")) == month - 2
+    assert spend_cell(browser, "acme-corp", "unpriced") == "—"
