@@ -436,7 +436,7 @@ class Attempts:
         self._queue(
             route, meta, self._record(route, meta, status, error, started, stream=True), stream=True
         )
-        if error != "client_disconnected":
+        if error not in ("client_disconnected", "internal_error"):
             self._gateway.router.failed(self.tenant.id, route.public_model)
 
     def served(

@@ -279,6 +279,17 @@ class SSEResponse(Response):
                 raise  # the error middleware answers a 500
             logger.exception("unhandled error while streaming %s", self.log.request_id)
             self._error = "internal_error"
+            if self._open:
+                self._open = False
+                self.attempts.broke(
+                    self.route,
+                    200,
+                    "internal_error",
+                    self._wall,
+                    self._t0,
+                    output_chars=self._chars,
+                    first_token_at=self._first_at,
+                )
             tail = encode_error(INTERNAL_ERROR.body())
         finally:
             await self._close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,12 @@ from typing import Any
 import httpx
 import orjson
 
+from provara_kit.provider import Provider
 from provara_kit.providers.openai_compatible import OpenAICompatibleProvider
 from provara_kit.registry import ProviderSpec, Registry
+from provara_kit.streaming import ChatStream
 from provara_kit.testing import ScriptedUpstream
+from provara_kit.types import ChatRequest, ChatResponse, TextDelta
 from reference_gateway.outcome import Attempt, Outcome
 from reference_gateway.store import connect
 from reference_gateway.store.usage import usage_for_tenant
@@ -38,6 +42,22 @@ def closed_port() -> int:
     return port
 
 
+class GlitchProvider(Provider):
+    """Streams one word, then something that is no stream event: a bug after the first byte."""
+
+    name = "glitch"
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        raise NotImplementedError
+
+    def complete_stream(self, request: ChatRequest) -> ChatStream:
+        async def events() -> AsyncGenerator[Any, None]:
+            yield TextDelta(text="half")
+            yield object()
+
+        return ChatStream(events())
+
+
 PRICY_PRICE = (1_000, 2_000)
 """USD per million input and output tokens of ``pricy/p-1``: dear, so costs show."""
 
@@ -46,6 +66,14 @@ def registry_with_a_dead_provider(pricy: ScriptedUpstream | None = None) -> Regi
     """The test registry plus ``dead``: keyless, unpriced, at a port that refuses; and,
     given its scripted upstream, ``pricy``: keyless, priced at :data:`PRICY_PRICE`."""
     registry = gateway_registry()
+    registry.register(
+        ProviderSpec(
+            name="glitch",
+            factory=lambda *, api_key, base_url, transport: GlitchProvider(),
+            api_key_env=None,
+            default_models=("g-1",),
+        )
+    )
     if pricy is not None:
         registry.register(
             ProviderSpec(

@@ -24,6 +24,7 @@ from tests.gateway.attempt_helpers import (
     usage_rows,
 )
 from tests.gateway.conftest import GatewayServer
+from tests.gateway.db import tenant_id
 
 PRICY = ScriptedUpstream("openai-chat", reply=None)
 """The upstream of ``pricy/p-1``; a test queues what its next requests get."""
@@ -270,3 +271,17 @@ def test_a_scripted_upstream_s_attempts_cost_what_they_consumed(
     per_input_token = PRICY_PRICE[0] * 10**12 // 10**6
     assert timed_out["cost_picodollars"] == timed_out["input_tokens"] * per_input_token
     assert answered["error"] is None and answered["cost_picodollars"] > 0
+
+
+def test_a_gateway_error_after_the_first_byte_still_records_the_attempt(
+    server: GatewayServer, token: str, sleeps: Sleeps
+) -> None:
+    response = post(server, token, "glitch/g-1", stream=True)
+    assert response.status_code == 200
+    assert streamed_text(response) == "half"
+    assert events(response)[-1]["error"]["type"] == "server_error"
+    assert sleeps.waits == []
+    (row,) = usage_rows(server, token, response.headers["x-request-id"], 1)
+    assert (row["status"], row["error"], row["output_tokens"]) == (200, "internal_error", 1)
+    owner = tenant_id(server.database, token)
+    assert "glitch/g-1" not in server.gateway.router.failures(owner)  # a bug, not the model
