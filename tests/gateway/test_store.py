@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
