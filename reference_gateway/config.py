@@ -48,16 +48,6 @@ variable                        meaning                                default
 ``PROVARA_JUDGE_MODEL``         ``provider/model`` the judge asks      the default model
 ``PROVARA_JUDGE_QUEUE``         completions waiting for the judge      100
                                 (more are not judged)
-``PROVARA_METRICS``             count requests for ``GET /metrics``    1
-                                (Prometheus; an operator token)
-``PROVARA_METRICS_BIND``        also serve the metrics, without        none
-                                authentication, on this
-                                ``host:port`` (e.g. 127.0.0.1:9464)
-``PROVARA_REQUEST_LOG``         one line per chat request on the       ``json``
-                                ``reference_gateway.requests`` logger:
-                                ``json``, ``text`` or ``off``
-``PROVARA_LOG_PROMPTS``         put the request's messages in that     0
-                                line (never on by default)
 ``PROVARA_RETRIES``             retries per model of a request that    2
                                 failed before its first byte (429,
                                 5xx, 529, no connection, no first
@@ -71,8 +61,16 @@ variable                        meaning                                default
 ``PROVARA_FIRST_TOKEN_TIMEOUT_MS`` a streamed attempt with a retry or  0 (no limit)
                                 fallback left is abandoned after this
                                 long without a first event
-``PROVARA_LOG_PROMPTS``         put the request's messages in the      0
-                                request log (never on by default)
+``PROVARA_METRICS``             count requests for ``GET /metrics``    1
+                                (Prometheus; an operator token)
+``PROVARA_METRICS_BIND``        also serve the metrics, without        none
+                                authentication, on this
+                                ``host:port`` (e.g. 127.0.0.1:9464)
+``PROVARA_REQUEST_LOG``         one line per chat request on the       ``json``
+                                ``reference_gateway.requests`` logger:
+                                ``json``, ``text`` or ``off``
+``PROVARA_LOG_PROMPTS``         put the request's messages in that     0
+                                line (never on by default)
 ==============================  =====================================  =====================
 
 Operator default provider keys are the registry's ``<NAME>_API_KEY`` variables (and
@@ -190,15 +188,14 @@ class Settings:
     judge_rate: float = 0.0
     judge_model: str = ""
     judge_queue: int = 100
+    metrics: bool = True
+    metrics_bind: str | None = None
+    request_log: str = "json"
     log_prompts: bool = False
     retries: int = 2
     retry_budget_ms: int = 10_000
     retry_backoff_ms: int = 250
     first_token_timeout_ms: int = 0
-    metrics: bool = True
-    metrics_bind: str | None = None
-    request_log: str = "json"
-    log_prompts: bool = False
     fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """``provider/model`` -> the models tried after it, in order, when it fails before
     its first byte."""
@@ -231,13 +228,6 @@ class Settings:
                 f"PROVARA_ROUTER_PRIOR_WEIGHT must be a number of samples from 0 to 1e9, "
                 f"got {weight}"
             )
-        if min(self.retries, self.retry_budget_ms, self.first_token_timeout_ms) < 0:
-            raise ConfigurationError(
-                "PROVARA_RETRIES, PROVARA_RETRY_BUDGET_MS and PROVARA_FIRST_TOKEN_TIMEOUT_MS "
-                "must be >= 0"
-            )
-        if self.retry_backoff_ms < 1:
-            raise ConfigurationError("PROVARA_RETRY_BACKOFF_MS must be positive")
         if self.request_log not in REQUEST_LOG_FORMATS:
             raise ConfigurationError(
                 f"PROVARA_REQUEST_LOG must be one of {', '.join(REQUEST_LOG_FORMATS)}, "
@@ -245,6 +235,13 @@ class Settings:
             )
         if self.metrics_bind is not None:
             parse_bind(self.metrics_bind)
+        if min(self.retries, self.retry_budget_ms, self.first_token_timeout_ms) < 0:
+            raise ConfigurationError(
+                "PROVARA_RETRIES, PROVARA_RETRY_BUDGET_MS and PROVARA_FIRST_TOKEN_TIMEOUT_MS "
+                "must be >= 0"
+            )
+        if self.retry_backoff_ms < 1:
+            raise ConfigurationError("PROVARA_RETRY_BACKOFF_MS must be positive")
         if self.judge_model == "auto":
             raise ConfigurationError("PROVARA_JUDGE_MODEL must name a model, not 'auto'")
         if not self.default_model or self.default_model == "auto":
@@ -288,14 +285,13 @@ class Settings:
             "judge_rate": _float(environ, "PROVARA_JUDGE_RATE", 0.0, low=0, high=1),
             "judge_model": environ.get("PROVARA_JUDGE_MODEL", "").strip(),
             "judge_queue": _int(environ, "PROVARA_JUDGE_QUEUE", 100),
-            "metrics": _flag(environ, "PROVARA_METRICS", True),
-            "metrics_bind": environ.get("PROVARA_METRICS_BIND", "").strip() or None,
-            "request_log": environ.get("PROVARA_REQUEST_LOG", "").strip().lower() or "json",
-            "log_prompts": _flag(environ, "PROVARA_LOG_PROMPTS", False),
             "retries": _int(environ, "PROVARA_RETRIES", 2, minimum=0),
             "retry_budget_ms": _int(environ, "PROVARA_RETRY_BUDGET_MS", 10_000, minimum=0),
             "retry_backoff_ms": _int(environ, "PROVARA_RETRY_BACKOFF_MS", 250),
             "first_token_timeout_ms": _int(environ, "PROVARA_FIRST_TOKEN_TIMEOUT_MS", 0, minimum=0),
+            "metrics": _flag(environ, "PROVARA_METRICS", True),
+            "metrics_bind": environ.get("PROVARA_METRICS_BIND", "").strip() or None,
+            "request_log": environ.get("PROVARA_REQUEST_LOG", "").strip().lower() or "json",
             "log_prompts": _flag(environ, "PROVARA_LOG_PROMPTS", False),
             "environ": environ,
         }

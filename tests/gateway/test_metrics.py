@@ -8,7 +8,8 @@ import socket
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -22,7 +23,9 @@ from reference_gateway.outcome import Attempt, Outcome
 from reference_gateway.store import connect
 from reference_gateway.telemetry.labels import UNKNOWN, ModelLabels, error_label
 from reference_gateway.telemetry.metrics import Metrics, workers_registry
+from reference_gateway.telemetry.workers import prepare_workers
 from tests.gateway.conftest import GatewayServer, make_settings
+from tests.gateway.test_processes import START_TIMEOUT, Cluster, GatewayProcess, ProcessClient
 
 T0 = 1_750_000_000.0
 
@@ -443,3 +446,233 @@ def test_processes_add_up_and_a_dead_ones_gauge_goes(tmp_path: Path) -> None:
         for process in (first, second):
             process.kill()
             process.communicate(timeout=30)
+
+
+# -- requests through a gateway -------------------------------------------------------------
+
+
+def scrape(
+    url: str, token: str | None = None
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """``{(sample name, sorted labels): value}`` of a ``/metrics`` page."""
+    headers = {} if token is None else {"authorization": f"Bearer {token}"}
+    answer = httpx.get(f"{url}/metrics", headers=headers, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(answer.text)
+        for sample in family.samples
+    }
+
+
+def total(
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
+) -> float:
+    """The sum of ``name`` over the samples whose labels include ``labels``."""
+    return sum(
+        value
+        for (sample, sample_labels), value in samples.items()
+        if sample == name and set(labels.items()) <= set(sample_labels)
+    )
+
+
+def until(what: str, check: Callable[[], bool], bound: float = 10.0) -> None:
+    """Poll ``check`` until it holds; fail after ``bound`` seconds (a process may report a
+    request a moment after its client has the answer)."""
+    deadline = time.monotonic() + bound
+    while not check():
+        assert time.monotonic() < deadline, f"{what}: not within {bound} s"
+        time.sleep(0.02)
+
+
+CHAT = "/v1/chat/completions"
+HI = [{"role": "user", "content": "hi"}]
+
+
+def drive(http: httpx.Client, token: str) -> int:
+    """One of each kind of request; returns how many were made."""
+    auth = {"authorization": f"Bearer {token}"}
+    fault = "x-provara-local-fault"
+    body = {"model": "local/echo", "messages": HI}
+    replies = [
+        http.post(CHAT, json=body, headers=auth),
+        http.post(CHAT, json=body, headers=auth),
+        http.post(CHAT, json={**body, "stream": True}, headers=auth),
+        http.post(CHAT, json=body, headers={"authorization": "Bearer pvk_wrong"}),
+        http.post(CHAT, json={**body, "model": "nope/made-up"}, headers=auth),
+        http.post(CHAT, json=body, headers={**auth, fault: "status=429;retry-after=0;times=1"}),
+        http.post(CHAT, json=body, headers={**auth, fault: "status=500;model=echo"}),
+        http.post(CHAT, json={**body, "stream": True}, headers={**auth, fault: "error-event"}),
+    ]
+    statuses = [reply.status_code for reply in replies]
+    assert statuses == [200, 200, 200, 401, 404, 200, 200, 200], [r.text for r in replies]
+    assert replies[6].headers["x-provara-served-model"] == "local/echo-anthropic"
+    return len(replies)
+
+
+def test_requests_through_the_gateway_are_counted_exactly(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path,
+        retries=1,
+        retry_backoff_ms=1,
+        fallbacks={"local/echo": ("local/echo-anthropic",)},
+    )
+    with GatewayServer(settings) as server:
+        token = server.tenant("acme-corp")
+        operator = operator_token(server.database)
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            made = drive(http, token)
+        until(
+            "every request counted",
+            lambda: total(scrape(server.url, operator), "provara_requests_total") == made,
+        )
+        samples = scrape(server.url, operator)
+
+    def count(name: str, **labels: str) -> float:
+        return total(samples, name, **labels)
+
+    assert count("provara_requests_total") == 8
+    assert (
+        count(
+            "provara_requests_total",
+            tenant="acme-corp",
+            provider="local",
+            model="echo",
+            status="200",
+        )
+        == 5
+    )
+    assert count("provara_requests_total", tenant="acme-corp", model="echo-anthropic") == 1
+    assert count("provara_requests_total", tenant="-", status="401") == 1
+    assert count("provara_requests_total", model="unknown", status="404") == 1
+    assert count("provara_request_errors_total", error="invalid_api_key", status="401") == 1
+    assert count("provara_request_errors_total", error="model_not_found", status="404") == 1
+    assert count("provara_request_errors_total", error="stream_aborted", status="200") == 1
+    assert (
+        count(
+            "provara_stream_aborts_total", provider="local", model="echo", reason="stream_aborted"
+        )
+        == 1
+    )
+    assert count("provara_retries_total", model="echo", error="rate_limited") == 1
+    assert count("provara_retries_total", model="echo", error="upstream_error") == 1
+    assert (
+        count(
+            "provara_fallbacks_total",
+            from_model="local/echo",
+            to_model="local/echo-anthropic",
+            error="upstream_error",
+        )
+        == 1
+    )
+    assert count("provara_upstream_attempts_total") == 9  # 5 served, 1 aborted, 3 failed
+    assert count("provara_upstream_attempts_total", status="429", error="rate_limited") == 1
+    assert count("provara_upstream_attempts_total", status="500", error="upstream_error") == 2
+    assert count("provara_request_duration_seconds_count") == 8
+    assert count("provara_time_to_first_token_seconds_count", stream="true") >= 1
+    assert count("provara_tokens_total", tenant="acme-corp", direction="input") > 0
+    assert ("provara_usage_pending_rows", ()) in samples
+    assert not any("made-up" in str(key) for key in samples)
+
+
+# -- serve --workers 2 ------------------------------------------------------------------------
+
+_STALE = """
+from prometheus_client import Counter
+labels = ("acme-corp", "local", "echo", "200", "false")
+Counter("provara_requests", "x", ["tenant", "provider", "model", "status", "stream"]).labels(
+    *labels
+).inc(100)
+"""
+
+
+def _pinned_scrape(gateway: GatewayProcess, pid: int, token: str) -> str:
+    client = ProcessClient(gateway, pid, token)
+    try:
+        conn = client._connection()
+        conn.request("GET", "/metrics", headers={"authorization": f"Bearer {token}"})
+        response = conn.getresponse()
+        text = response.read().decode()
+        assert response.status == 200, text
+        return text
+    finally:
+        client.close()
+
+
+def _requests(text: str) -> float:
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "provara_requests"
+        for sample in family.samples
+        if sample.name == "provara_requests_total"
+    )
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="tells worker processes apart through /proc")
+def test_workers_add_up_on_every_scrape(tmp_path: Path) -> None:
+    shared = tmp_path / "metrics"
+    shared.mkdir()
+    subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_STALE)],
+        env={"PROMETHEUS_MULTIPROC_DIR": str(shared), "PATH": "/usr/bin:/bin"},
+        check=True,
+        timeout=120,
+    )
+    assert list(shared.glob("counter_*.db"))  # a previous run's values
+    bind = _free_port()
+    cluster = Cluster(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'gateway.db'}",
+        extra_env={
+            "PROMETHEUS_MULTIPROC_DIR": str(shared),
+            "PROVARA_METRICS_BIND": f"127.0.0.1:{bind}",
+        },
+    )
+    token = cluster.create_tenant("acme-corp")
+    operator = cluster.cli("operators", "create", "ops").strip()
+    gateway = GatewayProcess(cluster, "--workers", "2").start()
+    try:
+        until("two workers", lambda: len(gateway.worker_pids()) == 2, bound=START_TIMEOUT)
+        workers = sorted(gateway.worker_pids())
+        for pid in workers:  # three requests answered by each worker
+            client = ProcessClient(gateway, pid, token)
+            try:
+                for _ in range(3):
+                    assert client.chat("local/echo").status == 200
+            finally:
+                client.close()
+        for pid in workers:
+            until(
+                f"worker {pid} sees all six requests",
+                lambda pid=pid: _requests(_pinned_scrape(gateway, pid, operator)) == 6,
+            )
+        for pid in workers:  # and not one more
+            assert _requests(_pinned_scrape(gateway, pid, operator)) == 6
+        unauthenticated = httpx.get(f"http://127.0.0.1:{bind}/metrics", timeout=10)
+        assert _requests(unauthenticated.text) == 6
+        assert "provara_usage_pending_rows" in unauthenticated.text
+        assert httpx.get(f"{gateway.url}/metrics", timeout=10).status_code == 401
+    finally:
+        gateway.stop()
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{bind}/metrics", timeout=2)
+
+
+def test_prepare_workers_makes_a_fresh_directory(tmp_path: Path) -> None:
+    environ: dict[str, str] = {}
+    done = prepare_workers(make_settings(tmp_path), environ)
+    made = Path(environ["PROMETHEUS_MULTIPROC_DIR"])
+    assert made.is_dir() and not any(made.iterdir())
+    done()
+    assert not made.exists()
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "counter_1.db").write_bytes(b"stale")
+    (own / "notes.txt").write_text("kept")
+    environ = {"PROMETHEUS_MULTIPROC_DIR": str(own)}
+    prepare_workers(make_settings(tmp_path), environ)()
+    assert sorted(p.name for p in own.iterdir()) == ["notes.txt"]
+    environ = {}
+    prepare_workers(make_settings(tmp_path, metrics=False), environ)()
+    assert environ == {}

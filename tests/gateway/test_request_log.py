@@ -9,16 +9,21 @@ import subprocess
 import sys
 import textwrap
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from provara_kit.errors import ConfigurationError
 from reference_gateway import logs
 from reference_gateway.config import Settings
 from reference_gateway.telemetry.request_log import LOGGER_NAME, RequestLog, fields
-from tests.gateway.test_metrics import attempt, outcome
+from tests.gateway.conftest import GatewayServer, make_settings
+from tests.gateway.test_metrics import CHAT, attempt, drive, outcome, until
 
 SECRET = "sk-request-log-secret-0123456789abcdef"
+PROMPT = "the quarterly plan nobody may read"
 
 
 @pytest.fixture
@@ -156,3 +161,65 @@ def test_serve_writes_the_bare_line_to_stdout() -> None:
     (line,) = done.stdout.splitlines()
     assert json.loads(line)["model_served"] == "local/echo"
     assert done.stderr == ""
+
+
+def test_a_line_for_every_request_through_the_gateway(
+    tmp_path: Path, captured: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(
+        tmp_path, retries=1, retry_backoff_ms=1, fallbacks={"local/echo": ("local/echo-anthropic",)}
+    )
+    with GatewayServer(settings) as server:
+        token = server.tenant("acme-corp")
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            made = drive(http, token)
+            secret = {"model": "local/echo", "messages": [{"role": "user", "content": PROMPT}]}
+            assert (
+                http.post(
+                    CHAT, json=secret, headers={"authorization": f"Bearer {token}"}
+                ).status_code
+                == 200
+            )
+        until("every request logged", lambda: len(request_lines(captured)) == made + 1)
+    lines = request_lines(captured)
+    assert len(lines) == made + 1 and len({line["request_id"] for line in lines}) == made + 1
+    assert [line["status"] for line in lines] == [200, 200, 200, 401, 404, 200, 200, 200, 200]
+    assert all(PROMPT not in json.dumps(line) and "prompt" not in line for line in lines)
+    unauthenticated, unknown = lines[3], lines[4]
+    assert unauthenticated["tenant"] is None and unauthenticated["error"] == "invalid_api_key"
+    assert unknown["model_requested"] == "nope/made-up" and unknown["error"] == "model_not_found"
+    assert unknown["attempts"] == 0 and unknown["model_served"] is None
+    fell_back = lines[6]
+    assert fell_back["model_served"] == "local/echo-anthropic"
+    assert fell_back["path"] == "local/echo 500 → local/echo 500 → local/echo-anthropic 200"
+    assert (fell_back["retries"], fell_back["fallbacks"], fell_back["attempts"]) == (1, 1, 3)
+    assert lines[5]["retries"] == 1 and lines[5]["path"].startswith("local/echo 429 → ")
+    aborted = lines[7]
+    assert (aborted["stream"], aborted["error"], aborted["status"]) == (True, "stream_aborted", 200)
+    served = lines[0]
+    assert served["tenant"] == "acme-corp" and served["model_served"] == "local/echo"
+    assert served["input_tokens"] > 0 and served["cost_usd"] == 0 and served["priced"] is True
+    assert served["latency_ms"] > 0 and served["request_id"].startswith("chatcmpl-")
+
+
+def test_prompts_reach_the_line_when_the_operator_asks(
+    tmp_path: Path, captured: pytest.LogCaptureFixture
+) -> None:
+    with GatewayServer(make_settings(tmp_path, log_prompts=True)) as server:
+        token = server.tenant("acme-corp")
+        messages = [{"role": "user", "content": PROMPT}]
+        answer = httpx.post(
+            f"{server.url}{CHAT}",
+            json={"model": "local/echo", "messages": messages},
+            headers={"authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert answer.status_code == 200
+        until("the request logged", lambda: len(request_lines(captured)) == 1)
+    assert request_lines(captured)[0]["prompt"] == messages
+
+
+def request_lines(captured: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    return [
+        json.loads(record.getMessage()) for record in captured.records if record.name == LOGGER_NAME
+    ]

@@ -13,6 +13,7 @@ from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanProcessor
@@ -23,7 +24,7 @@ from reference_gateway.telemetry import tracing
 from reference_gateway.telemetry.labels import ModelLabels
 from reference_gateway.telemetry.tracing import Tracing, exporter_names, from_environ
 from tests.gateway.conftest import GatewayServer, make_settings
-from tests.gateway.test_metrics import T0, _Catalog, attempt, outcome
+from tests.gateway.test_metrics import T0, _Catalog, attempt, drive, outcome, until
 
 _OTEL_MODULES = (
     "opentelemetry",
@@ -197,7 +198,14 @@ def test_a_gateway_without_the_sdk_runs_untraced(
     settings = replace(base, environ={**base.environ, "OTEL_TRACES_EXPORTER": "console"})
     with GatewayServer(settings) as server:
         assert server.gateway.telemetry.tracing is None
-        server.gateway.observer.request_done(outcome(attempt()))
+        token = server.tenant("acme-corp")
+        answer = httpx.post(
+            f"{server.url}/v1/chat/completions",
+            json={"model": "local/echo", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert answer.status_code == 200
 
 
 def _in_memory(exporter: InMemorySpanExporter) -> object:
@@ -212,12 +220,50 @@ def test_the_gateway_traces_when_asked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exporter: InMemorySpanExporter
 ) -> None:
     monkeypatch.setattr(tracing, "span_processor", _in_memory(exporter))
-    base = make_settings(tmp_path)
+    base = make_settings(
+        tmp_path, retries=1, retry_backoff_ms=1, fallbacks={"local/echo": ("local/echo-anthropic",)}
+    )
     settings = replace(base, environ={**base.environ, "OTEL_TRACES_EXPORTER": "console"})
     with GatewayServer(settings) as server:
         assert server.gateway.telemetry.tracing is not None
-        server.gateway.observer.request_done(outcome(attempt()))
-    assert [s.name for s in exporter.get_finished_spans()] == ["chat echo", "chat local/echo"]
+        token = server.tenant("acme-corp")
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            made = drive(http, token)
+        until(
+            "every request traced",
+            lambda: sum(s.parent is None for s in exporter.get_finished_spans()) == made,
+        )
+    spans = exporter.get_finished_spans()
+    requests = [s for s in spans if s.parent is None]
+    assert len(requests) == made
+    children = {
+        r.context.span_id: [s for s in spans if s.parent and s.parent.span_id == r.context.span_id]
+        for r in requests
+    }
+    fell_back = next(
+        r for r in requests if (r.attributes or {}).get("gen_ai.response.model") == "echo-anthropic"
+    )
+    assert fell_back.name == "chat local/echo"
+    assert [c.name for c in children[fell_back.context.span_id]] == [
+        "chat echo",
+        "chat echo",
+        "chat echo-anthropic",
+    ]
+    assert [
+        (c.attributes or {}).get("error.type") for c in children[fell_back.context.span_id]
+    ] == [
+        "upstream_error",
+        "upstream_error",
+        None,
+    ]
+    unknown = next(
+        r for r in requests if (r.attributes or {}).get("error.type") == "model_not_found"
+    )
+    assert unknown.name == "chat" and not children[unknown.context.span_id]
+    served = [r for r in requests if (r.attributes or {}).get("gen_ai.provider.name") == "local"]
+    assert all((r.attributes or {})["gen_ai.usage.input_tokens"] > 0 for r in served)
+    assert all(r.end_time is not None and r.start_time is not None for r in requests)
+    assert all(r.end_time >= r.start_time for r in requests)  # type: ignore[operator]
 
 
 _NO_IMPORT = """
