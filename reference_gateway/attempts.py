@@ -159,7 +159,6 @@ class Attempts:
 
     __slots__ = (
         "_fault",
-        "_first_error",
         "_gateway",
         "_tried",
         "cell",
@@ -193,7 +192,6 @@ class Attempts:
         self.tries = 0
         """Retries made at the current model."""
         self._tried: set[str] = set()
-        self._first_error: GatewayError | None = None
         self.started = gateway.retry.clock()
 
     # -- routes ----------------------------------------------------------------------------
@@ -209,7 +207,6 @@ class Attempts:
             if not chain or exc.status >= 500 or exc.code == "invalid_header":
                 raise
             self.chain = (model, *chain)
-            self._first_error = exc
             self.log.skipped.append(model)
             following = await self._next_model()
             if following is None:

@@ -83,7 +83,9 @@ class Outcome:
     ``requested_model`` is what the body asked for (``None`` when it was never read);
     ``served_model`` the ``provider/model`` that answered (``None`` when none did).
     ``status`` is the client's HTTP status (200 for a stream that started, even if it was
-    aborted later: ``error`` then says how it ended). ``attempts`` are in order.
+    aborted later: ``error`` then says how it ended; 499, ``client_disconnected``, for a
+    client that went away before anything was sent). ``attempts`` are in order; they are
+    given only to an observer that is not the :class:`NullObserver`.
     ``prompt`` is the body's ``messages`` as the client sent them, set only when
     ``Settings.log_prompts`` is on (``None`` otherwise, and when the body was never read).
     """

@@ -226,10 +226,11 @@ def test_the_observer_gets_every_attempt_and_one_outcome_per_request(
         bad_token = post(server, "pvk_nope")
         bad_body = post(server, token, model="")
         failed = post(server, token, "local/echo-anthropic", fault="status=500")
+        buggy = post(server, token, "boom/boom-1")
     finally:
         server.gateway.observer = type(recorder)()
-    assert [o.status for o in recorder.outcomes] == [200, 401, 400, 502]
-    served, unauthenticated, invalid, upstream = recorder.outcomes
+    assert [o.status for o in recorder.outcomes] == [200, 401, 400, 502, 500]
+    served, unauthenticated, invalid, upstream, bug = recorder.outcomes
     assert served.request_id == ok.headers["x-request-id"]
     assert served.served_model == "local/echo-anthropic" and served.error is None
     assert [a.public_model for a in served.attempts] == ["local/echo"] * 3 + [
@@ -250,6 +251,11 @@ def test_the_observer_gets_every_attempt_and_one_outcome_per_request(
         3,
     )
     assert failed.status_code == 502
+    assert (buggy.status_code, bug.error, bug.requested_model) == (
+        500,
+        "internal_error",
+        "boom/boom-1",
+    )
 
 
 def test_a_scripted_upstream_s_attempts_cost_what_they_consumed(
