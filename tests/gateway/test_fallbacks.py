@@ -233,3 +233,37 @@ def test_a_client_that_goes_away_is_one_outcome_and_one_row(tmp_path: Path) -> N
         assert row["input_tokens_source"] == "estimated"
     finally:
         server.stop()
+
+
+def test_a_client_gone_before_the_first_byte_is_a_499(tmp_path: Path) -> None:
+    # A retry is left, so the stalled attempt sends no keep-alive: nothing reaches the client.
+    server, _ = start_gateway(tmp_path, retries=1, fallbacks={}, first_token_timeout_ms=5_000)
+    recorder = Recorder()
+    server.gateway.observer = recorder
+    try:
+        token = server.tenant("impatient")
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(
+                f"{server.url}/v1/chat/completions",
+                json={"model": "local/echo", "messages": MESSAGES, "stream": True},
+                headers={"authorization": f"Bearer {token}", FAULT: "stall=5000"},
+                timeout=httpx.Timeout(5, read=0.5),
+            )
+        deadline = time.monotonic() + 5
+        while not recorder.outcomes and time.monotonic() < deadline:
+            time.sleep(0.02)
+        (outcome,) = recorder.outcomes
+        assert (outcome.status, outcome.error, outcome.served_model) == (
+            499,
+            "client_disconnected",
+            None,
+        )
+        (row,) = usage_rows(server, token, outcome.request_id, 1)
+        assert (row["status"], row["error"], row["output_tokens"]) == (
+            499,
+            "client_disconnected",
+            0,
+        )
+        assert row["input_tokens"] > 0 and row["estimated"] == 1
+    finally:
+        server.stop()
