@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +12,11 @@ import httpx
 import openai
 import pytest
 
-from reference_gateway.store import HEAD, connect, current_revision
+from provara_kit.types import ProvaraMeta
+from reference_gateway.auth import create_tenant
+from reference_gateway.store import HEAD, Database, connect, current_revision
 from reference_gateway.store.usage import usage_for_tenant
+from reference_gateway.usage import Attempted, UsageRecorder
 from tests.gateway.conftest import GatewayServer, make_settings
 from tests.gateway.db import scalar, tenant_id
 from tests.gateway.legacy_schema import legacy_database
@@ -252,3 +257,72 @@ def test_a_version_3_database_gets_the_methods_its_sources_imply(tmp_path: Path)
             for row in usage_for_tenant(conn, "t1")
         }
         assert methods == {"r-up": ("upstream", "upstream"), "r-est": ("upstream", "chars/4")}
+
+
+def test_failed_attempts_land_with_or_before_the_served_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def meta(model: str, tokens: int) -> ProvaraMeta:
+        return ProvaraMeta(
+            provider="local",
+            model=model,
+            input_tokens=tokens,
+            output_tokens=tokens,
+            input_tokens_source="upstream",
+            output_tokens_source="upstream",
+            cost_usd=Decimal(0),
+            priced=True,
+            finish_reason=None,
+            ttft_ms=None,
+            latency_ms=1.0,
+        )
+
+    import reference_gateway.usage as usage_module
+
+    transactions: list[list[tuple[int, str | None]]] = []
+    real_write = usage_module._write
+
+    def write(conn: Any, items: list[Any]) -> None:
+        transactions.append([(item[7].attempt, item[7].error) for item in items])
+        real_write(conn, items)
+
+    monkeypatch.setattr(usage_module, "_write", write)
+
+    async def scenario() -> list[dict[str, Any]]:
+        db = Database(f"sqlite:///{tmp_path / 'attempts.db'}")
+        tenant, _ = db.run_sync(create_tenant, "attempts")
+        # A long interval: only the served row's commit writes anything.
+        recorder = UsageRecorder(db, flush_ms=60_000, flush_rows=10_000)
+        recorder.start()
+        try:
+            for number in (0, 1):
+                recorder.record(
+                    request_id="r1",
+                    tenant_id=tenant.id,
+                    meta=meta("echo", 0),
+                    key_source="local",
+                    stream=False,
+                    attempt=Attempted(503, "upstream_error", number, "local/echo", None),
+                )
+            await recorder.commit(
+                request_id="r1",
+                tenant_id=tenant.id,
+                meta=meta("echo-anthropic", 7),
+                key_source="local",
+                stream=False,
+                cell="chat/simple",
+                attempt=Attempted(200, None, 2, "local/echo", "wxyz"),
+            )
+            return await db.run(usage_for_tenant, tenant.id)
+        finally:
+            await recorder.aclose()
+            db.close()
+
+    stored = asyncio.run(scenario())
+    assert transactions == [[(0, "upstream_error"), (1, "upstream_error"), (2, None)]]
+    assert [(r["attempt"], r["status"], r["error"], r["key_hint"]) for r in stored] == [
+        (0, 503, "upstream_error", None),
+        (1, 503, "upstream_error", None),
+        (2, 200, None, "wxyz"),
+    ]
+    assert {r["requested_model"] for r in stored} == {"local/echo"}
