@@ -116,12 +116,13 @@ def usage_rollup(conn: sa.Connection, tenant_id: str) -> list[dict[str, Any]]:
     produced the token counts, newest day first.
 
     ``cost_picodollars`` is the exact integer sum for priced groups and ``None`` for
-    unpriced ones (their cost is unknown, not zero).
+    unpriced ones (their cost is unknown, not zero). ``requests`` counts distinct requests:
+    a request retried at one model is one request there, every attempt's cost summed.
     """
     query = (
         sa.select(
             *_GROUP,
-            sa.func.count(),
+            sa.func.count(sa.distinct(usage.c.request_id)),
             sa.func.sum(usage.c.input_tokens),
             sa.func.sum(usage.c.output_tokens),
             sa.case((usage.c.priced == 1, sa.func.sum(usage.c.cost_picodollars))),

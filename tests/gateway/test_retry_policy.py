@@ -4,6 +4,7 @@ counts, without a server."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
@@ -23,10 +24,13 @@ from provara_kit.errors import (
     UnprocessableEntityError,
     UpstreamServerError,
 )
+from reference_gateway.auth import create_tenant
 from reference_gateway.config import Settings
 from reference_gateway.dashboard.cells import _failures
 from reference_gateway.local import LocalFault
 from reference_gateway.retry import MAX_BACKOFF, FirstTokenTimeoutError, RetryPolicy, classify
+from reference_gateway.store import connect
+from reference_gateway.store.usage import USAGE_COLUMNS, insert_usage, usage_rollup
 from tests.gateway.test_router import PRICING, TENANT, feed, request, router
 
 
@@ -193,3 +197,36 @@ def test_the_router_page_lists_recent_failures_escaped() -> None:
     r.failed(TENANT.id, "p/<odd>")
     html = _failures(r, TENANT.id)
     assert "Recent failures" in html and "p/&lt;odd&gt;" in html and "<odd>" not in html
+
+
+def test_the_rollup_counts_a_retried_request_once(tmp_path: Path) -> None:
+    with connect(f"sqlite:///{tmp_path / 'rollup.db'}") as conn:
+        tenant, _ = create_tenant(conn, "rollup")
+        base = dict.fromkeys(USAGE_COLUMNS)
+        base.update(
+            tenant_id=tenant.id,
+            created_at="2026-11-26T08:00:00.000+00:00",
+            day="2026-11-26",
+            provider="local",
+            model="echo",
+            key_source="local",
+            stream=0,
+            input_tokens_source="upstream",
+            output_tokens_source="upstream",
+            estimated=0,
+            priced=1,
+            input_tokens_method="upstream",
+            output_tokens_method="upstream",
+            latency_ms=1.0,
+        )
+        rows = []
+        for number, (status, error, tokens, cost) in enumerate(
+            [(503, "upstream_error", 0, 0), (200, None, 10, 7)]
+        ):
+            row = {**base, "request_id": "r1", "status": status, "error": error}
+            row.update(attempt=number, input_tokens=tokens, output_tokens=tokens)
+            row["cost_picodollars"] = cost
+            rows.append(tuple(row[name] for name in USAGE_COLUMNS))
+        insert_usage(conn, rows)
+        (group,) = usage_rollup(conn, tenant.id)
+    assert (group["requests"], group["input_tokens"], group["cost_picodollars"]) == (1, 10, 7)
