@@ -19,6 +19,7 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from decimal import Decimal
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import values as _values
@@ -94,6 +95,28 @@ def _seconds(ms: float) -> float:
     return ms / 1000
 
 
+_M = TypeVar("_M", Counter, Histogram)
+
+
+class _Children(Generic[_M]):
+    """A metric's labelled children, looked up once (``labels()`` locks and validates on
+    every call; the label values here are bounded, so the cache is too)."""
+
+    __slots__ = ("_children", "metric")
+
+    metric: _M
+
+    def __init__(self, metric: _M) -> None:
+        self.metric = metric
+        self._children: dict[tuple[str, ...], _M] = {}
+
+    def __call__(self, *values: str) -> _M:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self.metric.labels(*values)
+        return child
+
+
 class Metrics:
     """The gateway's metrics, on a registry of their own (or the multiprocess directory).
 
@@ -106,77 +129,99 @@ class Metrics:
         self._usage_pending = usage_pending
         self.multiprocess_dir = multiprocess_dir()
         registry = self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "provara_requests",
-            "Chat completion requests, by tenant, the model that answered (else the last one "
-            "tried), the client's HTTP status and whether streamed",
-            ["tenant", "provider", "model", "status", "stream"],
-            registry=registry,
+        self.requests = _Children(
+            Counter(
+                "provara_requests",
+                "Chat completion requests, by tenant, the model that answered (else the last one "
+                "tried), the client's HTTP status and whether streamed",
+                ["tenant", "provider", "model", "status", "stream"],
+                registry=registry,
+            )
         )
-        self.duration = Histogram(
-            "provara_request_duration_seconds",
-            "Time from a request's arrival to its end (a stream's last byte)",
-            ["provider", "model", "stream"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
+        self.duration = _Children(
+            Histogram(
+                "provara_request_duration_seconds",
+                "Time from a request's arrival to its end (a stream's last byte)",
+                ["provider", "model", "stream"],
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
+            )
         )
-        self.ttft = Histogram(
-            "provara_time_to_first_token_seconds",
-            "Time from a request's arrival to its first content token",
-            ["provider", "model", "stream"],
-            buckets=TTFT_BUCKETS,
-            registry=registry,
+        self.ttft = _Children(
+            Histogram(
+                "provara_time_to_first_token_seconds",
+                "Time from the start of the attempt that answered to its first content token",
+                ["provider", "model", "stream"],
+                buckets=TTFT_BUCKETS,
+                registry=registry,
+            )
         )
-        self.errors = Counter(
-            "provara_request_errors",
-            "Requests that ended in an error, by error code and the client's HTTP status",
-            ["error", "status"],
-            registry=registry,
+        self.errors = _Children(
+            Counter(
+                "provara_request_errors",
+                "Requests that ended in an error, by error code and the client's HTTP status",
+                ["error", "status"],
+                registry=registry,
+            )
         )
-        self.attempts = Counter(
-            "provara_upstream_attempts",
-            "Tries at an upstream model (each retry and fallback is one), by the attempt's "
-            "HTTP status and error code",
-            ["provider", "model", "status", "error"],
-            registry=registry,
+        self.attempts = _Children(
+            Counter(
+                "provara_upstream_attempts",
+                "Tries at an upstream model (each retry and fallback is one), by the attempt's "
+                "HTTP status and error code",
+                ["provider", "model", "status", "error"],
+                registry=registry,
+            )
         )
-        self.tokens = Counter(
-            "provara_tokens",
-            "Tokens of every attempt (estimated ones included), by tenant, model and "
-            "direction (input, output)",
-            ["tenant", "provider", "model", "direction"],
-            registry=registry,
+        self.tokens = _Children(
+            Counter(
+                "provara_tokens",
+                "Tokens of every attempt (estimated ones included), by tenant, model and "
+                "direction (input, output)",
+                ["tenant", "provider", "model", "direction"],
+                registry=registry,
+            )
         )
-        self.cost = Counter(
-            "provara_cost_usd",
-            "USD spent on priced attempts, by tenant and model",
-            ["tenant", "provider", "model"],
-            registry=registry,
+        self.cost = _Children(
+            Counter(
+                "provara_cost_usd",
+                "USD spent on priced attempts, by tenant and model",
+                ["tenant", "provider", "model"],
+                registry=registry,
+            )
         )
-        self.unpriced = Counter(
-            "provara_unpriced_attempts",
-            "Attempts at a model with no price (their cost is unknown, not zero)",
-            ["provider", "model"],
-            registry=registry,
+        self.unpriced = _Children(
+            Counter(
+                "provara_unpriced_attempts",
+                "Attempts at a model with no price (their cost is unknown, not zero)",
+                ["provider", "model"],
+                registry=registry,
+            )
         )
-        self.aborts = Counter(
-            "provara_stream_aborts",
-            "Attempts that ended without finishing: stream_aborted, stream_timeout, "
-            "first_token_timeout, client_disconnected",
-            ["provider", "model", "reason"],
-            registry=registry,
+        self.aborts = _Children(
+            Counter(
+                "provara_stream_aborts",
+                "Attempts that ended without finishing: stream_aborted, stream_timeout, "
+                "first_token_timeout, client_disconnected",
+                ["provider", "model", "reason"],
+                registry=registry,
+            )
         )
-        self.retries = Counter(
-            "provara_retries",
-            "Attempts tried again at the same model, by the error that caused it",
-            ["provider", "model", "error"],
-            registry=registry,
+        self.retries = _Children(
+            Counter(
+                "provara_retries",
+                "Attempts tried again at the same model, by the error that caused it",
+                ["provider", "model", "error"],
+                registry=registry,
+            )
         )
-        self.fallbacks = Counter(
-            "provara_fallbacks",
-            "Moves from a failed model to the next one (provider/model names)",
-            ["from_model", "to_model", "error"],
-            registry=registry,
+        self.fallbacks = _Children(
+            Counter(
+                "provara_fallbacks",
+                "Moves from a failed model to the next one (provider/model names)",
+                ["from_model", "to_model", "error"],
+                registry=registry,
+            )
         )
         self.usage_queue = Gauge(
             "provara_usage_pending_rows",
@@ -222,40 +267,40 @@ class Metrics:
         provider, model = labels.of_outcome(outcome)
         stream = "true" if outcome.stream else "false"
         status = str(outcome.status)
-        self.requests.labels(tenant, provider, model, status, stream).inc()
-        self.duration.labels(provider, model, stream).observe(_seconds(outcome.latency_ms))
+        self.requests(tenant, provider, model, status, stream).inc()
+        self.duration(provider, model, stream).observe(_seconds(outcome.latency_ms))
         if outcome.ttft_ms is not None:
-            self.ttft.labels(provider, model, stream).observe(_seconds(outcome.ttft_ms))
+            self.ttft(provider, model, stream).observe(_seconds(outcome.ttft_ms))
         if outcome.error is not None:
-            self.errors.labels(error_label(outcome.error), status).inc()
+            self.errors(error_label(outcome.error), status).inc()
         previous: Attempt | None = None
         for attempt in outcome.attempts:
             self._attempt(attempt, tenant, previous)
             previous = attempt
         if outcome.error in ABORTS and (previous is None or previous.error != outcome.error):
-            self.aborts.labels(provider, model, outcome.error).inc()
+            self.aborts(provider, model, outcome.error).inc()
 
     def _attempt(self, attempt: Attempt, tenant: str, previous: Attempt | None) -> None:
         labels = self.labels
         provider, model = labels.of_attempt(attempt)
-        self.attempts.labels(provider, model, str(attempt.status), error_label(attempt.error)).inc()
+        self.attempts(provider, model, str(attempt.status), error_label(attempt.error)).inc()
         if attempt.input_tokens > 0:
-            self.tokens.labels(tenant, provider, model, "input").inc(attempt.input_tokens)
+            self.tokens(tenant, provider, model, "input").inc(attempt.input_tokens)
         if attempt.output_tokens > 0:
-            self.tokens.labels(tenant, provider, model, "output").inc(attempt.output_tokens)
+            self.tokens(tenant, provider, model, "output").inc(attempt.output_tokens)
         cost = attempt.cost_usd
         if cost is None or not attempt.priced:
             if attempt.input_tokens or attempt.output_tokens:
-                self.unpriced.labels(provider, model).inc()
+                self.unpriced(provider, model).inc()
         elif cost > Decimal(0):
-            self.cost.labels(tenant, provider, model).inc(float(cost))
+            self.cost(tenant, provider, model).inc(float(cost))
         if attempt.error in ABORTS:
-            self.aborts.labels(provider, model, attempt.error).inc()
+            self.aborts(provider, model, attempt.error).inc()
         if previous is None:
             return
         reason = error_label(previous.error)
         if previous.public_model == attempt.public_model:
-            self.retries.labels(*labels.of_attempt(previous), reason).inc()
+            self.retries(*labels.of_attempt(previous), reason).inc()
         else:
             before, after = labels.name(previous.public_model), labels.name(attempt.public_model)
-            self.fallbacks.labels(before, after, reason).inc()
+            self.fallbacks(before, after, reason).inc()
