@@ -291,3 +291,26 @@ def test_a_gateway_error_after_the_first_byte_still_records_the_attempt(
     assert (row["status"], row["error"], row["output_tokens"]) == (200, "internal_error", 1)
     owner = tenant_id(server.database, token)
     assert "glitch/g-1" not in server.gateway.router.failures(owner)  # a bug, not the model
+
+
+def test_the_budget_spent_waiting_sends_the_request_down_the_chain(
+    server: GatewayServer, token: str, sleeps: Sleeps
+) -> None:
+    policy = server.gateway.retry
+    now = [1_000.0]
+    real_clock, real_sleep = policy.clock, policy.sleep
+
+    async def sleep(seconds: float) -> None:
+        sleeps.waits.append(seconds)
+        now[0] += seconds
+
+    policy.clock, policy.sleep = (lambda: now[0]), sleep
+    try:
+        # 10 s of budget: the first 6 s wait fits, a second one would not.
+        response = post(server, token, fault="status=429; retry-after=6; model=echo")
+    finally:
+        policy.clock, policy.sleep = real_clock, real_sleep
+    assert response.status_code == 200
+    assert sleeps.waits == [6.0]
+    assert response.headers["x-provara-served-model"] == "local/echo-anthropic"
+    assert [p["status"] for p in meta_of(response)["path"]] == [429, 429, 200]
