@@ -195,6 +195,14 @@ def test_the_router_counts_failures_against_the_model(server: GatewayServer, tok
     failures = server.gateway.router.failures(owner)
     assert set(failures) == {"local/echo"}
     assert 1.9 < failures["local/echo"] <= 2.0  # two 503s; the 400 does not count
+    page = httpx.get(f"{server.url}/dashboard/router", headers={"authorization": f"Bearer {token}"})
+    assert page.status_code == 200
+    assert "Recent failures" in page.text and "<code>local/echo</code>" in page.text
+    stranger = server.tenant(f"stranger-{time.monotonic_ns()}")
+    other = httpx.get(
+        f"{server.url}/dashboard/router", headers={"authorization": f"Bearer {stranger}"}
+    )
+    assert "Recent failures" not in other.text  # a tenant sees its own counts only
 
 
 def test_a_client_that_goes_away_is_one_outcome_and_one_row(tmp_path: Path) -> None:
