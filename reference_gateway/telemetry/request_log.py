@@ -123,6 +123,4 @@ class RequestLog:
             line = self._format(fields(outcome, prompts=self._prompts))
             # A record made here: logger.info() would walk the stack for a caller it never
             # shows, a third of the line's cost.
-            logger.handle(
-                logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, None, None)
-            )
+            logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, (), None))
