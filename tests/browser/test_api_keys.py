@@ -8,7 +8,7 @@ import httpx
 from selenium.webdriver.support.select import Select
 
 from tests.browser.browser import Browser
-from tests.browser.conftest import Site
+from tests.browser.site import Site
 
 _tenants = itertools.count()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.browser.browser import Browser
-from tests.browser.conftest import Site
+from tests.browser.site import Site
 
 
 def test_a_wrong_token_shows_an_error_and_no_dashboard(browser: Browser) -> None:

@@ -9,7 +9,7 @@ import itertools
 import httpx
 
 from tests.browser.browser import Browser
-from tests.browser.conftest import Site
+from tests.browser.site import Site
 
 _names = itertools.count()
 _TITLE = "Provara gateway · Operator · "

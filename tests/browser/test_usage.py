@@ -15,10 +15,13 @@ import httpx
 from selenium.webdriver.remote.webelement import WebElement
 
 from tests.browser.browser import Browser
-from tests.browser.conftest import ROOT, Site
+from tests.browser.conftest import ROOT
 from tests.browser.pages import PHONE, assert_fits, goto
+from tests.browser.site import ZENITH_PRICE, ZENITH_TOKENS, Site
 
 DOCS_SCREENSHOT = ROOT / "docs" / "images" / "usage-page.png"
+ZENITH_COST = (ZENITH_TOKENS[0] * ZENITH_PRICE[0] + ZENITH_TOKENS[1] * ZENITH_PRICE[1]) / 1_000_000
+"""USD of one zenith/zenith-pro answer."""
 
 
 def models_listed(browser: Browser) -> set[str]:
@@ -57,8 +60,11 @@ def test_usage_page_shows_the_tenants_usage(signed_in: Browser, site: Site) -> N
         == (site.today - dt.timedelta(days=29)).isoformat()
     )
     assert signed_in.find("#range-to").get_attribute("value") == site.today.isoformat()
-    assert signed_in.find("#priced-total").text.startswith("$")
-    assert models_listed(signed_in) == {"local/echo", "acme/acme-large"}
+    # Four attempts served by zenith/zenith-pro (one as local/echo's fallback) are the
+    # priced cost; local/echo is free, acme/acme-large unpriced.
+    assert signed_in.find("#priced-total").text == f"${4 * ZENITH_COST}"
+    assert signed_in.find("#unpriced-attempts").text == "2"
+    assert models_listed(signed_in) == {"local/echo", "acme/acme-large", "zenith/zenith-pro"}
     assert "echo-anthropic" not in signed_in.text()  # the other tenant's only model
     for chart in signed_in.all("svg.chart"):
         assert chart.size["width"] > 0
@@ -82,9 +88,9 @@ def test_date_filters_narrow_the_range(signed_in: Browser, site: Site) -> None:
 
     signed_in.click(signed_in.find("#range-last-7"))
     assert query(signed_in) == {"last": ["7"]}
-    assert models_listed(signed_in) == {"local/echo"}  # the acme day is 10 days back
+    assert models_listed(signed_in) == {"local/echo", "zenith/zenith-pro"}  # acme: 10 days
     signed_in.click(signed_in.find("#range-last-30"))
-    assert models_listed(signed_in) == {"local/echo", "acme/acme-large"}
+    assert models_listed(signed_in) == {"local/echo", "acme/acme-large", "zenith/zenith-pro"}
 
     before = site.backdated - dt.timedelta(days=5)
     type_date(signed_in, signed_in.find("#range-from"), before - dt.timedelta(days=3))
@@ -92,6 +98,23 @@ def test_date_filters_narrow_the_range(signed_in: Browser, site: Site) -> None:
     signed_in.click(signed_in.find("#range-apply"))
     assert signed_in.find("#usage-empty").text == "No usage in this range."
     assert models_listed(signed_in) == set()
+
+
+def test_the_request_log_shows_retries_and_fallbacks(signed_in: Browser, site: Site) -> None:
+    signed_in.open("/dashboard/usage?last=1")
+    retried = signed_in.find(f"#request-log tr[id='request-{site.retried}']")
+    assert signed_in.find("td.path", within=retried).text == "local/echo 503 → local/echo 200"
+    assert "local/echo" in retried.text
+
+    fell_back = signed_in.find(f"#request-log tr[id='request-{site.fell_back}']")
+    assert "local/echo → zenith/zenith-pro" in fell_back.text
+    steps = [step.text for step in signed_in.all("td.path .step", within=fell_back)]
+    failed = [step.text for step in signed_in.all("td.path .step.failed", within=fell_back)]
+    assert steps[-1] == "zenith/zenith-pro 200"
+    assert steps == ["local/echo 503", "local/echo 503", "zenith/zenith-pro 200"]
+    assert failed == steps[:-1]
+    assert signed_in.find("#total-attempts").text.split()[0] != signed_in.text("#total-requests")
+    signed_in.shot("usage-today")
 
 
 def test_a_reversed_range_says_what_to_fix(signed_in: Browser, site: Site) -> None:
@@ -121,7 +144,8 @@ def test_csv_export_downloads_the_ranges_attempts(
     link.click()
     saved = downloaded(signed_in, downloads)
     rows = list(csv.DictReader(io.StringIO(saved.read_text(encoding="utf-8"))))
-    assert {row["model"] for row in rows} == {"echo", "acme-large"}
+    models = {row["model"] for row in rows}
+    assert models >= {"echo", "acme-large", "zenith-pro"} and "echo-anthropic" not in models
     assert len(rows) == int(signed_in.find("#total-attempts").text.split()[0])
 
     # The same export fetched with the browser's session cookie answers as a CSV file.
