@@ -7,13 +7,13 @@ old document going stale, never by sleeping.
 from __future__ import annotations
 
 import base64
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver import Chrome, ChromeOptions
 from selenium.webdriver.chrome.service import Service
@@ -54,9 +54,9 @@ _CSP = re.compile(r"Content Security Policy|Refused to", re.IGNORECASE)
 def start_chrome(binaries: ChromiumBinaries, profile: Path, downloads: Path) -> Chrome:
     """A headless Chromium on a fresh profile, its console log kept for :meth:`console`.
 
-    The driver path is given, so Selenium Manager never runs (``SE_OFFLINE`` is set too).
+    The driver path is given, so Selenium Manager never runs (and ``SE_OFFLINE`` would
+    keep it from downloading anything if it did).
     """
-    os.environ["SE_OFFLINE"] = "true"
     options = ChromeOptions()
     options.binary_location = str(binaries.browser)
     for arg in _CHROME_ARGS:
@@ -73,7 +73,9 @@ def start_chrome(binaries: ChromiumBinaries, profile: Path, downloads: Path) -> 
         },
     )
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = Chrome(service=Service(str(binaries.driver)), options=options)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SE_OFFLINE", "true")
+        driver = Chrome(service=Service(str(binaries.driver)), options=options)
     driver.set_page_load_timeout(WAIT_SECONDS)
     driver.set_script_timeout(WAIT_SECONDS)
     return driver
