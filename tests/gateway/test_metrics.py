@@ -18,9 +18,12 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from provara_kit.errors import ConfigurationError
+from reference_gateway.config import Settings, parse_bind
 from reference_gateway.operators import create_operator
 from reference_gateway.outcome import Attempt, Outcome
 from reference_gateway.store import connect
+from reference_gateway.telemetry.bind import MetricsServer
 from reference_gateway.telemetry.labels import UNKNOWN, ModelLabels, error_label
 from reference_gateway.telemetry.metrics import Metrics, workers_registry
 from reference_gateway.telemetry.workers import prepare_workers
@@ -676,3 +679,20 @@ def test_prepare_workers_makes_a_fresh_directory(tmp_path: Path) -> None:
     environ = {}
     prepare_workers(make_settings(tmp_path, metrics=False), environ)()
     assert environ == {}
+
+
+def test_the_bind_setting() -> None:
+    assert Settings.from_env({}).metrics_bind is None
+    assert parse_bind("[::1]:9464") == ("::1", 9464)
+    assert parse_bind(" 127.0.0.1:9464 ") == ("127.0.0.1", 9464)
+    for bad in ("9464", "127.0.0.1", "127.0.0.1:http", ":9464", "127.0.0.1:70000"):
+        with pytest.raises(ConfigurationError, match="must be host:port"):
+            Settings.from_env({"PROVARA_METRICS_BIND": bad})
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigurationError, match=f"127.0.0.1:{port}: cannot listen there"):
+            MetricsServer(
+                f"127.0.0.1:{port}", Metrics(ModelLabels(None), usage_pending=lambda: 0).registry
+            )
