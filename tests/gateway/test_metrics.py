@@ -23,6 +23,7 @@ from reference_gateway.config import Settings, parse_bind
 from reference_gateway.operators import create_operator
 from reference_gateway.outcome import Attempt, Outcome
 from reference_gateway.store import connect
+from reference_gateway.telemetry import Fanout
 from reference_gateway.telemetry.bind import MetricsServer
 from reference_gateway.telemetry.labels import UNKNOWN, ModelLabels, error_label
 from reference_gateway.telemetry.metrics import Metrics, workers_registry
@@ -696,3 +697,33 @@ def test_the_bind_setting() -> None:
             MetricsServer(
                 f"127.0.0.1:{port}", Metrics(ModelLabels(None), usage_pending=lambda: 0).registry
             )
+
+
+class _Broken:
+    def attempt_done(self, attempt: Attempt, *, request_id: str, tenant_id: str) -> None:
+        raise RuntimeError("attempt observer bug")
+
+    def request_done(self, outcome: Outcome) -> None:
+        raise RuntimeError("request observer bug")
+
+
+def test_one_observer_failing_starves_no_other(
+    metrics: Metrics, caplog: pytest.LogCaptureFixture
+) -> None:
+    fanout = Fanout([_Broken(), metrics])
+    fanout.attempt_done(attempt(), request_id="chatcmpl-1", tenant_id="t_1")
+    fanout.request_done(outcome(attempt()))
+    assert (
+        value(
+            metrics,
+            "provara_requests_total",
+            tenant="acme-corp",
+            provider="local",
+            model="echo",
+            status="200",
+            stream="false",
+        )
+        == 1
+    )
+    assert "_Broken failed on request chatcmpl-1" in caplog.text
+    assert "_Broken failed on an attempt" in caplog.text
