@@ -20,6 +20,14 @@ def test_a_wrong_token_shows_an_error_and_no_dashboard(browser: Browser) -> None
     browser.shot("login-wrong-token")
 
 
+def test_an_operator_token_is_sent_to_the_operator_sign_in(browser: Browser, site: Site) -> None:
+    browser.allow_console(r"status of 401")
+    browser.login(site.operator_token)
+    assert "/dashboard/operator/login" in browser.text("main .error")
+    assert not browser.all("nav a")
+    assert browser.driver.get_cookies() == []
+
+
 def test_the_right_token_lands_on_the_dashboard_and_logout_ends_it(
     browser: Browser, site: Site
 ) -> None:

@@ -9,6 +9,7 @@ import itertools
 import httpx
 
 from tests.browser.browser import Browser
+from tests.browser.pages import type_date
 from tests.browser.site import Site
 
 _names = itertools.count()
@@ -142,3 +143,11 @@ def test_spend_of_every_tenant_over_a_range(browser: Browser, site: Site) -> Non
     assert browser.path == "/dashboard/operator/spend?last=7"
     assert int(spend_cell(browser, "acme-corp", "requests")) == month - 2
     assert spend_cell(browser, "acme-corp", "unpriced") == "—"
+
+    day = site.backdated.isoformat()
+    type_date(browser, browser.find("#range-from"), site.backdated)
+    type_date(browser, browser.find("#range-to"), site.backdated)
+    browser.click(browser.find("#range-apply"))
+    assert browser.path == f"/dashboard/operator/spend?from={day}&to={day}"
+    assert int(spend_cell(browser, "acme-corp", "requests")) == 2
+    assert browser.text("#spend-unpriced") == "2"

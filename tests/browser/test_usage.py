@@ -12,11 +12,10 @@ from typing import Literal
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-from selenium.webdriver.remote.webelement import WebElement
 
 from tests.browser.browser import Browser
 from tests.browser.conftest import ROOT
-from tests.browser.pages import PHONE, assert_fits, goto
+from tests.browser.pages import PHONE, assert_fits, goto, type_date
 from tests.browser.site import ZENITH_PRICE, ZENITH_TOKENS, Site
 
 DOCS_SCREENSHOT = ROOT / "docs" / "images" / "usage-page.png"
@@ -30,12 +29,6 @@ def models_listed(browser: Browser) -> set[str]:
         cell.text.rsplit("→", 1)[-1].strip()
         for cell in browser.all("#request-log tbody tr td:nth-child(2)")
     }
-
-
-def type_date(browser: Browser, field: WebElement, day: dt.date) -> None:
-    """Type a day into an ``<input type=date>`` as a person does (en-US: month, day, year)."""
-    field.send_keys(day.strftime("%m%d%Y"))  # focus lands on the month
-    assert field.get_attribute("value") == day.isoformat()
 
 
 def downloaded(browser: Browser, folder: Path) -> Path:
