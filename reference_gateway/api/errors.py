@@ -32,6 +32,7 @@ from provara_kit.errors import (
     StreamAbortedError,
     StreamTimeoutError,
 )
+from reference_gateway.retry import FirstTokenTimeoutError
 
 __all__ = [
     "INTERNAL_ERROR",
@@ -158,6 +159,11 @@ def _what_failed(exc: ProviderError, provider: str) -> str:
         if status in (408, 504):
             return f"{who} timed out (upstream HTTP {status})"
         return f"{who} failed (upstream HTTP {status})"
+    if isinstance(exc, FirstTokenTimeoutError):
+        return (
+            f"{who} sent no first token within the gateway's first-token limit "
+            "(PROVARA_FIRST_TOKEN_TIMEOUT_MS)"
+        )
     if isinstance(exc, StreamTimeoutError):
         return (
             f"{who} sent nothing for longer than the gateway's stream timeout "

@@ -275,3 +275,31 @@ def test_a_client_gone_before_the_first_byte_is_a_499(tmp_path: Path) -> None:
         assert row["input_tokens"] > 0 and row["estimated"] == 1
     finally:
         server.stop()
+
+
+def test_a_first_token_timeout_with_no_time_left_for_a_retry_is_the_answer(
+    tmp_path: Path,
+) -> None:
+    # A retry was possible when the attempt started, so it waited 300 ms with no keep-alive;
+    # then the 1.5 s budget had less left than the shortest backoff (2 s): a 504.
+    server, sleeps = start_gateway(
+        tmp_path,
+        retries=1,
+        fallbacks={},
+        first_token_timeout_ms=300,
+        retry_budget_ms=1_500,
+        retry_backoff_ms=4_000,
+    )
+    try:
+        token = server.tenant("slow")
+        response = post(server, token, fault="stall=3000", stream=True)
+        assert response.status_code == 504
+        error = response.json()["error"]
+        assert error["code"] == "upstream_timeout"
+        assert "PROVARA_FIRST_TOKEN_TIMEOUT_MS" in error["message"]
+        assert response.headers["x-provara-attempts"] == "1"
+        assert sleeps.waits == []
+        (row,) = usage_rows(server, token, response.headers["x-request-id"], 1)
+        assert (row["status"], row["error"]) == (504, "first_token_timeout")
+    finally:
+        server.stop()
