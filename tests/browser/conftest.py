@@ -47,8 +47,11 @@ def chromium() -> ChromiumBinaries:
 
 @pytest.fixture(scope="session")
 def screenshots() -> Path:
+    """The screenshots folder, emptied of an earlier run's pictures."""
     folder = artifacts() / "screenshots"
     folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        old.unlink()
     return folder
 
 

@@ -48,6 +48,7 @@ def test_operator_sign_in_refuses_a_tenant_token_and_a_wrong_one(
     operator_login(browser, site.token)
     assert "for the gateway's operators" in browser.text("#operator-only")
     assert not browser.all("#operator-nav")
+    browser.shot("operator-only")
     operator_login(browser, "pvo_not-a-real-token")
     assert "That token is not valid here." in browser.text("main .error")
     assert not browser.all("#operator-nav")
