@@ -28,7 +28,7 @@ from reference_gateway.api.errors import GatewayError, from_provider_error
 from reference_gateway.outcome import Attempt, NullObserver, Observer, Outcome
 from reference_gateway.providers import Route
 from reference_gateway.retry import Failure, classify
-from reference_gateway.types import Tenant
+from reference_gateway.types import StoredKey, Tenant
 from reference_gateway.usage import Attempted
 
 if TYPE_CHECKING:
@@ -160,6 +160,7 @@ class Attempts:
     __slots__ = (
         "_fault",
         "_gateway",
+        "_keys",
         "_tried",
         "cell",
         "chain",
@@ -192,6 +193,7 @@ class Attempts:
         self.tries = 0
         """Retries made at the current model."""
         self._tried: set[str] = set()
+        self._keys: Mapping[str, StoredKey] = {}
         self.started = gateway.retry.clock()
 
     # -- routes ----------------------------------------------------------------------------
@@ -207,6 +209,7 @@ class Attempts:
             if not chain or exc.status >= 500 or exc.code == "invalid_header":
                 raise
             self.chain = (model, *chain)
+            self._keys = await self._gateway.providers.tenant_keys(self.tenant.id)
             self.log.skipped.append(model)
             following = await self._next_model()
             if following is None:
@@ -214,6 +217,8 @@ class Attempts:
             return following
         served = route.public_model
         self.chain = (served, *(fallbacks.get(served) or fallbacks.get(model) or ()))
+        if len(self.chain) > 1:
+            self._keys = await self._gateway.providers.tenant_keys(self.tenant.id)
         return route
 
     async def _next_model(self) -> Route | None:
@@ -237,12 +242,18 @@ class Attempts:
         return None
 
     def has_next(self) -> bool:
-        """Whether a failure now could still be retried or fall back (before the first
-        byte only: a stream that has somewhere to go sends no keep-alives)."""
+        """Whether a failure now could still be retried or fall back to a model some key
+        can serve (before the first byte: a stream that has somewhere to go sends no
+        keep-alives)."""
         policy = self._gateway.retry
         if self.tries < policy.retries and policy.left(self.started) > 0:
             return True
-        return self.position + 1 < len(self.chain)
+        pool = self._gateway.providers
+        return any(
+            model not in self._tried
+            and any(pool.key_source(p, self._keys) is not None for p, _ in pool.candidates(model))
+            for model in self.chain[self.position + 1 :]
+        )
 
     async def after(
         self,

@@ -303,3 +303,25 @@ def test_a_first_token_timeout_with_no_time_left_for_a_retry_is_the_answer(
         assert (row["status"], row["error"]) == (504, "first_token_timeout")
     finally:
         server.stop()
+
+
+def test_a_chain_of_models_without_keys_leaves_the_attempt_its_keep_alives(
+    tmp_path: Path,
+) -> None:
+    # acme/acme-large has no key for this tenant: local/echo is in fact the last attempt,
+    # so it may be slow (keep-alives) rather than abandoned at the first-token limit.
+    server, _ = start_gateway(
+        tmp_path,
+        retries=0,
+        fallbacks={"local/echo": ("acme/acme-large",)},
+        first_token_timeout_ms=300,
+    )
+    try:
+        token = server.tenant("slow-and-alone")
+        response = post(server, token, fault="stall=900", stream=True)
+        assert response.status_code == 200
+        assert streamed_text(response) == TEXT
+        assert [line for line in response.text.splitlines() if line.startswith(":")]
+        assert response.headers["x-provara-attempts"] == "1"
+    finally:
+        server.stop()
