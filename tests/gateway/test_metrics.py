@@ -4,6 +4,7 @@ values of several processes added up (dead ones' gauges dropped)."""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -659,6 +660,13 @@ def test_workers_add_up_on_every_scrape(tmp_path: Path) -> None:
         assert httpx.get(f"{gateway.url}/metrics", timeout=10).status_code == 401
     finally:
         gateway.stop()
+    # Each worker wrote its requests' lines, one each, to the serve process's output.
+    logged = [
+        json.loads(line)
+        for line in gateway.log.read_text(encoding="utf-8").splitlines()
+        if line.startswith('{"time"')
+    ]
+    assert len(logged) == 6 and {line["model_served"] for line in logged} == {"local/echo"}
     with pytest.raises(httpx.TransportError):
         httpx.get(f"http://127.0.0.1:{bind}/metrics", timeout=2)
 
