@@ -4,10 +4,12 @@ imports nothing of it."""
 
 from __future__ import annotations
 
+import http.server
 import logging
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from decimal import Decimal
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -291,3 +294,73 @@ def test_nothing_of_opentelemetry_is_imported_when_tracing_is_off() -> None:
         check=True,
     )
     assert done.stdout.strip() == "[]"
+
+
+class _Collector(http.server.ThreadingHTTPServer):
+    """An OTLP/HTTP collector on loopback that keeps every export it is sent."""
+
+    def __init__(self) -> None:
+        self.exports: list[tuple[str, str, bytes]] = []
+        collector = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                collector.exports.append((self.path, self.headers["content-type"], body))
+                self.send_response(200)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                return None
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+
+
+@pytest.fixture
+def collector() -> Iterator[_Collector]:
+    server = _Collector()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_spans_reach_an_otlp_collector(tmp_path: Path, collector: _Collector) -> None:
+    base = make_settings(tmp_path)
+    environ = {
+        **base.environ,
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
+        "OTEL_SERVICE_NAME": "gateway-under-test",
+    }
+    with GatewayServer(replace(base, environ=environ)) as server:
+        token = server.tenant("acme-corp")
+        answer = httpx.post(
+            f"{server.url}/v1/chat/completions",
+            json={"model": "local/echo", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert answer.status_code == 200
+    # Stopping the gateway flushed the batch.
+    assert collector.exports, "no export reached the collector"
+    spans = []
+    for path, content_type, body in collector.exports:
+        assert (path, content_type) == ("/v1/traces", "application/x-protobuf")
+        request = ExportTraceServiceRequest.FromString(body)
+        for resource_spans in request.resource_spans:
+            service = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+            assert service["service.name"] == "gateway-under-test"
+            spans += [s for scope in resource_spans.scope_spans for s in scope.spans]
+    assert sorted(s.name for s in spans) == ["chat echo", "chat local/echo"]
+    (request_span,) = [s for s in spans if not s.parent_span_id]
+    attributes = {a.key: a.value for a in request_span.attributes}
+    assert attributes["gen_ai.response.id"].string_value == answer.json()["id"]
+    assert attributes["gen_ai.usage.output_tokens"].int_value > 0
