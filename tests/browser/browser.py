@@ -7,6 +7,7 @@ old document going stale, never by sleeping.
 from __future__ import annotations
 
 import base64
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -75,7 +76,10 @@ def start_chrome(binaries: ChromiumBinaries, profile: Path, downloads: Path) -> 
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SE_OFFLINE", "true")
-        driver = Chrome(service=Service(str(binaries.driver)), options=options)
+        # Typed dates follow the browser's locale, which Chromium on Linux takes from the
+        # environment: month, day, year in en-US.
+        environ = {**os.environ, "LANGUAGE": "en_US"}
+        driver = Chrome(service=Service(str(binaries.driver), env=environ), options=options)
     driver.set_page_load_timeout(WAIT_SECONDS)
     driver.set_script_timeout(WAIT_SECONDS)
     return driver
