@@ -7,9 +7,10 @@ from __future__ import annotations
 import itertools
 
 import httpx
+import pytest
 
-from tests.browser.browser import Browser
-from tests.browser.pages import type_date
+from tests.browser.browser import DESKTOP, Browser
+from tests.browser.pages import PHONE, assert_fits, type_date
 from tests.browser.site import Site
 
 _names = itertools.count()
@@ -152,3 +153,15 @@ def test_spend_of_every_tenant_over_a_range(browser: Browser, site: Site) -> Non
     assert browser.path == f"/dashboard/operator/spend?from={day}&to={day}"
     assert int(spend_cell(browser, "acme-corp", "requests")) == 2
     assert browser.text("#spend-unpriced") == "2"
+
+
+@pytest.mark.parametrize("page", ["tenants", "spend", "health"])
+def test_every_operator_page_fits_a_phone(browser: Browser, site: Site, page: str) -> None:
+    operator_login(browser, site.operator_token)
+    browser.driver.set_window_size(*PHONE)
+    try:
+        browser.open(f"/dashboard/operator/{page}")
+        assert_fits(browser)
+        browser.shot(f"operator-{page}-phone")
+    finally:
+        browser.driver.set_window_size(*DESKTOP)

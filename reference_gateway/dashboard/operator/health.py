@@ -67,12 +67,13 @@ def _table(window: str, rows: list[ProviderHealth]) -> str:
         for row in rows
     )
     return (
-        f'<table id="health-{window}"><thead><tr><th>Provider</th><th class=num>Attempts</th>'
+        f'<div class="scroll"><table id="health-{window}"><thead><tr><th>Provider</th>'
+        "<th class=num>Attempts</th>"
         "<th class=num>Failed</th><th class=num>Error rate</th>"
         "<th class=num>Rate limited</th><th class=num>Stream aborts</th>"
         "<th class=num>Timeouts</th><th class=num>Latency p50</th>"
         "<th class=num>Latency p95</th><th class=num>TTFT p50</th><th class=num>TTFT p95</th>"
-        f"</tr></thead><tbody>{body}</tbody></table>"
+        f"</tr></thead><tbody>{body}</tbody></table></div>"
     )
 
 

@@ -104,11 +104,12 @@ def _table(rows: list[TenantSpend]) -> str:
             f'<td class="unpriced">{unpriced}</td></tr>'
         )
     return (
-        '<table id="spend-table"><thead><tr><th>Tenant</th><th class=num>Requests</th>'
+        '<div class="scroll"><table id="spend-table"><thead><tr><th>Tenant</th>'
+        "<th class=num>Requests</th>"
         "<th class=num>Attempts</th><th class=num>Input tokens</th>"
         "<th class=num>Output tokens</th><th class=num>Cost (priced)</th>"
         "<th class=num>of which estimated</th><th>Unpriced</th></tr></thead>"
-        f"<tbody>{''.join(body)}</tbody></table>"
+        f"<tbody>{''.join(body)}</tbody></table></div>"
     )
 
 

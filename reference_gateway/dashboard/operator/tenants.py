@@ -183,8 +183,11 @@ class TenantsPage:
                     f"<td>{action}</td></tr>"
                 )
             parts.append(
-                "<table><thead><tr><th>Name</th><th>Id</th><th>Token</th><th>Created</th>"
-                "<th>State</th><th></th></tr></thead><tbody>" + "".join(body) + "</tbody></table>"
+                '<div class="scroll"><table><thead><tr><th>Name</th><th>Id</th>'
+                "<th>Token</th><th>Created</th>"
+                "<th>State</th><th></th></tr></thead><tbody>"
+                + "".join(body)
+                + "</tbody></table></div>"
             )
         else:
             parts.append('<p class="muted">No tenants yet.</p>')
