@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from reference_gateway.store.tables import tenants, usage
+from reference_gateway.store.usage_sql import FAILED, PRICED, UNKNOWN_COST, as_int, count_if, sum_if
 
 __all__ = [
     "ABORTED",
@@ -35,18 +36,6 @@ TIMEOUTS = ("stream_timeout", "first_token_timeout")
 NOT_THE_PROVIDER = ("client_disconnected", "usage_not_recorded")
 """Error codes that say nothing about the provider: the client left, or the gateway could
 not write the usage row. They do not count towards a provider's error rate."""
-
-
-def _int(value: Any) -> int:
-    return 0 if value is None else int(value)
-
-
-def _count_if(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
-    return sa.func.sum(sa.case((condition, 1), else_=0))
-
-
-def _sum_if(condition: sa.ColumnElement[bool], column: sa.ColumnElement[Any]) -> Any:
-    return sa.func.sum(sa.case((condition, column), else_=0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,21 +64,17 @@ class TenantSpend:
     """Input plus output tokens of the unpriced attempts."""
 
 
-_PRICED = usage.c.priced == 1
-# An unpriced attempt's cost is unknown only if it used tokens: a refused one cost nothing
-# (as in the tenants' usage reports).
-_UNKNOWN = (usage.c.priced == 0) & ((usage.c.input_tokens + usage.c.output_tokens) > 0)
 _SPEND = (
     sa.func.count(sa.distinct(usage.c.request_id)),
     sa.func.count(),
-    _count_if(usage.c.error.is_not(None)),
+    count_if(FAILED),
     sa.func.sum(usage.c.input_tokens),
     sa.func.sum(usage.c.output_tokens),
-    _sum_if(_PRICED, usage.c.cost_picodollars),
-    _sum_if(_PRICED & (usage.c.estimated == 1), usage.c.cost_picodollars),
-    _count_if(_PRICED & (usage.c.estimated == 1)),
-    _count_if(_UNKNOWN),
-    _sum_if(_UNKNOWN, usage.c.input_tokens + usage.c.output_tokens),
+    sum_if(PRICED, usage.c.cost_picodollars),
+    sum_if(PRICED & (usage.c.estimated == 1), usage.c.cost_picodollars),
+    count_if(PRICED & (usage.c.estimated == 1)),
+    count_if(UNKNOWN_COST),
+    sum_if(UNKNOWN_COST, usage.c.input_tokens + usage.c.output_tokens),
 )
 
 
@@ -101,7 +86,7 @@ def tenant_spend(conn: sa.Connection, first: date, last: date) -> list[TenantSpe
         .where(usage.c.day >= first.isoformat(), usage.c.day <= last.isoformat())
         .group_by(usage.c.tenant_id)
     )
-    found = {row[0]: [_int(value) for value in row[1:]] for row in conn.execute(query)}
+    found = {row[0]: [as_int(value) for value in row[1:]] for row in conn.execute(query)}
     rows = []
     for tenant in conn.execute(sa.select(tenants.c.id, tenants.c.name, tenants.c.revoked_at)):
         rows.append(
@@ -146,7 +131,7 @@ def _percentile(
     """The nearest-rank percentile of ``column`` over the rows ``where`` selects (NULLs
     left out), sorted by the database so only one value comes back."""
     where = [*where, column.is_not(None)]
-    count = _int(conn.execute(sa.select(sa.func.count()).where(*where)).scalar())
+    count = as_int(conn.execute(sa.select(sa.func.count()).where(*where)).scalar())
     if not count:
         return None
     rank = max(1, math.ceil(fraction * count))
@@ -165,10 +150,10 @@ def provider_health(conn: sa.Connection, since: str) -> list[ProviderHealth]:
         sa.select(
             usage.c.provider,
             sa.func.count(),
-            _count_if(error.is_not(None) & error.not_in(NOT_THE_PROVIDER)),
-            _count_if(error.in_(ABORTED)),
-            _count_if(error.in_(TIMEOUTS)),
-            _count_if(error.in_(("rate_limited", "overloaded"))),
+            count_if(error.is_not(None) & error.not_in(NOT_THE_PROVIDER)),
+            count_if(error.in_(ABORTED)),
+            count_if(error.in_(TIMEOUTS)),
+            count_if(error.in_(("rate_limited", "overloaded"))),
         )
         .where(recent)
         .group_by(usage.c.provider)
@@ -177,7 +162,7 @@ def provider_health(conn: sa.Connection, since: str) -> list[ProviderHealth]:
     report = []
     for row in conn.execute(query).all():
         provider = str(row[0])
-        attempts, failed, aborted, timeouts, rate_limited = (_int(value) for value in row[1:])
+        attempts, failed, aborted, timeouts, rate_limited = (as_int(value) for value in row[1:])
         served = [recent, usage.c.provider == provider, error.is_(None)]
         report.append(
             ProviderHealth(

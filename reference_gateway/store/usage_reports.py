@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from reference_gateway.store.tables import usage
+from reference_gateway.store.usage_sql import FAILED, PRICED, UNKNOWN_COST, as_int, count_if, sum_if
 
 __all__ = [
     "ATTEMPT_COLUMNS",
@@ -68,34 +69,16 @@ def _where(tenant_id: str | None, first: date, last: date) -> list[sa.ColumnElem
     return clauses
 
 
-def _int(value: Any) -> int:
-    return 0 if value is None else int(value)
-
-
-def _count_if(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
-    return sa.func.sum(sa.case((condition, 1), else_=0))
-
-
-def _sum_if(condition: sa.ColumnElement[bool], column: sa.ColumnElement[Any]) -> Any:
-    return sa.func.sum(sa.case((condition, column), else_=0))
-
-
-_PRICED = usage.c.priced == 1
-_FAILED = usage.c.error.is_not(None)
-# An unpriced attempt's cost is unknown only if it used tokens: a refused one cost nothing.
-_UNKNOWN = (usage.c.priced == 0) & ((usage.c.input_tokens + usage.c.output_tokens) > 0)
-
-
 # Every measure but the request count, which depends on the tenant filter.
 _MEASURES = (
     sa.func.count(),
-    _count_if(_FAILED),
+    count_if(FAILED),
     sa.func.sum(usage.c.input_tokens),
     sa.func.sum(usage.c.output_tokens),
-    _sum_if(_PRICED, usage.c.cost_picodollars),
-    _count_if(_UNKNOWN),
-    _count_if(usage.c.estimated == 1),
-    _sum_if(_PRICED & (usage.c.estimated == 1), usage.c.cost_picodollars),
+    sum_if(PRICED, usage.c.cost_picodollars),
+    count_if(UNKNOWN_COST),
+    count_if(usage.c.estimated == 1),
+    sum_if(PRICED & (usage.c.estimated == 1), usage.c.cost_picodollars),
 )
 
 
@@ -144,7 +127,7 @@ _MEASURE_NAMES = (
 
 
 def _measures(values: Sequence[Any]) -> dict[str, int]:
-    return {name: _int(value) for name, value in zip(_MEASURE_NAMES, values, strict=True)}
+    return {name: as_int(value) for name, value in zip(_MEASURE_NAMES, values, strict=True)}
 
 
 @dataclass(frozen=True, slots=True)
