@@ -13,13 +13,13 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import time
 
 import sqlalchemy as sa
 
 from reference_gateway.api.errors import GatewayError
 from reference_gateway.store import Database
 from reference_gateway.store.tenants import find_by_token_hash, insert_tenant
+from reference_gateway.token_cache import TokenCache, validate_name
 from reference_gateway.types import Tenant
 
 __all__ = [
@@ -34,9 +34,6 @@ __all__ = [
 
 TOKEN_PREFIX = "pvk_"
 _TOKEN = re.compile(r"pvk_[A-Za-z0-9_-]{43}")
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}")
-_NEGATIVE_TTL = 5.0
-_NEGATIVE_MAX = 10_000
 
 
 def _missing() -> GatewayError:
@@ -72,13 +69,7 @@ def hash_token(token: str) -> str:
 
 def validate_tenant_name(name: str) -> str:
     """``name`` stripped; ``ValueError`` unless it is 1-64 letters, digits, space, ``._-``."""
-    name = name.strip()
-    if not _NAME.fullmatch(name):
-        raise ValueError(
-            f"tenant name {name!r} must be 1-64 characters: letters, digits, space, '.', '_' "
-            "or '-', starting with a letter or digit"
-        )
-    return name
+    return validate_name(name, kind="tenant")
 
 
 def create_tenant(conn: sa.Connection, name: str) -> tuple[Tenant, str]:
@@ -109,41 +100,30 @@ class Authenticator:
     """Maps bearer tokens to tenants, caching both hits and (briefly) misses."""
 
     def __init__(self, db: Database) -> None:
-        self._db = db
-        self._known: dict[str, Tenant] = {}
-        self._unknown: dict[str, float] = {}
+        self._cache = TokenCache(db, find_by_token_hash)
 
     async def tenant_for_token(self, token: str | None) -> Tenant:
         """The tenant ``token`` belongs to; a 401 :class:`GatewayError` otherwise."""
         if token is None:
             raise _missing()
         digest = hash_token(token)
-        tenant = self._known.get(digest)
+        tenant = self._cache.known.get(digest)
         if tenant is not None:
             return tenant
         if not _TOKEN.fullmatch(token):
             raise _invalid()
-        now = time.monotonic()
-        expires = self._unknown.get(digest)
-        if expires is not None and expires > now:
-            raise _invalid()
-        tenant = await self._db.run(find_by_token_hash, digest)
+        tenant = await self._cache.find(digest)
         if tenant is None:
-            if len(self._unknown) >= _NEGATIVE_MAX:
-                self._unknown.clear()
-            self._unknown[digest] = now + _NEGATIVE_TTL
             raise _invalid()
-        self._known[digest] = tenant
         return tenant
 
     def forget_tenant(self, tenant_id: str) -> None:
         """Stop accepting the tenant's cached token (it was revoked)."""
-        for digest in [d for d, t in self._known.items() if t.id == tenant_id]:
-            del self._known[digest]
+        self._cache.forget(tenant_id)
 
     def forget_unknown(self) -> None:
         """Forget the tokens remembered as unknown (a tenant was created)."""
-        self._unknown.clear()
+        self._cache.forget_unknown()
 
     async def authenticate(self, authorization: str | None) -> Tenant:
         """The tenant of an ``Authorization`` header value."""

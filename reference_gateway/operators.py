@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import time
 
 import sqlalchemy as sa
 
@@ -26,6 +25,7 @@ from reference_gateway.store.operators import (
     find_operator_by_token_hash,
     insert_operator,
 )
+from reference_gateway.token_cache import TokenCache, validate_name
 
 __all__ = [
     "OPERATOR_TOKEN_PREFIX",
@@ -38,9 +38,6 @@ __all__ = [
 
 OPERATOR_TOKEN_PREFIX = "pvo_"
 _TOKEN = re.compile(r"pvo_[A-Za-z0-9_-]{43}")
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}")
-_NEGATIVE_TTL = 5.0
-_NEGATIVE_MAX = 10_000
 
 
 def _missing() -> GatewayError:
@@ -79,13 +76,7 @@ def new_operator_token() -> str:
 
 def validate_operator_name(name: str) -> str:
     """``name`` stripped; ``ValueError`` unless it is 1-64 letters, digits, space, ``._-``."""
-    name = name.strip()
-    if not _NAME.fullmatch(name):
-        raise ValueError(
-            f"operator name {name!r} must be 1-64 characters: letters, digits, space, '.', "
-            "'_' or '-', starting with a letter or digit"
-        )
-    return name
+    return validate_name(name, kind="operator")
 
 
 def create_operator(conn: sa.Connection, name: str) -> tuple[Operator, str]:
@@ -106,9 +97,7 @@ class OperatorAuth:
     """Maps bearer tokens to operators, caching both hits and (briefly) misses."""
 
     def __init__(self, db: Database) -> None:
-        self._db = db
-        self._known: dict[str, Operator] = {}
-        self._unknown: dict[str, float] = {}
+        self._cache = TokenCache(db, find_operator_by_token_hash)
 
     async def operator_for_token(self, token: str | None) -> Operator:
         """The operator ``token`` belongs to; a 401 :class:`GatewayError` when it is
@@ -116,34 +105,25 @@ class OperatorAuth:
         if token is None:
             raise _missing()
         digest = hash_token(token)
-        operator = self._known.get(digest)
+        operator = self._cache.known.get(digest)
         if operator is not None:
             return operator
         if not _TOKEN.fullmatch(token):
             if token.startswith(TENANT_TOKEN_PREFIX):
                 raise _tenant_token()
             raise _invalid()
-        now = time.monotonic()
-        expires = self._unknown.get(digest)
-        if expires is not None and expires > now:
-            raise _invalid()
-        operator = await self._db.run(find_operator_by_token_hash, digest)
+        operator = await self._cache.find(digest)
         if operator is None:
-            if len(self._unknown) >= _NEGATIVE_MAX:
-                self._unknown.clear()
-            self._unknown[digest] = now + _NEGATIVE_TTL
             raise _invalid()
-        self._known[digest] = operator
         return operator
 
     def forget_operator(self, operator_id: str) -> None:
         """Stop accepting the operator's cached token (it was revoked)."""
-        for digest in [d for d, o in self._known.items() if o.id == operator_id]:
-            del self._known[digest]
+        self._cache.forget(operator_id)
 
     def forget_unknown(self) -> None:
         """Forget the tokens remembered as unknown (an operator was created)."""
-        self._unknown.clear()
+        self._cache.forget_unknown()
 
     async def authenticate(self, authorization_header: str | None) -> Operator:
         """The operator of an ``Authorization`` header value (see :meth:`operator_for_token`)."""
