@@ -11,6 +11,8 @@ cut.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +95,24 @@ def redacted(url: str) -> str:
         return "<unparseable database URL>"
 
 
+def _enter_wal(cursor: sqlite3.Cursor, wait_ms: int) -> None:
+    """Put the database file in WAL mode (it stays so), waiting up to ``wait_ms`` for it.
+
+    SQLite answers ``database is locked`` at once, without its busy handler, when another
+    connection holds the file while the journal mode is being changed: processes opening a
+    new database together (``--workers N``) would fail at random, so this retries instead.
+    """
+    deadline = time.monotonic() + wait_ms / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
+
+
 def _sqlite_engine(path: str, *, wait_ms: int = 5000, checkpoints: bool = True) -> sa.Engine:
     memory = path == ":memory:"
     if not memory:
@@ -114,7 +134,7 @@ def _sqlite_engine(path: str, *, wait_ms: int = 5000, checkpoints: bool = True) 
         cursor.execute(f"PRAGMA busy_timeout = {int(wait_ms)}")
         cursor.execute("PRAGMA foreign_keys = ON")
         if not memory:
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _enter_wal(cursor, wait_ms)
             cursor.execute("PRAGMA synchronous = NORMAL")
             if not checkpoints:
                 cursor.execute("PRAGMA wal_autocheckpoint = 0")

@@ -305,3 +305,25 @@ def test_sqlite_writes_inline_unless_another_process_holds_the_lock(tmp_path: Pa
             db.close()
 
     asyncio.run(scenario())
+
+
+def test_a_new_sqlite_file_waits_for_a_writer_before_entering_wal(tmp_path: Path) -> None:
+    # SQLite refuses a journal-mode change at once, without its busy handler, while another
+    # connection writes: processes opening a new database together must wait, not fail.
+    import sqlite3
+
+    path = tmp_path / "fresh.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE held (i INTEGER)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO held VALUES (1)")
+    release = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+    release.start()
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        engine.dispose()
+        release.join()
+        other.close()
