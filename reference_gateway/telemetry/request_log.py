@@ -17,7 +17,7 @@ when prompts are logged.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -42,16 +42,47 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-def _cost(attempts: tuple[Attempt, ...]) -> float | None:
-    costs = [a.cost_usd for a in attempts if a.cost_usd is not None]
-    return float(sum(costs, Decimal(0))) if costs else None
+_second: tuple[int, str] = (-1, "")  # the last second formatted: most lines share it
+
+
+def _time(started: float) -> str:
+    """``started`` as ISO 8601 UTC to the millisecond (``2026-01-02T03:04:05.678+00:00``)."""
+    global _second
+    second = int(started)
+    micros = round((started - second) * 1_000_000)  # as datetime rounds, then truncates
+    if micros >= 1_000_000:
+        second, micros = second + 1, micros - 1_000_000
+    if _second[0] != second:
+        _second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{_second[1]}.{micros // 1000:03d}+00:00"
 
 
 def fields(outcome: Outcome, *, prompts: bool = False) -> dict[str, Any]:
     """The request line's fields (see the module docstring)."""
-    attempts = outcome.attempts
+    # One pass over the attempts: this runs once per request, on the event loop.
+    input_tokens = output_tokens = retries = fallbacks = 0
+    costs: list[Decimal] = []
+    priced, estimated = True, False
+    steps: list[str] = []
+    before: str | None = None
+    for attempt in outcome.attempts:
+        input_tokens += attempt.input_tokens
+        output_tokens += attempt.output_tokens
+        if attempt.cost_usd is not None:
+            costs.append(attempt.cost_usd)
+        if attempt.input_tokens or attempt.output_tokens:
+            priced = priced and attempt.priced and attempt.cost_usd is not None
+        estimated = estimated or attempt.estimated
+        model = f"{attempt.provider}/{attempt.model}"
+        if before is not None:
+            if model == before:
+                retries += 1
+            else:
+                fallbacks += 1
+        before = model
+        steps.append(f"{model} {attempt.status}")
     record: dict[str, Any] = {
-        "time": datetime.fromtimestamp(outcome.started, UTC).isoformat(timespec="milliseconds"),
+        "time": _time(outcome.started),
         "request_id": outcome.request_id,
         "tenant": outcome.tenant,
         "tenant_id": outcome.tenant_id,
@@ -62,19 +93,15 @@ def fields(outcome: Outcome, *, prompts: bool = False) -> dict[str, Any]:
         "stream": outcome.stream,
         "latency_ms": _ms(outcome.latency_ms),
         "ttft_ms": _ms(outcome.ttft_ms),
-        "input_tokens": sum(a.input_tokens for a in attempts),
-        "output_tokens": sum(a.output_tokens for a in attempts),
-        "cost_usd": _cost(attempts),
-        "priced": all(
-            a.priced and a.cost_usd is not None
-            for a in attempts
-            if a.input_tokens or a.output_tokens
-        ),
-        "estimated": any(a.estimated for a in attempts),
-        "attempts": len(attempts),
-        "retries": outcome.retries,
-        "fallbacks": outcome.fallbacks,
-        "path": outcome.path,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cost_usd": float(sum(costs, Decimal(0))) if costs else None,
+        "priced": priced,
+        "estimated": estimated,
+        "attempts": len(steps),
+        "retries": retries,
+        "fallbacks": fallbacks,
+        "path": " → ".join(steps),
     }
     if prompts and outcome.prompt is not None:
         record["prompt"] = outcome.prompt

@@ -8,12 +8,15 @@ import logging
 import subprocess
 import sys
 import textwrap
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from provara_kit.errors import ConfigurationError
 from reference_gateway import logs
@@ -223,3 +226,45 @@ def request_lines(captured: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
     return [
         json.loads(record.getMessage()) for record in captured.records if record.name == LOGGER_NAME
     ]
+
+
+_attempts = st.builds(
+    lambda model, status, tokens, cost, priced, estimated: attempt(
+        model,
+        status=status,
+        error=None if status == 200 else "upstream_error",
+        input_tokens=tokens,
+        output_tokens=tokens // 2,
+        cost_usd=cost,
+        priced=priced,
+        estimated=estimated,
+    ),
+    st.sampled_from(["local/echo", "acme/acme-1", "acme/acme-2"]),
+    st.sampled_from([200, 429, 503]),
+    st.integers(0, 50),
+    st.one_of(st.none(), st.decimals("0", "1", places=6)),
+    st.booleans(),
+    st.booleans(),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_attempts, max_size=5), st.floats(0, 4_000_000_000, allow_nan=False))
+def test_the_line_agrees_with_the_outcome(attempts: list[Any], started: float) -> None:
+    done = outcome(*attempts, started=started)
+    line = fields(done)
+    assert line["time"] == datetime.fromtimestamp(started, UTC).isoformat(timespec="milliseconds")
+    assert (line["retries"], line["fallbacks"], line["path"]) == (
+        done.retries,
+        done.fallbacks,
+        done.path,
+    )
+    assert line["attempts"] == len(attempts)
+    assert line["input_tokens"] == sum(a.input_tokens for a in attempts)
+    assert line["output_tokens"] == sum(a.output_tokens for a in attempts)
+    costs = [a.cost_usd for a in attempts if a.cost_usd is not None]
+    assert line["cost_usd"] == (float(sum(costs, Decimal(0))) if costs else None)
+    assert line["priced"] == all(
+        a.priced and a.cost_usd is not None for a in attempts if a.input_tokens or a.output_tokens
+    )
+    assert line["estimated"] == any(a.estimated for a in attempts)
