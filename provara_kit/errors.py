@@ -38,6 +38,8 @@ from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from provara_kit import json_codec
+
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
@@ -301,7 +303,7 @@ def extract_upstream_message(body: bytes | str) -> tuple[str, str | None]:
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     text = text.strip()
     try:
-        data: Any = json.loads(text)
+        data: Any = json_codec.loads(text)
     except ValueError:
         return (text[:2000] or "(empty error body)"), None
     if isinstance(data, list) and data:

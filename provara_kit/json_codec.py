@@ -5,7 +5,8 @@ stream chunks and gives the same values (big integers, ``1e400`` as infinity, th
 duplicate keys). It refuses lone surrogate escapes (``"\\ud83d"``, which some servers
 send when they split an emoji across chunks); those texts fall back to
 :func:`json.loads`, so every text parses exactly as the standard library parses it. A
-malformed text raises ``json.JSONDecodeError`` (a ``ValueError``) either way.
+malformed text raises ``json.JSONDecodeError`` (a ``ValueError``) either way, and so
+does a text nested deeper than the standard library's recursion allows.
 """
 
 from __future__ import annotations
@@ -23,4 +24,11 @@ def loads(data: str | bytes) -> Any:
     try:
         return from_json(data)
     except ValueError:
+        pass
+    try:
         return json.loads(data)
+    except RecursionError:
+        # A body nested thousands deep (a broken or hostile upstream) is malformed input,
+        # not a crash: callers catch ValueError.
+        text = data if isinstance(data, str) else data.decode("utf-8", "replace")
+        raise json.JSONDecodeError("JSON nested too deeply", text, 0) from None

@@ -115,3 +115,9 @@ def test_key_never_in_message_or_repr() -> None:
 
 def test_redact_ignores_empty_secrets() -> None:
     assert redact("nothing to hide", [None, "", "ab"]) == "nothing to hide"
+
+
+def test_an_error_body_nested_too_deep_is_kept_as_text() -> None:
+    body = "[" * 50_000 + "]" * 50_000
+    message, kind = extract_upstream_message(body.encode())
+    assert kind is None and message == body[:2000]

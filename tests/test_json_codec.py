@@ -46,3 +46,11 @@ def test_malformed_text_raises_the_standard_librarys_error() -> None:
 def test_malformed_text_raises_value_error(text: str) -> None:
     with pytest.raises(ValueError):
         json_codec.loads(text)
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"a":' * 5000 + "1" + "}" * 5000])
+def test_a_text_nested_too_deep_is_malformed_not_a_crash(text: str) -> None:
+    with pytest.raises(json.JSONDecodeError, match="nested too deeply"):
+        json_codec.loads(text)
+    with pytest.raises(json.JSONDecodeError, match="nested too deeply"):
+        json_codec.loads(text.encode())

@@ -10,10 +10,10 @@ readers share: the finish reason and the usage counts.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Mapping
 from typing import Any, Final
 
+from provara_kit import json_codec
 from provara_kit.providers.request_parts import answered_call_id, image_url, split_data_url
 from provara_kit.types import ChatRequest, ContentPart, Message
 
@@ -142,7 +142,7 @@ def _map_tool_call(call: Mapping[str, Any]) -> dict[str, Any]:
         parsed: Any = arguments
     else:
         try:
-            parsed = json.loads(arguments) if arguments else {}
+            parsed = json_codec.loads(arguments) if arguments else {}
         except ValueError:
             raise ValueError(
                 f"tool call {call['id']!r} ({name}) has arguments that are not valid JSON"

@@ -8,10 +8,10 @@ the request cannot carry.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from provara_kit import json_codec
 from provara_kit.types import ContentPart, Message
 
 __all__ = ["DataURL", "ToolCall", "answered_call_id", "image_url", "split_data_url", "tool_call"]
@@ -44,7 +44,7 @@ def tool_call(call: Mapping[str, Any]) -> ToolCall:
         parsed: Any = arguments
     else:
         try:
-            parsed = json.loads(arguments) if arguments else {}
+            parsed = json_codec.loads(arguments) if arguments else {}
         except ValueError:
             raise ValueError(
                 f"tool call {call['id']!r} ({name}) has arguments that are not valid JSON: "

@@ -553,7 +553,11 @@ async def test_assistant_tool_call_without_content_or_arguments() -> None:
 
 @pytest.mark.parametrize(
     ("arguments", "match"),
-    [("{not json", "not valid JSON"), ("[1, 2]", "must be a JSON object")],
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "must be a JSON object"),
+        ('{"a": ' + "[" * 50_000 + "]" * 50_000 + "}", "not valid JSON"),  # no RecursionError
+    ],
 )
 async def test_invalid_tool_call_arguments_are_a_clear_error(arguments: str, match: str) -> None:
     request = make_request(
@@ -1576,3 +1580,14 @@ async def test_quoted_overloaded_payload_as_529(payload: str) -> None:
     assert info.value.retry_after == 30.0
     assert info.value.message == "Overloaded"
     assert info.value.error_type == "overloaded_error"
+
+
+async def test_a_body_nested_too_deep_is_a_malformed_response() -> None:
+    deep = b'{"content": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=deep, headers={"content-type": "application/json"})
+
+    async with make_provider(handler) as provider:
+        with pytest.raises(MalformedResponseError, match="not JSON"):
+            await provider.complete(make_request())
