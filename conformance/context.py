@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+import httpx
 
 from conformance.replay import RecordingTransport
 from conformance.target import ConformanceTarget
@@ -159,9 +161,11 @@ class CheckContext:
         models: Sequence[str] | None = None,
         stream_timeout_ms: int | None = None,
         dialect: WireDialect | None = None,
+        wrap: Callable[[ScriptedUpstream], httpx.AsyncBaseTransport] | None = None,
     ) -> AsyncIterator[tuple[Provider, ScriptedUpstream]]:
         """The target wired to a scripted upstream speaking its dialect (or ``dialect``,
-        one of its :meth:`~provara_kit.testing.WireDialect.wire_variants`)."""
+        one of its :meth:`~provara_kit.testing.WireDialect.wire_variants`); ``wrap`` puts
+        a transport of the check's own between them (to rewrite what the upstream says)."""
         upstream = ScriptedUpstream(
             dialect or self.target.dialect,
             reply=reply or self.reply(),
@@ -172,7 +176,9 @@ class CheckContext:
             validate=True,
         )
         provider = self.target.build(
-            api_key=FAKE_KEY, transport=upstream, stream_timeout_ms=stream_timeout_ms
+            api_key=FAKE_KEY,
+            transport=upstream if wrap is None else wrap(upstream),
+            stream_timeout_ms=stream_timeout_ms,
         )
         try:
             yield provider, upstream

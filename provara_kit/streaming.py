@@ -220,6 +220,10 @@ async def normalize_batches(
                 raise StreamAbortedError(
                     f"upstream sent a malformed stream event: {exc}", provider=provider
                 ) from None
+            except RecursionError:  # an adapter's own recursive parser on a hostile event
+                raise StreamAbortedError(
+                    "upstream sent a stream event nested too deeply to read", provider=provider
+                ) from None
 
             for event in item if type(item) is list else (item,):
                 if isinstance(event, (TextDelta, ReasoningDelta)):

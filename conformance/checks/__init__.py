@@ -6,7 +6,7 @@ from __future__ import annotations
 # isort: off
 from conformance.checks import status_200, status_errors, streams, accounting
 from conformance.checks import properties, replay, error_bodies
-from conformance.checks import error_in_200, discovery
+from conformance.checks import error_in_200, malformed_200, discovery
 from conformance.checks import outcome as outcome_checks
 from conformance.checks import requests as request_checks
 from conformance.checks import conversation, refusals
@@ -27,6 +27,7 @@ _MODULES = (
     replay,
     error_bodies,
     error_in_200,
+    malformed_200,
     discovery,
     outcome_checks,
     request_checks,

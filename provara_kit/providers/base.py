@@ -330,7 +330,7 @@ class HTTPProvider(Provider):
         body = self._decode_json(response.content)
         try:
             parsed = self._parse_completion(body)
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, RecursionError) as exc:
             raise MalformedResponseError(
                 f"{self.name} answered 200 with an unexpected body shape: "
                 f"{type(exc).__name__}: {exc}",
