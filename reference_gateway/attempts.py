@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, cast
 from provara_kit.accounting import build_meta
 from provara_kit.errors import ProviderError
 from provara_kit.types import ChatRequest, ProvaraMeta
-from reference_gateway.api.errors import GatewayError, from_provider_error
+from reference_gateway.api.errors import GatewayError, from_provider_error, unsupported
 from reference_gateway.outcome import Attempt, NullObserver, Observer, Outcome
 from reference_gateway.providers import Route
 from reference_gateway.retry import Failure, classify
@@ -161,6 +161,7 @@ class Attempts:
         "_fault",
         "_gateway",
         "_keys",
+        "_last_failure",
         "_tried",
         "cell",
         "chain",
@@ -193,6 +194,8 @@ class Attempts:
         self.tries = 0
         """Retries made at the current model."""
         self._tried: set[str] = set()
+        self._last_failure: tuple[Route, ProviderError] | None = None
+        """The last failed attempt: its error is the answer when nothing else is left."""
         self._keys: Mapping[str, StoredKey] = {}
         self.started = gateway.retry.clock()
 
@@ -287,14 +290,40 @@ class Attempts:
                         skipped.code,
                     )
         if failure.fall_back:
+            self._last_failure = (route, exc)
             following = await self._next_model()
             if following is not None:
                 return following
-        self.log.error = failure.error
+        raise self._answer(route, exc)
+
+    async def refused(self, route: Route, exc: ValueError) -> Route:
+        """``route``'s adapter refused the request before sending it (a parameter it
+        cannot carry; the caller released the route). A fallback that refuses is skipped
+        like one with no key; the request's own model refusing is the client's 400, and so
+        is a refusal with nothing before it."""
+        failed = self._last_failure
+        if failed is None:
+            raise unsupported(exc)
+        logger.info(
+            "request %s: fallback %s skipped (it cannot take the request: %s)",
+            self.log.request_id,
+            route.public_model,
+            exc,
+        )
+        self.log.skipped.append(route.public_model)
+        self._tried.add(route.public_model)
+        following = await self._next_model()
+        if following is not None:
+            return following
+        raise self._answer(*failed)
+
+    def _answer(self, route: Route, exc: ProviderError) -> GatewayError:
+        """The error response when ``exc`` at ``route`` is the last word."""
+        self.log.error = classify(exc).error
         error = from_provider_error(
             exc, provider=route.provider_name, request_id=self.log.request_id
         )
-        raise GatewayError(
+        return GatewayError(
             error.status,
             error.message,
             type=error.type,

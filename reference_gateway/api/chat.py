@@ -31,7 +31,7 @@ from starlette.types import Receive, Scope, Send
 
 from provara_kit.errors import ProviderError
 from provara_kit.types import ChatRequest, ChatResponse
-from reference_gateway.api.chat_stream import SSEResponse, unrecorded, unsupported
+from reference_gateway.api.chat_stream import SSEResponse, unrecorded
 from reference_gateway.api.errors import GatewayError, from_validation_error
 from reference_gateway.api.http import read_json_object
 from reference_gateway.attempts import Attempts, RequestLog
@@ -193,7 +193,8 @@ class ChatCompletions:
                 continue
             except ValueError as exc:
                 await route.release()
-                raise unsupported(exc) from None
+                route = await attempts.refused(route, exc)
+                continue
             except BaseException:
                 await route.release()
                 raise

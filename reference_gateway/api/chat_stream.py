@@ -45,7 +45,7 @@ from reference_gateway.usage import UsageNotRecordedError
 if TYPE_CHECKING:
     from reference_gateway.app import Gateway
 
-__all__ = ["SSEResponse", "unrecorded", "unsupported"]
+__all__ = ["SSEResponse", "unrecorded"]
 
 logger = logging.getLogger("reference_gateway")
 
@@ -54,12 +54,6 @@ _SSE_HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
-
-
-def unsupported(exc: ValueError) -> GatewayError:
-    return GatewayError(
-        400, f"The provider cannot take this request: {exc}", code="unsupported_request"
-    )
 
 
 def unrecorded(exc: UsageNotRecordedError) -> GatewayError:
@@ -242,21 +236,20 @@ class SSEResponse(Response):
                     raise
                 # Nothing was sent: retry, fall back, or answer with the failure's status.
                 await self._close()
-                if isinstance(exc, ProviderError):
-                    self._open = False
-                    self._watch_disconnect()
-                    try:
+                if not isinstance(exc, ProviderError | ValueError):
+                    raise
+                self._open = False
+                self._watch_disconnect()
+                try:
+                    if isinstance(exc, ProviderError):
                         self.route = await attempts.after(
                             route, exc, self._wall, self._t0, stream=True
                         )
-                        continue
-                    except GatewayError as answer:
-                        error = answer
-                elif isinstance(exc, ValueError):
-                    self._open = False
-                    error = unsupported(exc)
-                else:
-                    raise
+                    else:
+                        self.route = await attempts.refused(route, exc)
+                    continue
+                except GatewayError as answer:
+                    error = answer
                 self._status, self._error = error.status, self.log.error or error.code
                 await error.response()(scope, self._receive, send)
                 return None

@@ -43,6 +43,7 @@ __all__ = [
     "from_validation_error",
     "gateway_error_handler",
     "http_exception_handler",
+    "unsupported",
 ]
 
 logger = logging.getLogger("reference_gateway")
@@ -313,3 +314,10 @@ class ErrorMiddleware:
                 }
             )
             await send({"type": "http.response.body", "body": body})
+
+
+def unsupported(exc: ValueError) -> GatewayError:
+    """The 400 for a request the provider's adapter refused before sending it."""
+    return GatewayError(
+        400, f"The provider cannot take this request: {exc}", code="unsupported_request"
+    )

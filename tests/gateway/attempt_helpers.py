@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import orjson
 
+from provara_kit.errors import UnsupportedParameterError
 from provara_kit.provider import Provider
 from provara_kit.providers.openai_compatible import OpenAICompatibleProvider
 from provara_kit.registry import ProviderSpec, Registry
@@ -58,6 +59,19 @@ class GlitchProvider(Provider):
         return ChatStream(events())
 
 
+class PickyProvider(Provider):
+    """Refuses every request before sending it, as an adapter refuses a parameter its wire
+    cannot carry (``UnsupportedParameterError``, a ``ValueError``)."""
+
+    name = "picky"
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        raise UnsupportedParameterError("picky cannot take 'messages' with a system turn")
+
+    def complete_stream(self, request: ChatRequest) -> ChatStream:
+        raise UnsupportedParameterError("picky cannot take 'messages' with a system turn")
+
+
 PRICY_PRICE = (1_000, 2_000)
 """USD per million input and output tokens of ``pricy/p-1``: dear, so costs show."""
 
@@ -72,6 +86,14 @@ def registry_with_a_dead_provider(pricy: ScriptedUpstream | None = None) -> Regi
             factory=lambda *, api_key, base_url, transport: GlitchProvider(),
             api_key_env=None,
             default_models=("g-1",),
+        )
+    )
+    registry.register(
+        ProviderSpec(
+            name="picky",
+            factory=lambda *, api_key, base_url, transport: PickyProvider(),
+            api_key_env=None,
+            default_models=("k-1",),
         )
     )
     if pricy is not None:

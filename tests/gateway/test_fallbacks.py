@@ -325,3 +325,28 @@ def test_a_chain_of_models_without_keys_leaves_the_attempt_its_keep_alives(
         assert response.headers["x-provara-attempts"] == "1"
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_fallback_that_refuses_the_request_is_skipped(tmp_path: Path, stream: bool) -> None:
+    chain = {"local/echo": ("picky/k-1", "local/echo-anthropic"), "dead/dead-1": ("picky/k-1",)}
+    server, _ = start_gateway(tmp_path, fallbacks=chain)
+    try:
+        token = server.tenant("picky")
+        served = post(server, token, fault="status=503; model=echo", stream=stream)
+        assert served.status_code == 200
+        assert served.headers["x-provara-served-model"] == "local/echo-anthropic"
+        meta = meta_of(served)
+        assert meta["skipped"] == ["picky/k-1"]
+        assert [p["model"] for p in meta["path"]] == ["local/echo"] * 3 + ["local/echo-anthropic"]
+        # Nothing left after the refusal: the answer is the failure that led there (a
+        # 502, the dead port), not the refusal's 400.
+        failed = post(server, token, "dead/dead-1", stream=stream)
+        assert failed.status_code == 502, failed.text
+        assert failed.json()["error"]["code"] != "unsupported_request"
+        # The requested model refusing is the client's 400, as without a chain.
+        refused = post(server, token, "picky/k-1", stream=stream)
+        assert refused.status_code == 400
+        assert refused.json()["error"]["code"] == "unsupported_request"
+    finally:
+        server.stop()
