@@ -43,7 +43,9 @@ logger = logging.getLogger("reference_gateway")
 SERVED_MODEL_HEADER = "x-provara-served-model"
 ATTEMPTS_HEADER = "x-provara-attempts"
 
-_PROCESSED = frozenset({"first_token_timeout", "stream_timeout", "stream_aborted"})
+_PROCESSED = frozenset(
+    {"first_token_timeout", "stream_timeout", "stream_aborted", "internal_error"}
+)
 """Failures after which the upstream may have read (and will bill) the input."""
 
 
@@ -448,6 +450,13 @@ class Attempts:
         self._queue(route, meta, attempted, stream=stream)
         if failure.counts_against_model:
             self._gateway.router.failed(self.tenant.id, route.public_model)
+
+    def crashed(self, route: Route, started: float, t0: float, *, stream: bool) -> None:
+        """Record an attempt whose adapter raised something other than a provider error
+        (a bug; the client gets a 500): its input estimated, as the upstream may have read
+        it. Not held against the model by the router, nor retried."""
+        failure = Failure(500, "internal_error", retry=False, fall_back=False)
+        self.failed(route, failure, started, t0, stream=stream)
 
     def broke(
         self,

@@ -18,6 +18,7 @@ included.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from typing import TYPE_CHECKING, Any
@@ -32,13 +33,15 @@ from starlette.types import Receive, Scope, Send
 from provara_kit.errors import ProviderError
 from provara_kit.types import ChatRequest, ChatResponse
 from reference_gateway.api.chat_stream import SSEResponse, unrecorded
-from reference_gateway.api.errors import GatewayError, from_validation_error
+from reference_gateway.api.errors import GatewayError, from_validation_error, internal_error
 from reference_gateway.api.http import read_json_object
 from reference_gateway.attempts import Attempts, RequestLog
 from reference_gateway.local import FAULT_HEADER
 from reference_gateway.router import AUTO, CELL_HEADER
 from reference_gateway.sse import usage_object
 from reference_gateway.usage import UsageNotRecordedError
+
+logger = logging.getLogger("reference_gateway")
 
 if TYPE_CHECKING:
     from reference_gateway.app import Gateway
@@ -145,6 +148,12 @@ class ChatCompletions:
             except GatewayError as exc:
                 response = exc.response()
                 status, error = exc.status, log.error or exc.code
+            except Exception:
+                # A bug (the gateway's or an adapter's): the traceback to the log under
+                # the request's id, the id to the client with the generic 500.
+                logger.exception("request %s failed", log.request_id)
+                response = internal_error(log.request_id).response()
+                status, error = 500, "internal_error"
             await response(scope, receive, send)
         except asyncio.CancelledError:
             log.finish(499, "client_disconnected")
@@ -195,6 +204,10 @@ class ChatCompletions:
                 await route.release()
                 route = await attempts.refused(route, exc)
                 continue
+            except Exception:
+                await route.release()
+                attempts.crashed(route, started, t0, stream=False)
+                raise
             except BaseException:
                 await route.release()
                 raise

@@ -35,7 +35,12 @@ from starlette.types import Receive, Scope, Send
 from provara_kit.errors import ProviderError, StreamTimeoutError
 from provara_kit.streaming import ChatStream
 from provara_kit.types import ProvaraMeta, ReasoningDelta, StreamEvent, TextDelta
-from reference_gateway.api.errors import INTERNAL_ERROR, GatewayError, from_provider_error
+from reference_gateway.api.errors import (
+    INTERNAL_ERROR,
+    GatewayError,
+    from_provider_error,
+    internal_error,
+)
 from reference_gateway.attempts import Attempts, RequestLog
 from reference_gateway.providers import Route
 from reference_gateway.retry import FirstTokenTimeoutError, classify
@@ -237,6 +242,8 @@ class SSEResponse(Response):
                 # Nothing was sent: retry, fall back, or answer with the failure's status.
                 await self._close()
                 if not isinstance(exc, ProviderError | ValueError):
+                    self._open = False
+                    attempts.crashed(route, self._wall, self._t0, stream=True)
                     raise
                 self._open = False
                 self._watch_disconnect()
@@ -268,8 +275,12 @@ class SSEResponse(Response):
         except ProviderError as exc:
             tail = encode_error(self._broke(exc).body())
         except Exception:
-            if not self._started:
-                raise  # the error middleware answers a 500
+            if not self._started:  # nothing sent yet: the generic 500, naming the request
+                logger.exception("request %s failed", self.log.request_id)
+                self._status, self._error = 500, "internal_error"
+                await self._close()
+                await internal_error(self.log.request_id).response()(scope, self._receive, send)
+                return
             logger.exception("unhandled error while streaming %s", self.log.request_id)
             self._error = "internal_error"
             if self._open:

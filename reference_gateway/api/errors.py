@@ -43,6 +43,7 @@ __all__ = [
     "from_validation_error",
     "gateway_error_handler",
     "http_exception_handler",
+    "internal_error",
     "unsupported",
 ]
 
@@ -271,6 +272,18 @@ INTERNAL_ERROR = GatewayError(
     type="server_error",
     code="internal_error",
 )
+
+
+def internal_error(request_id: str) -> GatewayError:
+    """:data:`INTERNAL_ERROR` naming the request, as the log line of its traceback does."""
+    return GatewayError(
+        500,
+        f"The gateway hit an internal error while handling request {request_id}; "
+        "it has been logged.",
+        type="server_error",
+        code="internal_error",
+        headers={"x-request-id": request_id},
+    )
 
 
 class ErrorMiddleware:

@@ -44,7 +44,8 @@ def closed_port() -> int:
 
 
 class GlitchProvider(Provider):
-    """Streams one word, then something that is no stream event: a bug after the first byte."""
+    """Bugs: ``g-1`` streams one word, then something that is no stream event (after the
+    first byte); ``g-2`` raises before its first event; ``complete`` always raises."""
 
     name = "glitch"
 
@@ -53,6 +54,8 @@ class GlitchProvider(Provider):
 
     def complete_stream(self, request: ChatRequest) -> ChatStream:
         async def events() -> AsyncGenerator[Any, None]:
+            if request.model == "g-2":
+                raise RuntimeError("a bug before the first event")
             yield TextDelta(text="half")
             yield object()
 
@@ -85,7 +88,7 @@ def registry_with_a_dead_provider(pricy: ScriptedUpstream | None = None) -> Regi
             name="glitch",
             factory=lambda *, api_key, base_url, transport: GlitchProvider(),
             api_key_env=None,
-            default_models=("g-1",),
+            default_models=("g-1", "g-2"),
         )
     )
     registry.register(

@@ -293,6 +293,21 @@ def test_a_gateway_error_after_the_first_byte_still_records_the_attempt(
     assert "glitch/g-1" not in server.gateway.router.failures(owner)  # a bug, not the model
 
 
+@pytest.mark.parametrize(("model", "stream"), [("glitch/g-1", False), ("glitch/g-2", True)])
+def test_an_adapter_bug_before_the_first_byte_is_a_500_and_an_attempt_row(
+    server: GatewayServer, token: str, sleeps: Sleeps, model: str, stream: bool
+) -> None:
+    response = post(server, token, model, stream=stream)
+    assert response.status_code == 500
+    assert response.json()["error"]["type"] == "server_error"
+    assert sleeps.waits == []  # a bug is not retried
+    (row,) = usage_rows(server, token, response.headers["x-request-id"], 1)
+    assert (row["status"], row["error"], row["output_tokens"]) == (500, "internal_error", 0)
+    assert row["input_tokens"] > 0 and row["estimated"] == 1  # the upstream may have read it
+    owner = tenant_id(server.database, token)
+    assert model not in server.gateway.router.failures(owner)
+
+
 def test_the_budget_spent_waiting_sends_the_request_down_the_chain(
     server: GatewayServer, token: str, sleeps: Sleeps
 ) -> None:
