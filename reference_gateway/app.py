@@ -124,7 +124,7 @@ class Gateway:
         self.db = await asyncio.to_thread(Database, settings.database_url)
         self.auth = Authenticator(self.db)
         self.operators = OperatorAuth(self.db)
-        start = await self.db.run(snapshot)
+        start = await self.db.read(snapshot)
         self.router.load(start.totals)
         if start.totals:
             samples = sum(row[3] for row in start.totals)

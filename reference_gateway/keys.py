@@ -83,7 +83,7 @@ class ProviderKeys:
         return ciphertext, hint
 
     async def list(self, tenant: Tenant) -> list[StoredKey]:
-        return await self._db.run(list_keys, tenant.id)
+        return await self._db.read(list_keys, tenant.id)
 
     async def add(self, tenant: Tenant, name: object, value: object) -> StoredKey:
         """Store a new key; 409 if the tenant has one under that name (rotate it instead)."""

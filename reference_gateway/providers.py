@@ -195,7 +195,7 @@ class ProviderPool:
         if keys is not None:
             return keys
         generation = self._generation.get(tenant_id, 0)
-        stored = await self._db.run(list_keys, tenant_id)
+        stored = await self._db.read(list_keys, tenant_id)
         keys = {key.provider: key for key in stored}
         if self._generation.get(tenant_id, 0) == generation:
             self._tenant_keys[tenant_id] = keys

@@ -166,7 +166,7 @@ class Sync:
 
     async def poll(self) -> None:
         """Read and apply what is new now."""
-        changes, samples = await self._db.run(_poll, self._changes.after, self._samples.after)
+        changes, samples = await self._db.read(_poll, self._changes.after, self._samples.after)
         self.polls += 1
         now = time.monotonic()
         by_id = {change.id: change for change in changes}

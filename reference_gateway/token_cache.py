@@ -60,7 +60,7 @@ class TokenCache(Generic[H]):
         expires = self._unknown.get(digest)
         if expires is not None and expires > now:
             return None
-        holder = await self._db.run(self._find, digest)
+        holder = await self._db.read(self._find, digest)
         if holder is None:
             if len(self._unknown) >= _NEGATIVE_MAX:
                 self._unknown.clear()

@@ -78,7 +78,7 @@ class Feedback:
         its usage row: unflushed rows are written first so a fresh one is found too."""
         gateway = self.gateway
         await gateway.usage.flush()
-        found = await gateway.db.run(lambda conn: completion_of(conn, tenant_id, completion_id))
+        found = await gateway.db.read(lambda conn: completion_of(conn, tenant_id, completion_id))
         if found is None:
             return None
         provider, model, cell = found

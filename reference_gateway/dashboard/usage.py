@@ -225,7 +225,7 @@ class UsagePage:
                 ),
             )
 
-        buckets, totals, lines, (logged, requests) = await self.gateway.db.run(report)
+        buckets, totals, lines, (logged, requests) = await self.gateway.db.read(report)
         export = f"/dashboard/usage.csv?{chosen.query()}"
         parts = [
             range_form(_PATH, chosen, typed=params),

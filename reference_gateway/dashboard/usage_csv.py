@@ -85,7 +85,7 @@ class UsageCsv:
             rows = attempt_rows(conn, tenant_id, chosen.first, chosen.last)
             return usage_csv(rows, ATTEMPT_COLUMNS)
 
-        text = await self.gateway.db.run(export)
+        text = await self.gateway.db.read(export)
         name = (
             f"provara-usage-{_filename_part(session.tenant.name)}-"
             f"{chosen.first.isoformat()}-to-{chosen.last.isoformat()}.csv"

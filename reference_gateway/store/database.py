@@ -20,7 +20,7 @@ from typing import TypeVar
 
 import sqlalchemy as sa
 
-from reference_gateway.store.engine import create_engine, inline_sqlite_engine, is_sqlite
+from reference_gateway.store.engine import READ_ONLY, create_engine, inline_sqlite_engine, is_sqlite
 from reference_gateway.store.schema import migrate
 
 __all__ = ["Database", "connect"]
@@ -59,6 +59,7 @@ class Database:
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="provara-db")
         self._closed = False
         self._inline: sa.Engine | None = None
+        self._read_options = {READ_ONLY: True} if self.is_sqlite else {"postgresql_readonly": True}
         try:
             self._executor.submit(migrate, self.engine).result()
         except BaseException:
@@ -70,12 +71,29 @@ class Database:
         with self.engine.begin() as conn:
             return fn(conn, *args)
 
+    def _read(self, fn: Callable[..., T], *args: object) -> T:
+        with self.engine.connect() as conn:
+            conn.execution_options(**self._read_options)
+            with conn.begin():
+                return fn(conn, *args)
+
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         """``fn(conn, *args)`` in one transaction on a database thread."""
         if self._closed:
             raise RuntimeError("the database is closed")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._call, fn, *args)
+
+    async def read(self, fn: Callable[..., T], *args: object) -> T:
+        """``fn(conn, *args)`` in one read-only transaction on a database thread.
+
+        On SQLite it takes no lock (a long report never holds up another process's
+        writes); on PostgreSQL the transaction is ``READ ONLY``, so a write in ``fn`` fails.
+        """
+        if self._closed:
+            raise RuntimeError("the database is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._read, fn, *args)
 
     def try_inline(self, fn: Callable[..., T], *args: object) -> tuple[bool, T | None]:
         """``(True, fn(conn, *args))`` in one transaction on the caller's thread, when the

@@ -3,7 +3,8 @@
 ``PROVARA_DATABASE_URL`` is ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``
 (a bare path means the same file) or ``postgresql://user:password@host:port/name`` (driven by
 psycopg 3). Every transaction on SQLite starts with ``BEGIN IMMEDIATE``: it takes the write
-lock at once, so two processes never both read and then fail to upgrade to writing. The
+lock at once, so two processes never both read and then fail to upgrade to writing; a
+connection with the :data:`READ_ONLY` option begins a plain read instead. The
 file is in WAL mode with ``synchronous = NORMAL``: a committed transaction survives the
 gateway process being killed (it is in the operating system's hands), though not a power
 cut.
@@ -23,6 +24,7 @@ from sqlalchemy.pool import StaticPool
 from provara_kit.errors import ConfigurationError
 
 __all__ = [
+    "READ_ONLY",
     "create_engine",
     "inline_sqlite_engine",
     "is_sqlite",
@@ -32,6 +34,10 @@ __all__ = [
 ]
 
 _POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+
+READ_ONLY = "provara_read_only"
+"""The execution option of a connection whose transactions only read: on SQLite a plain
+(deferred) ``BEGIN`` instead of ``BEGIN IMMEDIATE``."""
 
 
 def _scheme(url: str) -> str:
@@ -142,7 +148,10 @@ def _sqlite_engine(path: str, *, wait_ms: int = 5000, checkpoints: bool = True) 
 
     @event.listens_for(engine, "begin")
     def _begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A reader takes no lock at all in WAL mode: it never waits for a writer, and no
+        # writer (another process's usage commit) waits for it.
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 

@@ -21,6 +21,7 @@ from reference_gateway.auth import create_tenant
 from reference_gateway.cli import main
 from reference_gateway.store import HEAD, Database, connect, create_engine, current_revision
 from reference_gateway.store.changes import changes_after, last_change_id
+from reference_gateway.store.engine import sqlite_path
 from reference_gateway.store.feedback import feedback_totals, insert_feedback
 from reference_gateway.store.keys import delete_key, insert_key, list_keys, replace_key
 from reference_gateway.store.schema import migrate
@@ -327,3 +328,35 @@ def test_a_new_sqlite_file_waits_for_a_writer_before_entering_wal(tmp_path: Path
         engine.dispose()
         release.join()
         other.close()
+
+
+def test_reads_take_no_write_lock_and_cannot_write(store_url: str, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        db = Database(store_url)
+        try:
+            await db.run(create_tenant, "reader")
+            held = None
+            if db.is_sqlite:  # another process writing: a read does not wait for it
+                import sqlite3
+
+                held = sqlite3.connect(sqlite_path(store_url), isolation_level=None)
+                held.execute("BEGIN IMMEDIATE")
+            try:
+                names = await asyncio.wait_for(db.read(list_tenants), timeout=2)
+                assert [row.name for row in names] == ["reader"]
+            finally:
+                if held is not None:
+                    held.execute("ROLLBACK")
+                    held.close()
+            if not db.is_sqlite:  # the transaction is READ ONLY
+                with pytest.raises(sa.exc.InternalError, match="read-only"):
+                    await db.read(revoke_tenant, "reader")
+            # The pool's connections write again after serving reads.
+            for n in range(6):
+                await db.read(list_tenants)
+                await db.run(create_tenant, f"writer-{n}")
+            assert len(await db.read(list_tenants)) == 7
+        finally:
+            db.close()
+
+    asyncio.run(scenario())

@@ -101,7 +101,7 @@ class HealthPage:
         ]
         for window, heading, length in WINDOWS:
             since = (now - length).isoformat(timespec="milliseconds")
-            rows = await self.gateway.db.run(provider_health, since)
+            rows = await self.gateway.db.read(provider_health, since)
             parts.append(f"<h2>{e(heading)}</h2>{_table(window, rows)}")
         parts.append("</section>")
         return render_operator("Provider health", "".join(parts), session)

@@ -135,8 +135,8 @@ class SpendPage:
     async def _page(self, session: OperatorSession, chosen: DateRange) -> Response:
         await self.gateway.usage.flush()
         db = self.gateway.db
-        rows = await db.run(tenant_spend, chosen.first, chosen.last)
-        buckets = await db.run(usage_series, None, chosen.first, chosen.last)
+        rows = await db.read(tenant_spend, chosen.first, chosen.last)
+        buckets = await db.read(usage_series, None, chosen.first, chosen.last)
         total = sum(row.cost_picodollars for row in rows)
         unpriced = sum(row.unpriced for row in rows)
         estimated = sum(row.estimated_picodollars for row in rows)

@@ -49,7 +49,7 @@ class TenantsPage:
         notice = None
         if request.query_params.get("done") == "revoked":
             name = request.query_params.get("name", "")
-            rows = await self.gateway.db.run(list_tenants)
+            rows = await self.gateway.db.read(list_tenants)
             if any(row.name == name and row.revoked_at for row in rows):
                 notice = (
                     f"Revoked {name}: its token stops working on every gateway process "
@@ -97,7 +97,7 @@ class TenantsPage:
         return await self._page(session, error="Unknown action.", status_code=400)
 
     async def _active(self, name: str) -> TenantRow | None:
-        rows = await self.gateway.db.run(list_tenants)
+        rows = await self.gateway.db.read(list_tenants)
         return next((row for row in rows if row.name == name and not row.revoked_at), None)
 
     async def _create(self, session: OperatorSession, name: str) -> Response:
@@ -145,7 +145,7 @@ class TenantsPage:
         name: str = "",
         status_code: int = 200,
     ) -> Response:
-        rows = await self.gateway.db.run(list_tenants)
+        rows = await self.gateway.db.read(list_tenants)
         parts: list[str] = []
         if notice:
             parts.append(f'<p class="notice" id="notice">{e(notice)}</p>')
