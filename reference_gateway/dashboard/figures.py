@@ -28,6 +28,11 @@ def count(value: float) -> str:
     return f"{round(value):,}"
 
 
+def counted(value: int, noun: str) -> str:
+    """:func:`count` with ``noun``, plural unless it is one: ``1 attempt``, ``2 attempts``."""
+    return f"{count(value)} {noun}{'' if value == 1 else 's'}"
+
+
 def milliseconds(value: float | None) -> str:
     """``840 ms``, ``12.3 s``; an em dash when there is no value."""
     if value is None:

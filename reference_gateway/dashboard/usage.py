@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from reference_gateway.dashboard.charts import Point, bar_chart
-from reference_gateway.dashboard.figures import count, key_label, usd, usd_tick
+from reference_gateway.dashboard.figures import count, counted, key_label, usd, usd_tick
 from reference_gateway.dashboard.page import e, render
 from reference_gateway.dashboard.ranges import PRESETS, DateRange, InvalidRange, parse_range
 from reference_gateway.dashboard.request_log import PAGE_SIZE, log_table
@@ -108,7 +108,7 @@ def _totals(totals: Totals) -> str:
     if totals.estimated_picodollars or totals.estimated:
         parts.append(
             f'<p>Of that cost, <span id="estimated-total">{usd(totals.estimated_picodollars)}'
-            f"</span> over {count(totals.estimated)} attempts uses "
+            f"</span> over {counted(totals.estimated, 'attempt')} uses "
             '<span class="flag">estimated tokens</span> (the upstream reported no usage: '
             "counted by the adapter's count endpoint or tokenizer where it has one, else "
             "characters / 4).</p>"

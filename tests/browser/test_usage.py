@@ -56,8 +56,14 @@ def test_usage_page_shows_the_tenants_usage(signed_in: Browser, site: Site) -> N
     # Four attempts served by zenith/zenith-pro (one as local/echo's fallback) are the
     # priced cost; local/echo is free, acme/acme-large unpriced.
     assert signed_in.find("#priced-total").text == f"${4 * ZENITH_COST}"
-    assert signed_in.find("#unpriced-attempts").text == "2"
-    assert models_listed(signed_in) == {"local/echo", "acme/acme-large", "zenith/zenith-pro"}
+    # acme/acme-large twice; boom/boom-1, whose adapter broke, with its input estimated.
+    assert signed_in.find("#unpriced-attempts").text == "3"
+    assert models_listed(signed_in) == {
+        "local/echo",
+        "acme/acme-large",
+        "zenith/zenith-pro",
+        "none",  # boom/boom-1 served nothing
+    }
     assert "echo-anthropic" not in signed_in.text()  # the other tenant's only model
     for chart in signed_in.all("svg.chart"):
         assert chart.size["width"] > 0
@@ -81,9 +87,15 @@ def test_date_filters_narrow_the_range(signed_in: Browser, site: Site) -> None:
 
     signed_in.click(signed_in.find("#range-last-7"))
     assert query(signed_in) == {"last": ["7"]}
-    assert models_listed(signed_in) == {"local/echo", "zenith/zenith-pro"}  # acme: 10 days
+    # acme: 10 days back; "none": the failed boom/boom-1 request.
+    assert models_listed(signed_in) == {"local/echo", "zenith/zenith-pro", "none"}
     signed_in.click(signed_in.find("#range-last-30"))
-    assert models_listed(signed_in) == {"local/echo", "acme/acme-large", "zenith/zenith-pro"}
+    assert models_listed(signed_in) == {
+        "local/echo",
+        "acme/acme-large",
+        "zenith/zenith-pro",
+        "none",
+    }
 
     before = site.backdated - dt.timedelta(days=5)
     type_date(signed_in, signed_in.find("#range-from"), before - dt.timedelta(days=3))

@@ -380,8 +380,8 @@ def test_spend_by_tenant_keeps_unpriced_and_estimated_apart(server: GatewayServe
         "tokens-in": "37",
         "tokens-out": "68",
         "cost": "$0.0000035",
-        "estimated": "$0.000002 (1 attempts)",
-        "unpriced": "1 attempts 15 tokens, cost unknown",
+        "estimated": "$0.000002 (1 attempt)",
+        "unpriced": "1 attempt 15 tokens, cost unknown",
     }
     second_row = _spend_row(html, "second")
     assert (second_row["requests"], second_row["cost"]) == ("2", "$0.00000025")

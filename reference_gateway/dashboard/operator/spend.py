@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from reference_gateway.dashboard.charts import Point, bar_chart
-from reference_gateway.dashboard.figures import count, usd, usd_tick
+from reference_gateway.dashboard.figures import count, counted, usd, usd_tick
 from reference_gateway.dashboard.operator.frame import render_operator
 from reference_gateway.dashboard.operator.session import OperatorSession, OperatorSessions
 from reference_gateway.dashboard.page import e
@@ -82,14 +82,14 @@ def _table(rows: list[TenantSpend]) -> str:
         if row.revoked:
             name += ' <span class="flag">revoked</span>'
         estimated = (
-            f'{usd(row.estimated_picodollars)} <span class="muted">({count(row.estimated)} '
-            "attempts)</span>"
+            f'{usd(row.estimated_picodollars)} <span class="muted">'
+            f"({counted(row.estimated, 'attempt')})</span>"
             if row.estimated
             else '<span class="muted">—</span>'
         )
         unpriced = (
-            f'<span class="flag">{count(row.unpriced)} attempts</span> '
-            f'<span class="muted">{count(row.unpriced_tokens)} tokens, cost unknown</span>'
+            f'<span class="flag">{counted(row.unpriced, "attempt")}</span> '
+            f'<span class="muted">{counted(row.unpriced_tokens, "token")}, cost unknown</span>'
             if row.unpriced
             else '<span class="muted">—</span>'
         )
