@@ -84,7 +84,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-variants",
         action="store_true",
-        help="skip the gateway's other configurations (2 workers, PostgreSQL, batched usage)",
+        help="skip the gateway's other configurations (2 workers, PostgreSQL, batched usage, "
+        "telemetry off)",
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        choices=sorted(VARIANTS),
+        metavar="NAME",
+        help="measure only this configuration of the gateway's others (repeatable): "
+        + ", ".join(VARIANTS),
     )
     parser.add_argument("--no-extras", action="store_true", help="skip SSE and conformance")
     parser.add_argument(
@@ -159,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.no_variants:
             missing |= {name: "skipped (--no-variants)" for name in VARIANTS}
         else:
-            names = list(VARIANTS)
+            names = args.variant or list(VARIANTS)
+            missing |= {name: "skipped (--variant)" for name in VARIANTS if name not in names}
             started, failed = start_variants(
                 upstream, work, names, [_free_port() for _ in names], stack
             )

@@ -27,6 +27,7 @@ TARGETS = (
     "gateway-pg",
     "gateway-batched",
     "gateway-pg-batched",
+    "gateway-quiet",
     "litellm",
     "portkey",
 )
@@ -94,7 +95,8 @@ def summarize(
             for peer in PEERS:
                 theirs = by_target.get(peer, {}).get("rps")
                 if theirs:
-                    row[f"rps_vs_{peer}"] = round(row["rps"] / theirs, 1)
+                    # Kept to 3 places: a ratio of 1.98 must not be judged as 2.0.
+                    row[f"rps_vs_{peer}"] = round(row["rps"] / theirs, 3)
         rows += by_target.values()
     return rows
 

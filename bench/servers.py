@@ -147,14 +147,16 @@ def start_gateway(
     workers: int = 1,
     database_url: str | None = None,
     durable: bool = True,
+    telemetry: bool = True,
 ) -> Server:
     """``provara-gateway serve`` with the bench's mock providers and one tenant.
 
     Default settings unless asked otherwise: a SQLite file in ``workdir`` (or
     ``database_url``, set as ``PROVARA_DATABASE_URL``), durable usage (``durable=False``
-    sets ``PROVARA_USAGE_DURABLE=0``). The tenant stores its own provider keys through
-    the API, so every request authenticates its token and goes through the stored-key
-    path; the operator sets no provider key.
+    sets ``PROVARA_USAGE_DURABLE=0``), metrics and the request log on (``telemetry=False``
+    sets ``PROVARA_METRICS=0`` and ``PROVARA_REQUEST_LOG=off``). The tenant stores its
+    own provider keys through the API, so every request authenticates its token and goes
+    through the stored-key path; the operator sets no provider key.
     """
     from provara_kit.vault import generate_master_key
 
@@ -175,6 +177,8 @@ def start_gateway(
     }
     if not durable:
         env["PROVARA_USAGE_DURABLE"] = "0"
+    if not telemetry:
+        env |= {"PROVARA_METRICS": "0", "PROVARA_REQUEST_LOG": "off"}
     command = str(_BIN / "provara-gateway")
     store: list[str] = []
     if database_url is None:
@@ -220,7 +224,8 @@ def start_gateway(
         features=(
             f"provara-gateway serve, {workers} worker{'s' if workers != 1 else ''}, "
             f"{'SQLite' if database_url is None else 'PostgreSQL'}, "
-            f"usage {'durable' if durable else 'batched (PROVARA_USAGE_DURABLE=0)'}; "
+            f"usage {'durable' if durable else 'batched (PROVARA_USAGE_DURABLE=0)'}, "
+            f"{'metrics and request log on' if telemetry else 'no metrics, no request log'}; "
             "token auth, the tenant's stored (encrypted) provider keys, usage recorded"
         ),
     )

@@ -4,7 +4,8 @@ Each variant changes one setting of the default gateway (one worker, SQLite, dur
 usage) and is loaded only in the cells where that setting matters, which keeps the run
 short: two workers at concurrency 16; PostgreSQL wherever its latency or throughput
 shows; ``PROVARA_USAGE_DURABLE=0`` non-streaming, where :func:`bench.report.durability_cost`
-compares it with the default. The PostgreSQL variants share one throwaway server
+compares it with the default; metrics and the request log off (``gateway-quiet``)
+non-streaming, what the default telemetry costs. The PostgreSQL variants share one throwaway server
 (:class:`reference_gateway.store.local_postgres.LocalPostgres`), one database each.
 """
 
@@ -35,6 +36,7 @@ class Variant:
     workers: int = 1
     postgres: bool = False
     durable: bool = True
+    telemetry: bool = True
 
 
 VARIANTS: dict[str, Variant] = {
@@ -42,6 +44,7 @@ VARIANTS: dict[str, Variant] = {
     "gateway-pg": Variant(frozenset({("json", 1), ("json", 16), ("stream", 16)}), postgres=True),
     "gateway-batched": Variant(frozenset({("json", 1), ("json", 16)}), durable=False),
     "gateway-pg-batched": Variant(frozenset({("json", 1)}), postgres=True, durable=False),
+    "gateway-quiet": Variant(frozenset({("json", 1), ("json", 16)}), telemetry=False),
 }
 
 
@@ -109,6 +112,7 @@ def start_variants(
                 workers=variant.workers,
                 database_url=database_url,
                 durable=variant.durable,
+                telemetry=variant.telemetry,
             )
         except Unavailable as exc:
             missing[name] = str(exc)

@@ -73,6 +73,7 @@ class RequestLog:
         "stream",
         "t0",
         "tenant",
+        "trace_context",
     )
 
     def __init__(self, observer: Observer, request_id: str) -> None:
@@ -88,6 +89,8 @@ class RequestLog:
         self.attempts: list[Attempt] = []
         self.skipped: list[str] = []
         self.prompt: object = None
+        self.trace_context: tuple[tuple[str, str], ...] = ()
+        """The client's W3C trace context headers, kept only when :attr:`observing`."""
         self.status = 200
         self.error: str | None = None
         """The outcome's error code once known (an upstream failure's, not the response's)."""
@@ -152,6 +155,7 @@ class RequestLog:
                 attempts=tuple(self.attempts),
                 skipped=tuple(self.skipped),
                 prompt=self.prompt,
+                trace_context=self.trace_context,
             )
         )
 

@@ -105,6 +105,9 @@ class Outcome:
     skipped: tuple[str, ...] = ()
     """Fallback models passed over without an attempt (no key for them, not routable)."""
     prompt: object = None
+    trace_context: tuple[tuple[str, str], ...] = ()
+    """The request's W3C trace context headers (``traceparent``, ``tracestate``) as the
+    client sent them: its span continues the client's trace."""
 
     @property
     def retries(self) -> int:

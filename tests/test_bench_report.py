@@ -109,6 +109,11 @@ def test_ratio_against_portkey_and_its_target() -> None:
     assert _verdicts(check_targets(rows, 100.0, None))["json c16 req/s vs Portkey (x)"] is True
     rows = summarize(_samples(gateway_rps=2_000, litellm_rps=50, added_ms=0.3, portkey_rps=1_100))
     assert _verdicts(check_targets(rows, 100.0, None))["json c16 req/s vs Portkey (x)"] is False
+    # 832 over 416.4 is 1.998: shown as 2.0x, judged as missed.
+    rows = summarize(_samples(gateway_rps=832, litellm_rps=50, added_ms=0.3, portkey_rps=416.4))
+    assert _one(rows, "json", 16, "gateway")["rps_vs_portkey"] == 1.998
+    assert "2.0x" in table(rows)
+    assert _verdicts(check_targets(rows, 100.0, None))["json c16 req/s vs Portkey (x)"] is False
 
 
 def test_an_unmeasured_cell_is_a_reason_never_a_figure() -> None:

@@ -48,6 +48,9 @@ if TYPE_CHECKING:
 
 __all__ = ["PATH", "ChatCompletions", "routes"]
 
+_TRACE_HEADERS = ("traceparent", "tracestate")
+"""The W3C trace context a client's request may carry (the request span continues it)."""
+
 
 def _stream_flags(data: dict[str, Any]) -> tuple[bool, bool]:
     """Pop ``stream`` and ``stream_options`` from the body: ``(stream, include_usage)``."""
@@ -166,6 +169,10 @@ class ChatCompletions:
     async def handle(self, request: Request, log: RequestLog) -> Response:
         gateway = self.gateway
         headers = request.headers
+        if log.observing:
+            log.trace_context = tuple(
+                (name, headers[name]) for name in _TRACE_HEADERS if name in headers
+            )
         tenant = log.tenant = await gateway.auth.authenticate(headers.get("authorization"))
         data = await read_json_object(request, gateway.settings.max_body_bytes)
         requested = data.get("model")

@@ -9,6 +9,8 @@ times its :class:`~reference_gateway.outcome.Outcome` recorded. Attributes:
 ``gen_ai.usage.output_tokens``, ``error.type`` (the gateway's error code, with an error
 status), ``http.response.status_code``, and ``provara.*`` for the rest (tenant, cost,
 time to first token, retries and fallbacks). No prompt and no key is ever put on a span.
+A request that carries a W3C ``traceparent`` (and ``tracestate``) gets its span in that
+trace, under the caller's span.
 
 Tracing needs the ``otel`` extra (``pip install 'provara-kit[otel]'``: opentelemetry-sdk
 and the OTLP/HTTP exporter) and is configured by the standard variables: it is on when
@@ -144,6 +146,7 @@ class Tracing:
         return None  # its span is made with its request's, under it
 
     def request_done(self, outcome: Outcome) -> None:
+        from opentelemetry import propagate
         from opentelemetry.trace import SpanKind, set_span_in_context
 
         start = _ns(outcome.started)
@@ -174,8 +177,12 @@ class Tracing:
         if costs:
             attributes["provara.cost_usd"] = sum(costs)
         _error(attributes, outcome.error)
+        # The client's traceparent, when it sent one, makes this span a child of its own
+        # (the configured propagators read it: W3C trace context by default).
+        parent = propagate.extract(dict(outcome.trace_context)) if outcome.trace_context else None
         span = self._tracer.start_span(
             self._name(outcome.requested_model),
+            context=parent,
             kind=SpanKind.SERVER,
             attributes=attributes,
             start_time=start,

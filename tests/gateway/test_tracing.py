@@ -134,6 +134,33 @@ def test_an_error_before_any_attempt(traced: Tracing, exporter: InMemorySpanExpo
     assert span.status.status_code is StatusCode.ERROR
 
 
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+CALLER_SPAN = "00f067aa0ba902b7"
+
+
+def test_a_client_s_traceparent_puts_the_request_in_its_trace(
+    traced: Tracing, exporter: InMemorySpanExporter
+) -> None:
+    context = (("traceparent", f"00-{TRACE_ID}-{CALLER_SPAN}-01"), ("tracestate", "acme=7"))
+    traced.request_done(outcome(attempt("local/echo"), trace_context=context))
+    traced.request_done(outcome(attempt("local/echo"), trace_context=(("traceparent", "junk"),)))
+    spans = exporter.get_finished_spans()
+    requests = [s for s in spans if s.kind is SpanKind.SERVER]
+    linked = [s for s in requests if s.parent is not None]
+    assert len(requests) == 2 and len(linked) == 1
+    (joined,) = linked
+    assert f"{joined.context.trace_id:032x}" == TRACE_ID
+    assert joined.parent is not None and f"{joined.parent.span_id:016x}" == CALLER_SPAN
+    assert joined.parent.is_remote and dict(joined.context.trace_state) == {"acme": "7"}
+    (child,) = [
+        s for s in spans if s.parent is not None and s.parent.span_id == joined.context.span_id
+    ]
+    assert child.context.trace_id == joined.context.trace_id
+    # A traceparent that is not one starts a trace of the gateway's own.
+    (fresh,) = [s for s in requests if s.parent is None]
+    assert f"{fresh.context.trace_id:032x}" != TRACE_ID
+
+
 def test_no_prompt_on_a_span(traced: Tracing, exporter: InMemorySpanExporter) -> None:
     traced.request_done(outcome(attempt(), prompt=[{"role": "user", "content": "secret plan"}]))
     assert all(
@@ -267,6 +294,33 @@ def test_the_gateway_traces_when_asked(
     assert all((r.attributes or {})["gen_ai.usage.input_tokens"] > 0 for r in served)
     assert all(r.end_time is not None and r.start_time is not None for r in requests)
     assert all(r.end_time >= r.start_time for r in requests)  # type: ignore[operator]
+
+
+def test_the_gateway_continues_the_client_s_trace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exporter: InMemorySpanExporter
+) -> None:
+    monkeypatch.setattr(tracing, "span_processor", _in_memory(exporter))
+    base = make_settings(tmp_path)
+    settings = replace(base, environ={**base.environ, "OTEL_TRACES_EXPORTER": "console"})
+    with GatewayServer(settings) as server:
+        token = server.tenant("traced")
+        answer = httpx.post(
+            f"{server.url}/v1/chat/completions",
+            json={"model": "local/echo", "messages": [{"role": "user", "content": "hi"}]},
+            headers={
+                "authorization": f"Bearer {token}",
+                "traceparent": f"00-{TRACE_ID}-{CALLER_SPAN}-01",
+            },
+            timeout=10,
+        )
+        assert answer.status_code == 200
+        until(
+            "the request traced",
+            lambda: any(s.kind is SpanKind.SERVER for s in exporter.get_finished_spans()),
+        )
+    (request,) = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.SERVER]
+    assert f"{request.context.trace_id:032x}" == TRACE_ID
+    assert request.parent is not None and f"{request.parent.span_id:016x}" == CALLER_SPAN
 
 
 _NO_IMPORT = """
