@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime
 import os
 import platform
@@ -36,7 +37,15 @@ from bench.report import (
     targets_table,
     write,
 )
-from bench.servers import Server, Unavailable, direct, peak_rss_mb, start_gateway, start_litellm
+from bench.servers import (
+    Server,
+    Unavailable,
+    cpu_seconds,
+    direct,
+    peak_rss_mb,
+    start_gateway,
+    start_litellm,
+)
 from bench.upstream import Upstream
 from bench.variants import VARIANTS, start_variants
 
@@ -226,12 +235,18 @@ def main(argv: list[str] | None = None) -> int:
                 load = {"connections": conns, "workdir": work / "wrk"}
                 if args.warmup:
                     run_wrk(url, body, headers, seconds=args.warmup, **load)
+                cpu_before = cpu_seconds(server.process)
                 result = run_wrk(url, body, headers, seconds=args.duration, **load)
+                cpu_after = cpu_seconds(server.process)
+                if cpu_before is not None and cpu_after is not None and result.requests:
+                    per_request = (cpu_after - cpu_before) / result.requests * 1e6
+                    result = dataclasses.replace(result, cpu_us=round(per_request, 1))
                 samples.setdefault((mode, name, conns), []).append(result)
+                cpu = "" if result.cpu_us is None else f"  cpu {result.cpu_us:7.1f} us/req"
                 print(
                     f"round {round_} {mode:<6} c={conns:<3} {name:<19}"
                     f"{result.rps:9.1f} req/s  p50 {result.p50_ms:8.3f} ms  "
-                    f"p99 {result.p99_ms:8.3f} ms  errors {result.errors}",
+                    f"p99 {result.p99_ms:8.3f} ms  errors {result.errors}{cpu}",
                     flush=True,
                 )
         rss = {name: peak_rss_mb(server.process) for name, server in servers.items()}

@@ -42,6 +42,10 @@ class Result:
     errors: int
     p50_ms: float
     p99_ms: float
+    cpu_us: float | None = None
+    """CPU time (user and system) the target's process tree spent per request, in µs:
+    a cost the machine's other load moves less than it moves req/s (``None``: not read,
+    as for nginx, which the run does not start as a target of its own)."""
 
     @property
     def rps(self) -> float:

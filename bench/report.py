@@ -80,12 +80,14 @@ def summarize(
                 by_target[target] = {**row, "rps": None, "reason": reason or "not run"}
                 continue
             p50 = _median([r.p50_ms for r in results])
+            cpu = [r.cpu_us for r in results if r.cpu_us is not None]
             by_target[target] = {
                 **row,
                 "rps": round(statistics.median(r.rps for r in results), 1),
                 "p50_ms": p50,
                 "p99_ms": _median([r.p99_ms for r in results]),
                 "added_p50_ms": None if base_p50 is None else round(p50 - base_p50, 3),
+                "cpu_us": _median(cpu) if cpu else None,
                 "errors": errors,
                 "rounds": len(results),
             }
@@ -104,7 +106,7 @@ def summarize(
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
         f"{'mode':<7}{'conc':>5} {'target':<19}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
-        f"{'+p50 ms':>9}{'errors':>8}{'vs LiteLLM':>12}{'vs Portkey':>12}"
+        f"{'+p50 ms':>9}{'cpu us':>9}{'errors':>8}{'vs LiteLLM':>12}{'vs Portkey':>12}"
     )
     lines = [head, "-" * len(head)]
     for row in rows:
@@ -113,13 +115,14 @@ def table(rows: list[dict[str, Any]]) -> str:
             lines.append(f"{start}not measured: {row['reason']}")
             continue
         added = "" if row["added_p50_ms"] is None else f"{row['added_p50_ms']:.3f}"
+        cpu = "" if row.get("cpu_us") is None else f"{row['cpu_us']:.0f}"
         ratios = "".join(
             f"{(f'{row[key]:.1f}x' if key in row else ''):>12}"
             for key in (f"rps_vs_{peer}" for peer in PEERS)
         )
         lines.append(
             f"{start}{row['rps']:>10.1f}{row['p50_ms']:>9.3f}{row['p99_ms']:>9.3f}"
-            f"{added:>9}{row['errors']:>8}{ratios}"
+            f"{added:>9}{cpu:>9}{row['errors']:>8}{ratios}"
         )
     return "\n".join(lines)
 

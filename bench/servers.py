@@ -121,6 +121,21 @@ def peak_rss_mb(process: subprocess.Popen[bytes] | None) -> float | None:
     return total / 1024
 
 
+def cpu_seconds(process: subprocess.Popen[bytes] | None) -> float | None:
+    """CPU time (user and system) the process and its children have used, in seconds."""
+    if process is None or process.poll() is not None:
+        return None
+    ticks = 0
+    for pid in _pids(process.pid):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rpartition(")")[2].split()  # after the command name, which may hold spaces
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def _store_key(port: int, token: str, name: str, value: str) -> None:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/api/provider-keys",

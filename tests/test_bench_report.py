@@ -3,6 +3,8 @@ bench.probe's reading of an answer, which decides whether a target is measured a
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from bench.load import Result
@@ -248,3 +250,18 @@ def test_probe_names_what_is_wrong(status: int, body: str, stream: bool, problem
     found = answer_problem(status, body, stream)
     assert found is not None
     assert found.startswith(problem) or problem in found
+
+
+def test_cpu_per_request_is_the_median_of_the_rounds_and_shown() -> None:
+    samples = _samples(gateway_rps=2_000, litellm_rps=50, added_ms=0.3, portkey_rps=800)
+    samples[("json", "gateway", 16)] = [
+        replace(result, cpu_us=cpu)
+        for result, cpu in zip(
+            samples[("json", "gateway", 16)], (900.0, 1_100.0, 1_000.0), strict=True
+        )
+    ]
+    rows = summarize(samples)
+    assert _one(rows, "json", 16, "gateway")["cpu_us"] == 1_000.0
+    assert _one(rows, "json", 16, "portkey")["cpu_us"] is None  # not read: no column value
+    line = next(line for line in table(rows).splitlines() if " 16 gateway " in line)
+    assert " 1000 " in line
