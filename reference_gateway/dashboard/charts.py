@@ -72,12 +72,14 @@ def bar_chart(
     axis: Callable[[float], str] = compact,
     whole: bool = True,
     flag_legend: str | None = None,
+    category: str = "When",
 ) -> str:
     """A ``<figure>``: a caption (title, summary, legend), the SVG chart, and its figures
     as a table.
 
     ``fmt`` writes an exact value (bar titles, table, summary), ``axis`` a tick;
-    ``whole`` keeps tick steps whole numbers (counts, pico-dollars).
+    ``whole`` keeps tick steps whole numbers (counts, pico-dollars); ``category`` heads
+    the table's column of bar labels.
     """
     top = max((point.value for point in points), default=0)
     ticks = nice_ticks(top, whole=whole)
@@ -147,7 +149,7 @@ def bar_chart(
     )
     table = (
         f'<details class="figures"><summary>{e(title)}: the figures</summary>'
-        f'<div class="scroll"><table><thead><tr><th>When</th><th class=num>Value</th>'
+        f'<div class="scroll"><table><thead><tr><th>{e(category)}</th><th class=num>Value</th>'
         f"<th>Note</th></tr></thead><tbody>{rows}</tbody></table></div></details>"
     )
     return f'<figure class="chart" id="{cid}-figure">{caption}{"".join(parts)}{table}</figure>'

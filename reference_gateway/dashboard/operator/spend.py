@@ -70,6 +70,7 @@ def _charts(buckets: list[Bucket], rows: list[TenantSpend]) -> str:
             fmt=lambda v: usd(round(v)),
             axis=usd_tick,
             flag_legend=_UNPRICED,
+            category="Tenant",
         )
         + "</section>"
     )
