@@ -35,29 +35,33 @@ class EmptyAnswerForUnknownShape(OpenAICompatibleProvider):
         return super()._parse_completion(body)
 
 
+class _Lenient:
+    """A stream mapper that drops a frame the mapper it wraps cannot read."""
+
+    def __init__(self, inner: StreamMapper | None) -> None:
+        assert inner is not None
+        self.inner = inner
+
+    @property
+    def done(self) -> bool:
+        return self.inner.done
+
+    def feed(self, frame: Any) -> list[Any]:
+        try:
+            return self.inner.feed(frame)
+        except ValueError:
+            return []
+
+    def end(self) -> list[Any]:
+        return self.inner.end()
+
+
 class SkipsUndecodableChunks(OpenAICompatibleProvider):
     """Skips a stream chunk it cannot parse ("be lenient in what you accept"): the chunk's
     text is lost, and the stream still ends cleanly with a meta that bills it whole."""
 
     def _stream_mapper(self, request: ChatRequest) -> StreamMapper | None:
-        inner = super()._stream_mapper(request)
-        assert inner is not None
-
-        class Lenient:
-            @property
-            def done(self) -> bool:
-                return inner.done
-
-            def feed(self, frame: Any) -> list[Any]:
-                try:
-                    return inner.feed(frame)
-                except ValueError:
-                    return []
-
-            def end(self) -> list[Any]:
-                return inner.end()
-
-        return Lenient()
+        return _Lenient(super()._stream_mapper(request))
 
 
 class SkipsUnknownAnthropicEvents(AnthropicProvider):
@@ -65,24 +69,7 @@ class SkipsUnknownAnthropicEvents(AnthropicProvider):
     dropped like an unknown event type."""
 
     def _stream_mapper(self, request: ChatRequest) -> StreamMapper | None:
-        inner = super()._stream_mapper(request)
-        assert inner is not None
-
-        class Lenient:
-            @property
-            def done(self) -> bool:
-                return inner.done
-
-            def feed(self, frame: Any) -> list[Any]:
-                try:
-                    return inner.feed(frame)
-                except ValueError:
-                    return []
-
-            def end(self) -> list[Any]:
-                return inner.end()
-
-        return Lenient()
+        return _Lenient(super()._stream_mapper(request))
 
 
 CASES: tuple[Case, ...] = (
