@@ -59,7 +59,7 @@ figcaption{margin-bottom:.25rem}figcaption .legend{color:#c2410c;font-size:13px}
 dl.totals{display:flex;flex-wrap:wrap;gap:.5rem 2rem;margin:.5rem 0}dl.totals dt{color:#4a5568;
 font-size:13px}dl.totals dd{margin:0;font-size:1.1rem}
 form.range,p.presets,p.pager{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center}
-td.path,table.log td:first-child{white-space:nowrap}td.path{font-size:13px}
+table.log td:first-child,.step{white-space:nowrap}td.path{font-size:13px}
 .step.failed{color:#b42318}
 .confirm{padding:1rem;border:1px solid #f3b8b8;border-radius:4px;background:#fff8f8}
 @media (max-width:40rem){body{margin:1rem auto;font-size:14px}

@@ -118,6 +118,13 @@ def test_the_request_log_shows_retries_and_fallbacks(signed_in: Browser, site: S
     assert steps[-1] == "zenith/zenith-pro 200"
     assert steps == ["local/echo 503", "local/echo 503", "zenith/zenith-pro 200"]
     assert failed == steps[:-1]
+    # At desktop width a long path wraps between its steps instead of running past the
+    # log's box (each step stays on one line).
+    box = signed_in.find("#request-log .scroll")
+    hidden = signed_in.driver.execute_script(
+        "return arguments[0].scrollWidth - arguments[0].clientWidth", box
+    )
+    assert hidden <= 1
     assert signed_in.find("#total-attempts").text.split()[0] != signed_in.text("#total-requests")
     signed_in.shot("usage-today")
 
