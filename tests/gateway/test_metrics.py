@@ -84,6 +84,16 @@ def metrics() -> Metrics:
     return Metrics(ModelLabels(_Catalog(), ["acme/acme-3"]), usage_pending=lambda: 7)
 
 
+SERVED_ECHO = {
+    "tenant": "acme-corp",
+    "provider": "local",
+    "model": "echo",
+    "status": "200",
+    "stream": "false",
+}
+"""The request labels of :func:`outcome` around one served ``local/echo`` attempt."""
+
+
 def value(metrics: Metrics, name: str, **labels: str) -> float | None:
     return metrics.registry.get_sample_value(name, labels)
 
@@ -184,18 +194,7 @@ def test_retries_fallbacks_and_every_attempts_tokens(metrics: Metrics) -> None:
             == 1
         )
     # The request is the served model's, and no error: it was answered.
-    assert (
-        value(
-            metrics,
-            "provara_requests_total",
-            tenant="acme-corp",
-            provider="local",
-            model="echo",
-            status="200",
-            stream="false",
-        )
-        == 1
-    )
+    assert value(metrics, "provara_requests_total", **SERVED_ECHO) == 1
     assert (
         value(
             metrics,
@@ -721,17 +720,6 @@ def test_one_observer_failing_starves_no_other(
     fanout = Fanout([_Broken(), metrics])
     fanout.attempt_done(attempt(), request_id="chatcmpl-1", tenant_id="t_1")
     fanout.request_done(outcome(attempt()))
-    assert (
-        value(
-            metrics,
-            "provara_requests_total",
-            tenant="acme-corp",
-            provider="local",
-            model="echo",
-            status="200",
-            stream="false",
-        )
-        == 1
-    )
+    assert value(metrics, "provara_requests_total", **SERVED_ECHO) == 1
     assert "_Broken failed on request chatcmpl-1" in caplog.text
     assert "_Broken failed on an attempt" in caplog.text

@@ -229,13 +229,19 @@ def test_a_gateway_without_the_sdk_runs_untraced(
     with GatewayServer(settings) as server:
         assert server.gateway.telemetry.tracing is None
         token = server.tenant("acme-corp")
-        answer = httpx.post(
-            f"{server.url}/v1/chat/completions",
-            json={"model": "local/echo", "messages": [{"role": "user", "content": "hi"}]},
-            headers={"authorization": f"Bearer {token}"},
-            timeout=30,
-        )
-        assert answer.status_code == 200
+        _say_hi(server, token)
+
+
+def _say_hi(server: GatewayServer, token: str, **headers: str) -> httpx.Response:
+    """One chat completion of ``local/echo`` as ``token``; it must be answered."""
+    answer = httpx.post(
+        f"{server.url}/v1/chat/completions",
+        json={"model": "local/echo", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"authorization": f"Bearer {token}", **headers},
+        timeout=30,
+    )
+    assert answer.status_code == 200
+    return answer
 
 
 def _in_memory(exporter: InMemorySpanExporter) -> object:
@@ -304,16 +310,7 @@ def test_the_gateway_continues_the_client_s_trace(
     settings = replace(base, environ={**base.environ, "OTEL_TRACES_EXPORTER": "console"})
     with GatewayServer(settings) as server:
         token = server.tenant("traced")
-        answer = httpx.post(
-            f"{server.url}/v1/chat/completions",
-            json={"model": "local/echo", "messages": [{"role": "user", "content": "hi"}]},
-            headers={
-                "authorization": f"Bearer {token}",
-                "traceparent": f"00-{TRACE_ID}-{CALLER_SPAN}-01",
-            },
-            timeout=10,
-        )
-        assert answer.status_code == 200
+        _say_hi(server, token, traceparent=f"00-{TRACE_ID}-{CALLER_SPAN}-01")
         until(
             "the request traced",
             lambda: any(s.kind is SpanKind.SERVER for s in exporter.get_finished_spans()),
@@ -396,13 +393,7 @@ def test_spans_reach_an_otlp_collector(tmp_path: Path, collector: _Collector) ->
     }
     with GatewayServer(replace(base, environ=environ)) as server:
         token = server.tenant("acme-corp")
-        answer = httpx.post(
-            f"{server.url}/v1/chat/completions",
-            json={"model": "local/echo", "messages": [{"role": "user", "content": "hi"}]},
-            headers={"authorization": f"Bearer {token}"},
-            timeout=30,
-        )
-        assert answer.status_code == 200
+        answer = _say_hi(server, token)
     # Stopping the gateway flushed the batch.
     assert collector.exports, "no export reached the collector"
     spans = []
