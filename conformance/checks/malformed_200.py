@@ -78,12 +78,12 @@ class _Rewritten(httpx.AsyncBaseTransport):
         return httpx.Response(200, headers={"content-type": media_type}, content=content)
 
 
-def _with_payload(frame: bytes, payload: bytes) -> bytes | None:
-    """``frame`` with its JSON replaced by ``payload``, in the frame's own format (``None``
-    when the frame holds no JSON this knows how to find)."""
+def _swapped(frame: bytes, swap: Callable[[bytes], bytes]) -> bytes | None:
+    """``frame`` with its JSON payload replaced by ``swap(payload)``, in the frame's own
+    format (``None`` when the frame holds no JSON this knows how to find)."""
     start, end = frame.find(b"{"), frame.rfind(b"}")
-    if frame[:4].isascii() and frame[:1] != b"\x00" and 0 <= start < end:
-        return frame[:start] + payload + frame[end + 1 :]
+    if frame[:4].isascii() and frame[:1] != b"\x00" and 0 <= start < end:  # SSE, NDJSON
+        return frame[:start] + swap(frame[start : end + 1]) + frame[end + 1 :]
     # An AWS event-stream message: the payload re-framed under the same event type.
     from provara_kit.framings.event_stream import EventStreamDecoder
     from provara_kit.testing.event_stream import event
@@ -94,7 +94,7 @@ def _with_payload(frame: bytes, payload: bytes) -> bytes | None:
         return None
     if len(messages) != 1 or messages[0].event_type is None:
         return None
-    return event(messages[0].event_type, payload)
+    return event(messages[0].event_type, swap(messages[0].payload))
 
 
 def _stream_body(
@@ -105,18 +105,16 @@ def _stream_body(
 ) -> bytes | None:
     """The wire's stream of ``reply``, its second content frame's JSON swapped (``None``
     when the stream has no second content frame holding JSON)."""
-    frames = dialect.stream_frames(reply, StreamFaults(), request=view)
-    content = [i for i, frame in enumerate(frames) if frame.chunk is not None]
+    rendered = dialect.stream_frames(reply, StreamFaults(), request=view)
+    content = [i for i, frame in enumerate(rendered) if frame.chunk is not None]
     if len(content) < 2:
         return None
     index = content[1]
-    frame = frames[index].data
-    start, end = frame.find(b"{"), frame.rfind(b"}")
-    swapped = _with_payload(frame, swap(frame[start : end + 1] if 0 <= start < end else b"{}"))
+    frames = [frame.data for frame in rendered]
+    swapped = _swapped(frames[index], swap)
     if swapped is None:
         return None
-    before = b"".join(f.data for f in frames[:index])
-    return before + swapped + b"".join(f.data for f in frames[index + 1 :])
+    return b"".join([*frames[:index], swapped, *frames[index + 1 :]])
 
 
 async def _complete_cases(ctx: CheckContext, found: Findings, reply: CannedReply) -> None:
