@@ -200,7 +200,7 @@ class Attempts:
         self.tries = 0
         """Retries made at the current model."""
         self._tried: set[str] = set()
-        self._last_failure: tuple[Route, ProviderError] | None = None
+        self._last_failure: tuple[Route, ProviderError, Failure] | None = None
         """The last failed attempt: its error is the answer when nothing else is left."""
         self._keys: Mapping[str, StoredKey] = {}
         self.started = gateway.retry.clock()
@@ -296,11 +296,11 @@ class Attempts:
                         skipped.code,
                     )
         if failure.fall_back:
-            self._last_failure = (route, exc)
+            self._last_failure = (route, exc, failure)
             following = await self._next_model()
             if following is not None:
                 return following
-        raise self._answer(route, exc)
+        raise self._answer(route, exc, failure)
 
     async def refused(self, route: Route, exc: ValueError) -> Route:
         """``route``'s adapter refused the request before sending it (a parameter it
@@ -323,9 +323,9 @@ class Attempts:
             return following
         raise self._answer(*failed)
 
-    def _answer(self, route: Route, exc: ProviderError) -> GatewayError:
+    def _answer(self, route: Route, exc: ProviderError, failure: Failure) -> GatewayError:
         """The error response when ``exc`` at ``route`` is the last word."""
-        self.log.error = classify(exc).error
+        self.log.error = failure.error
         error = from_provider_error(
             exc, provider=route.provider_name, request_id=self.log.request_id
         )
