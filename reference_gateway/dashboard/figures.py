@@ -33,6 +33,11 @@ def counted(value: int, noun: str) -> str:
     return f"{count(value)} {noun}{'' if value == 1 else 's'}"
 
 
+def unpriced_flag(attempts: int) -> str | None:
+    """A chart bar's note for ``attempts`` at unpriced models (``None`` when there are none)."""
+    return f"{counted(attempts, 'unpriced attempt')}: cost unknown" if attempts else None
+
+
 def milliseconds(value: float | None) -> str:
     """``840 ms``, ``12.3 s``; an em dash when there is no value."""
     if value is None:

@@ -17,7 +17,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from reference_gateway.dashboard.charts import Point, bar_chart
-from reference_gateway.dashboard.figures import count, counted, key_label, usd, usd_tick
+from reference_gateway.dashboard.figures import (
+    count,
+    counted,
+    key_label,
+    unpriced_flag,
+    usd,
+    usd_tick,
+)
 from reference_gateway.dashboard.page import e, render
 from reference_gateway.dashboard.ranges import PRESETS, DateRange, InvalidRange, parse_range
 from reference_gateway.dashboard.request_log import PAGE_SIZE, log_table
@@ -70,7 +77,7 @@ def _charts(buckets: list[Bucket], *, hourly: bool) -> str:
             b.label,
             _short(b.label),
             b.cost_picodollars,
-            flag=f"{b.unpriced} unpriced attempt(s): cost unknown" if b.unpriced else None,
+            flag=unpriced_flag(b.unpriced),
         )
         for b in buckets
     ]

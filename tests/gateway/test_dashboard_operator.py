@@ -393,8 +393,8 @@ def test_spend_by_tenant_keeps_unpriced_and_estimated_apart(server: GatewayServe
     assert 'id="spend-chart-tenants"' in html and 'id="spend-chart-time"' in html
     by_tenant = html[html.index('id="spend-chart-tenants-figure"') :]
     assert "<th>Tenant</th>" in by_tenant[: by_tenant.index("</figure>")]
-    assert "<title>2026-03-04: $0.00000375 (1 unpriced attempt(s): cost unknown)</title>" in html
-    assert "<title>first: $0.0000035 (1 unpriced attempt(s): cost unknown)</title>" in html
+    assert "<title>2026-03-04: $0.00000375 (1 unpriced attempt: cost unknown)</title>" in html
+    assert "<title>first: $0.0000035 (1 unpriced attempt: cost unknown)</title>" in html
     assert "<title>idle:" not in html  # a tenant with no usage in the range has no bar
     # The order: the costliest first.
     assert html.index('data-tenant="first"') < html.index('data-tenant="second"')

@@ -115,7 +115,7 @@ def test_usage_page_charts_breakdown_and_log_for_a_range(
     assert "<td>2026-03-10</td><td class=num>$0.0000025</td>" in spend
     assert re.search(
         r"<td>2026-03-12</td><td class=num>\$0</td><td><span class=\"flag\">1 "
-        r"unpriced attempt\(s\): cost unknown",
+        r"unpriced attempt: cost unknown",
         spend,
     )
     assert "▲ unpriced usage" in spend and "<path" in spend

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from reference_gateway.dashboard.charts import Point, bar_chart
-from reference_gateway.dashboard.figures import count, counted, usd, usd_tick
+from reference_gateway.dashboard.figures import count, counted, unpriced_flag, usd, usd_tick
 from reference_gateway.dashboard.operator.frame import render_operator
 from reference_gateway.dashboard.operator.session import OperatorSession, OperatorSessions
 from reference_gateway.dashboard.page import e
@@ -33,10 +33,6 @@ _PATH = "/dashboard/operator/spend"
 _UNPRICED = "unpriced usage: cost unknown, not in the bar"
 
 
-def _unpriced_flag(attempts: int) -> str | None:
-    return f"{attempts} unpriced attempt(s): cost unknown" if attempts else None
-
-
 def _charts(buckets: list[Bucket], rows: list[TenantSpend]) -> str:
     per = "hour" if len(buckets) == 24 and buckets[0].label.endswith(" 00:00") else "day"
     by_time = [
@@ -44,12 +40,12 @@ def _charts(buckets: list[Bucket], rows: list[TenantSpend]) -> str:
             b.label,
             b.label[11:] if per == "hour" else b.label[5:],
             b.cost_picodollars,
-            flag=_unpriced_flag(b.unpriced),
+            flag=unpriced_flag(b.unpriced),
         )
         for b in buckets
     ]
     by_tenant = [
-        Point(row.name, row.name[:10], row.cost_picodollars, flag=_unpriced_flag(row.unpriced))
+        Point(row.name, row.name[:10], row.cost_picodollars, flag=unpriced_flag(row.unpriced))
         for row in rows
         if row.attempts
     ]
